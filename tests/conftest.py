@@ -1,0 +1,116 @@
+"""Session fixtures: real disks built once (cached by the builder's content), leak checks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vm2c_tui.diskbuilder import build as b
+from vm2c_tui.diskbuilder.recipes import build as build_recipe
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("VM2C_FIXTURE_CACHE", REPO / ".cache" / "fixtures"))
+VM2C = [sys.executable, "-m", "vm2c_tui"]
+
+
+def _builder_key() -> str:
+    h = hashlib.sha256()
+    for p in sorted((REPO / "vm2c_tui" / "diskbuilder").glob("*.py")):
+        h.update(p.name.encode() + p.read_bytes())
+    h.update(Path("/bin/busybox").read_bytes()[:4096])
+    return h.hexdigest()[:16]
+
+
+class Disks:
+    """Fixture disks by (recipe, format), built on first use, kept for later sessions."""
+
+    FORMATS = {
+        "raw": None,
+        "qcow2": ("qcow2", "-c"),
+        "vdi": ("vdi",),
+        "vmdk": ("vmdk",),
+        "vmdk-stream": ("vmdk", "-o", "subformat=streamOptimized"),
+        "vmdk-flat": ("vmdk", "-o", "subformat=twoGbMaxExtentFlat"),
+        "vhd": ("vpc",),
+        "vhdx": ("vhdx",),
+    }
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def raw(self, name: str) -> Path:
+        path = self.root / f"{name}.raw"
+        if not path.exists():
+            tmp = self.root / f".tmp-{name}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            built = build_recipe(name, tmp)
+            os.replace(built, path)
+            shutil.rmtree(tmp)
+        return path
+
+    def get(self, name: str, fmt: str = "raw") -> Path:
+        raw = self.raw(name)
+        if fmt == "raw":
+            return raw
+        if fmt == "qcow2-backing":
+            base = self.get(name, "qcow2")
+            top = self.root / f"{name}-overlay.qcow2"
+            if not top.exists():
+                b.overlay(base, "qcow2", top)
+            return top
+        out_fmt, *opts = self.FORMATS[fmt]
+        ext = {"vpc": "vhd"}.get(out_fmt, out_fmt)
+        dest = self.root / f"{name}.{fmt}.{ext}" if fmt != out_fmt else self.root / f"{name}.{ext}"
+        if fmt == "vmdk-flat":
+            d = self.root / f"{name}-flat"
+            d.mkdir(exist_ok=True)
+            dest = d / f"{name}.vmdk"
+        if not dest.exists():
+            if fmt == "vmdk-flat":  # the descriptor names its extents: write them in place
+                b.convert(raw, out_fmt, dest, *opts)
+            else:
+                tmp = dest.with_name(".tmp-" + dest.name)
+                b.convert(raw, out_fmt, tmp, *opts)
+                os.replace(tmp, dest)
+        return dest
+
+
+@pytest.fixture(scope="session")
+def disks() -> Disks:
+    if os.geteuid() != 0:
+        pytest.fail("the test suite needs root (loop devices, mounts, LVM on loop devices)")
+    return Disks(CACHE / _builder_key())
+
+
+def _state() -> dict:
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    mounts = [l for l in Path("/proc/self/mountinfo").read_text().splitlines() if "vm2c-" in l]
+    procs = subprocess.run(["pgrep", "-a", "qemu-storage"], capture_output=True, text=True).stdout
+    temps = sorted(p.name for p in Path("/tmp").glob("vm2c-*") if not p.name.startswith("vm2c-build"))
+    return {"loops": sorted(loops.splitlines()), "mounts": mounts, "qemu": procs.splitlines(), "temps": temps}
+
+
+@pytest.fixture
+def no_leaks():
+    """Asserts a test left no loop device, mount, qemu process or temp dir behind."""
+    before = _state()
+    yield
+    after = _state()
+    for key in before:
+        new = sorted(set(after[key]) - set(before[key]))
+        assert not new, f"left behind ({key}): {new}"
+
+
+def vm2c(*args: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*VM2C, *map(str, args)], capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"vm2c {' '.join(map(str, args))} failed: {proc.stderr}")
+    return proc

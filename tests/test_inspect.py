@@ -1,0 +1,179 @@
+"""vm2c inspect on real disks in every format, and on broken input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import vm2c
+from vm2c_tui.diskbuilder.layout import stable_uuid
+
+FORMATS = ["raw", "qcow2", "qcow2-backing", "vdi", "vmdk", "vmdk-stream", "vmdk-flat", "vhd", "vhdx"]
+FORMAT_NAME = {"raw": "raw", "qcow2": "qcow2", "qcow2-backing": "qcow2", "vdi": "vdi", "vmdk": "vmdk",
+               "vmdk-stream": "vmdk", "vmdk-flat": "vmdk", "vhd": "vhd", "vhdx": "vhdx"}
+
+
+def inspect_json(path) -> dict:
+    proc = vm2c("inspect", "--json", path, check=True)
+    return json.loads(proc.stdout)
+
+
+def fingerprint(path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest(), os.stat(path).st_mtime_ns
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_full_disk_every_format(disks, fmt, no_leaks):
+    path = disks.get("full", fmt)
+    before = fingerprint(path)
+    doc = inspect_json(path)
+    assert doc["format"].split()[0] == FORMAT_NAME[fmt]
+    assert doc["table"] == "gpt"
+    if fmt == "vhd":  # Virtual PC rounds the size up to a CHS geometry
+        assert 300 << 20 <= doc["virtual_size"] < 301 << 20
+    else:
+        assert doc["virtual_size"] == 300 << 20
+    parts = {p["id"]: p for p in doc["partitions"]}
+    assert [p["type"] for p in doc["partitions"]] == ["EFI System", "Linux filesystem", "Linux LVM"]
+    assert parts["p1"]["fstype"] == "vfat" and parts["p1"]["label"] == "EFI"
+    assert parts["p2"]["fstype"] == "ext4" and parts["p2"]["uuid"] == stable_uuid("full-boot")
+    assert parts["p2"]["start"] == 69632 and parts["p2"]["end"] == 118783 and parts["p2"]["sectors"] == 49152
+    vols = {v["id"]: v for v in parts["p3"]["volumes"]}
+    assert set(vols) == {"fullvg/root", "fullvg/var", "fullvg/home", "fullvg/swap"}
+    assert vols["fullvg/root"]["fstype"] == "ext4" and vols["fullvg/root"]["size"] == 180 << 20
+    assert vols["fullvg/swap"]["fstype"] == "swap"
+    assert vols["fullvg/root"]["root"] is True
+    assert vols["fullvg/root"]["os"] == {"id": "demolinux", "version_id": "1.0",
+                                         "pretty_name": "Demo Linux 1.0 (vm2c)"}
+    assert doc["root"] == "fullvg/root"
+    assert fingerprint(path) == before, "the source image changed"
+
+
+def test_mbr_logical_partitions_xfs_btrfs(disks, no_leaks):
+    doc = inspect_json(disks.get("mbr"))
+    assert doc["table"] == "dos"
+    ids = [p["id"] for p in doc["partitions"]]
+    assert ids == ["p1", "p2", "p5", "p6", "p7"]
+    parts = {p["id"]: p for p in doc["partitions"]}
+    assert parts["p2"]["type"] == "Extended"
+    assert parts["p5"]["fstype"] == "xfs" and parts["p5"]["root"]
+    assert parts["p6"]["fstype"] == "btrfs"
+    assert parts["p7"]["type"] == "Linux swap / Solaris"
+    assert doc["root"] == "p5"
+
+
+def test_bare_filesystem_has_no_table(disks, no_leaks):
+    doc = inspect_json(disks.get("bare"))
+    assert doc["table"] == "none"
+    assert [p["id"] for p in doc["partitions"]] == ["fs"]
+    assert doc["root"] == "fs"
+
+
+def test_human_output_is_a_cfdisk_table_with_fstab(disks):
+    out = vm2c("inspect", disks.get("demo"), check=True).stdout
+    assert "Device" in out and "Sectors" in out and "EFI System" in out
+    assert " └ demo/root" in out and "[root]" in out
+    assert "/boot ext4  -> p2" in out
+    assert "skipped: swap" in out
+
+
+def test_fstab_targets_resolved_service(disks):
+    from vm2c_tui.services.inspect import inspect_image
+
+    insp = inspect_image(disks.get("full"))
+    targets = {e.mountpoint: e.target for e in insp.root_volume.fstab if e.target}
+    assert targets == {"/": "fullvg/root", "/boot": "p2", "/boot/efi": "p1",
+                       "/var": "fullvg/var", "/home": "fullvg/home"}
+    skips = {e.mountpoint: e.skip for e in insp.root_volume.fstab if e.skip}
+    assert skips == {"none": "swap", "/mnt/nfs": "network filesystem", "/tmp": "pseudo filesystem"}
+
+
+def test_disk_held_open_by_a_process_is_warned(disks, tmp_path):
+    path = disks.get("bare")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys,time; f=open(sys.argv[1],'rb'); time.sleep(60)",
+                               str(path)])
+    try:
+        for _ in range(50):
+            if any(os.path.realpath(f"/proc/{holder.pid}/fd/{fd}") == str(path)
+                   for fd in os.listdir(f"/proc/{holder.pid}/fd")):
+                break
+            time.sleep(0.05)
+        doc = inspect_json(path)
+        assert any(f"pid {holder.pid}" in w and "Shut it down" in w for w in doc["warnings"])
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _bad_inputs(tmp_path, disks):
+    empty = tmp_path / "empty.img"
+    empty.touch()
+    rnd = tmp_path / "random.img"
+    rnd.write_bytes(os.urandom(1 << 20))
+    vdi = disks.get("demo", "vdi").read_bytes()
+    tvdi = tmp_path / "trunc.vdi"
+    tvdi.write_bytes(vdi[: len(vdi) // 3])
+    qc = disks.get("demo", "qcow2").read_bytes()
+    tqc = tmp_path / "trunc.qcow2"
+    tqc.write_bytes(qc[: len(qc) // 3])
+    gpt = tmp_path / "garbage-gpt.img"
+    with open(gpt, "wb") as f:
+        f.truncate(8 << 20)
+    subprocess.run(["sfdisk", "-q", "--no-reread", "--no-tell-kernel", str(gpt)],
+                   input=b"label: gpt\nsize=2MiB\n", check=True)
+    with open(gpt, "r+b") as f:  # primary and backup entries: random bytes
+        f.seek(1024)
+        f.write(os.urandom(16384))
+        f.seek((8 << 20) - 33 * 512)
+        f.write(os.urandom(16384))
+    return {
+        "missing": (tmp_path / "nope.img", "no such file"),
+        "directory": (tmp_path, "is a directory"),
+        "empty": (empty, "empty file"),
+        "random": (rnd, "no partition table and no filesystem"),
+        "truncated-vdi": (tvdi, "vdi image"),
+        "truncated-qcow2": (tqc, "qcow2 image"),
+        "garbage-gpt": (gpt, "partition table"),
+    }
+
+
+def test_bad_input_one_line_exit_2(disks, tmp_path, no_leaks):
+    for name, (path, words) in _bad_inputs(tmp_path, disks).items():
+        proc = vm2c("inspect", path)
+        assert proc.returncode == 2, (name, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert words in lines[0] and str(path) in lines[0], (name, lines[0])
+        assert proc.stdout == ""
+
+
+def test_doctor_lists_the_machine(tmp_path):
+    doc = json.loads(vm2c("doctor", "--json", "--workdir", tmp_path, check=True).stdout)
+    names = {c["name"]: c for c in doc}
+    for key in ("root", "nbd", "loop", "fuse", "device-mapper", "GNU tar", "docker", "work dir space"):
+        assert key in names
+    assert names["root"]["ok"] is True
+    assert names["nbd"]["ok"] == bool([d for d in os.listdir("/dev") if d.startswith("nbd")])
+    assert names["GNU tar"]["detail"].startswith("tar (GNU tar)")
+
+
+def test_primary_gpt_corrupt_uses_backup_with_warning(disks, tmp_path):
+    img = tmp_path / "primary-broken.raw"
+    subprocess.run(["cp", "--sparse=always", disks.get("demo"), img], check=True)
+    with open(img, "r+b") as f:
+        f.seek(1024)
+        f.write(os.urandom(16384))
+    doc = inspect_json(img)
+    assert doc["table"] == "gpt" and doc["root"] == "demo/root"
+    assert any("backup" in w for w in doc["warnings"])

@@ -1,0 +1,134 @@
+"""The demo disk and the test fixtures: one builder, several layouts.
+
+`build(name, dest_dir)` writes DEST/NAME.raw (and the other formats the
+recipe asks for) and returns their paths. Trees are made in a temp dir.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from . import build as b
+from .layout import Disk, Fs, Lv, Part, Vg
+from .tree import base_tree, freeze_mtimes, split_off, torture_tree
+
+
+def _fstab(lines: list[str]) -> str:
+    return "# <fs> <mountpoint> <type> <options> <dump> <pass>\n" + "\n".join(lines) + "\n"
+
+
+def demo(tmp: Path) -> Disk:
+    """GPT: EFI vfat, ext4 /boot, LVM PV with VG demo: root (ext4) and swap."""
+    root, boot, efi = tmp / "root", tmp / "boot", tmp / "efi"
+    fs_root = Fs("ext4", 96, "demo-root", root, "root")
+    fs_boot = Fs("ext4", 32, "demo-boot", boot, "boot")
+    fs_efi = Fs("vfat", 33, "demo-efi", efi, "EFI")
+    fs_swap = Fs("swap", 16, "demo-swap", None, "swap")
+    fstab = _fstab([
+        f"UUID={fs_root.uuid} / ext4 errors=remount-ro 0 1",
+        f"UUID={fs_boot.uuid} /boot ext4 defaults 0 2",
+        f"UUID={fs_efi.uuid} /boot/efi vfat umask=0077 0 1",
+        f"UUID={fs_swap.uuid} none swap sw 0 0",
+        "proc /proc proc defaults 0 0",
+    ])
+    base_tree(root, fstab=fstab)
+    split_off(root, "boot", boot)
+    _kernel(boot)
+    (efi / "EFI/BOOT").mkdir(parents=True)
+    (efi / "EFI/BOOT/BOOTX64.EFI").write_bytes(b"MZ" + bytes(4094))
+    for t in (root, boot, efi):
+        freeze_mtimes(t)
+    return Disk("gpt", [
+        Part(33, "efi", fs_efi),
+        Part(32, "linux", fs_boot),
+        Part(120, "lvm", Vg("demo", [Lv("root", fs_root), Lv("swap", fs_swap)])),
+    ])
+
+
+def full(tmp: Path) -> Disk:
+    """Every tar case; /boot on a partition; root, /var, /home and swap as LVs."""
+    root, boot, var, home, efi = (tmp / n for n in ("root", "boot", "var", "home", "efi"))
+    fs_root = Fs("ext4", 180, "full-root", root, "root")
+    fs_var = Fs("ext4", 24, "full-var", var, "var")
+    fs_home = Fs("ext4", 16, "full-home", home, "home")
+    fs_boot = Fs("ext4", 24, "full-boot", boot, "boot")
+    fs_efi = Fs("vfat", 33, "full-efi", efi, "EFI")
+    fstab = _fstab([
+        f"UUID={fs_root.uuid} / ext4 defaults 0 1",
+        f"UUID={fs_boot.uuid} /boot ext4 defaults 0 2",
+        "LABEL=EFI /boot/efi vfat umask=0077 0 1",
+        "/dev/fullvg/var /var ext4 defaults 0 2",
+        "/dev/mapper/fullvg-home /home ext4 defaults 0 2",
+        "/dev/fullvg/swap none swap sw 0 0",
+        "server:/export /mnt/nfs nfs defaults 0 0",
+        "tmpfs /tmp tmpfs defaults 0 0",
+    ])
+    base_tree(root, hostname="full", fstab=fstab)
+    torture_tree(root)
+    split_off(root, "boot", boot)
+    split_off(root, "var", var)
+    split_off(root, "home", home)
+    _kernel(boot)
+    (efi / "EFI/debian").mkdir(parents=True)
+    (efi / "EFI/debian/grubx64.efi").write_bytes(b"MZ" + bytes(1022))
+    for t in (root, boot, var, home, efi):
+        freeze_mtimes(t)
+    return Disk("gpt", [
+        Part(33, "efi", fs_efi),
+        Part(24, "linux", fs_boot),
+        Part(240, "lvm", Vg("fullvg", [Lv("root", fs_root), Lv("var", fs_var), Lv("home", fs_home),
+                                       Lv("swap", Fs("swap", 8, "full-swap", None, "swap"))])),
+    ])
+
+
+def mbr(tmp: Path) -> Disk:
+    """DOS table with logical partitions: ext4 /boot, xfs root, btrfs /home, swap."""
+    root, boot, home = tmp / "root", tmp / "boot", tmp / "home"
+    fs_root = Fs("xfs", 300, "mbr-root", root, "mbrroot")
+    fs_boot = Fs("ext4", 16, "mbr-boot", boot, "boot")
+    fs_home = Fs("btrfs", 120, "mbr-home", home, "home")
+    fstab = _fstab([
+        "LABEL=mbrroot / xfs defaults 0 1",
+        "/dev/sda1 /boot ext4 defaults 0 2",
+        f"UUID={fs_home.uuid} /home btrfs defaults 0 2",
+        "/dev/sda7 none swap sw 0 0",
+    ])
+    base_tree(root, hostname="mbr", fstab=fstab)
+    split_off(root, "boot", boot)
+    split_off(root, "home", home)
+    _kernel(boot)
+    for t in (root, boot, home):
+        freeze_mtimes(t)
+    return Disk("dos", [
+        Part(16, "linux", fs_boot),
+        Part(0, "extended"),
+        Part(300, "linux", fs_root, logical=True),
+        Part(120, "linux", fs_home, logical=True),
+        Part(8, "swap", Fs("swap", 8, "mbr-swap", None), logical=True),
+    ])
+
+
+def bare(tmp: Path) -> Disk:
+    """A partition dump: one ext4 filesystem, no table."""
+    root = tmp / "root"
+    base_tree(root, hostname="bare", fstab=_fstab(["LABEL=bare / ext4 defaults 0 1"]))
+    freeze_mtimes(root)
+    return Disk("none", [Part(48, "linux", Fs("ext4", 48, "bare-root", root, "bare"))])
+
+
+RECIPES = {"demo": demo, "full": full, "mbr": mbr, "bare": bare}
+
+
+def build(name: str, dest: Path) -> Path:
+    """Build recipe NAME as DEST/NAME.raw."""
+    with tempfile.TemporaryDirectory(prefix="vm2c-tree-") as t:
+        disk = RECIPES[name](Path(t))
+        return b.build_raw(disk, dest / f"{name}.raw")
+
+
+def _kernel(boot: Path) -> None:
+    (boot / "vmlinuz-6.1.0-demo").write_bytes(b"\x00kernel" * 4096)
+    (boot / "initrd.img-6.1.0-demo").write_bytes(b"\x00initrd" * 4096)
+    (boot / "grub").mkdir(exist_ok=True)
+    (boot / "grub/grub.cfg").write_text("set timeout=0\n")

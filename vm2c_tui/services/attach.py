@@ -1,0 +1,122 @@
+"""Read-only raw views of a disk image, and loop devices over byte ranges of them.
+
+The mechanism is picked at run time (see README, 'How vm2c reads a disk'):
+  direct   raw images and partition dumps are used as they are;
+  nbd      qemu-nbd -r, where /dev/nbd* exists (an ordinary workstation);
+  fuse     qemu-storage-daemon's FUSE export, where there is no nbd (these VMs);
+  copy     qemu-img convert to a sparse temporary raw file, always works.
+A filesystem inside is then a read-only loop device at its byte offset, so
+neither a kernel partition scan nor device-mapper is needed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from ..errors import Vm2cError
+from .formats import ImageInfo
+from .run import run, which
+from .session import Session, release_loop, release_nbd, release_process
+
+
+@dataclass
+class RawView:
+    path: str  # a file or block device with the guest disk's raw bytes
+    method: str
+    why: str
+
+
+def available_methods(info: ImageInfo) -> list[tuple[str, str]]:
+    """(method, why) in order of preference for this image on this machine."""
+    if info.format == "raw":
+        return [("direct", "raw image: read as it is, no conversion")]
+    out = []
+    if glob.glob("/dev/nbd[0-9]*") and which("qemu-nbd") and os.geteuid() == 0:
+        out.append(("nbd", "/dev/nbd* exists: qemu-nbd -r attaches the image read-only"))
+    if os.path.exists("/dev/fuse") and which("qemu-storage-daemon"):
+        out.append(("fuse", "no nbd here: qemu-storage-daemon exports a read-only raw view over FUSE"))
+    out.append(("copy", "qemu-img convert to a temporary sparse raw file (uses disk space)"))
+    return out
+
+
+def open_raw(session: Session, info: ImageInfo, method: str | None = None) -> RawView:
+    methods = available_methods(info)
+    if method:
+        methods = [m for m in methods if m[0] == method]
+        if not methods:
+            raise Vm2cError(f"raw view '{method}' is not available for a {info.display_format} image here")
+    name, why = methods[0]
+    if name == "direct":
+        return RawView(str(info.path), name, why)
+    if name == "nbd":
+        return RawView(_nbd(session, info), name, why)
+    if name == "fuse":
+        return RawView(_fuse(session, info), name, why)
+    return RawView(_copy(session, info), name, why)
+
+
+def _fuse(session: Session, info: ImageInfo) -> str:
+    work = session.tempdir("view")
+    raw = work / "raw"
+    raw.touch(mode=0o600)
+    pidfile = work / "qsd.pid"
+    run([
+        "qemu-storage-daemon",
+        "--blockdev", f"driver=file,node-name=f,filename={info.path},read-only=on",
+        "--blockdev", f"driver={info.format},node-name=d,file=f,read-only=on",
+        "--export", f"type=fuse,id=e,node-name=d,mountpoint={raw},writable=off",
+        "--daemonize", "--pidfile", str(pidfile),
+    ], what="qemu-storage-daemon (FUSE raw view)", timeout=60)
+    pid = int(pidfile.read_text().strip())
+    started = psutil.Process(pid).create_time()
+    session.track("process", str(pid), lambda: _stop_qsd(pid, started, raw),
+                  started=started, fuse_file=str(raw), name="qemu-storage-daemon")
+    return str(raw)
+
+
+def _stop_qsd(pid: int, started: float, raw: Path) -> None:
+    release_process(pid, started)
+    for _ in range(50):  # the export is gone once the daemon has exited
+        if not _fuse_mounted(raw):
+            return
+        time.sleep(0.02)
+    run(["umount", "-l", str(raw)], check=False)
+
+
+def _fuse_mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
+def _nbd(session: Session, info: ImageInfo) -> str:
+    for dev in sorted(glob.glob("/dev/nbd[0-9]*"), key=lambda d: int(d[8:])):
+        if os.path.exists(f"/sys/block/{os.path.basename(dev)}/pid"):
+            continue
+        proc = run(["qemu-nbd", "-r", "-f", info.format, "-c", dev, str(info.path)], check=False)
+        if proc.returncode == 0:
+            session.track("nbd", dev, lambda d=dev: release_nbd(d))
+            return dev
+    raise Vm2cError("no free /dev/nbd device")
+
+
+def _copy(session: Session, info: ImageInfo) -> str:
+    work = session.tempdir("copy")
+    raw = work / "disk.raw"
+    run(["qemu-img", "convert", "-f", info.format, "-O", "raw", "-S", "64k", str(info.path), str(raw)],
+        what="qemu-img convert", timeout=None)
+    return str(raw)
+
+
+def loop_device(session: Session, raw: str, offset: int, size: int) -> str:
+    """A read-only loop device over RAW[offset:offset+size]."""
+    dev = run(["losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), raw],
+              what="losetup").stdout.decode().strip()
+    backing = os.path.realpath(raw)
+    session.track("loop", dev, lambda: release_loop(dev, backing), backing=backing)
+    return dev

@@ -1,0 +1,80 @@
+"""What this machine offers, and what it means for a conversion."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+
+from .mount import kernel_filesystems
+from .run import run, which
+from .system import free_space
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    meaning: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "meaning": self.meaning}
+
+
+def _version(cmd: list[str]) -> str:
+    if not which(cmd[0]):
+        return ""
+    out = run(cmd, check=False, timeout=10)
+    return (out.stdout or out.stderr).decode(errors="replace").strip().splitlines()[0] if out.stdout or out.stderr else "?"
+
+
+def checks(workdir: str = ".") -> list[Check]:
+    root = os.geteuid() == 0
+    out = [Check("root", root, "uid 0" if root else f"uid {os.geteuid()}",
+                 "can attach and mount images" if root else
+                 "inspect lists tables, LVM and filesystems; mounting (OS detection, archive) needs root")]
+    nbd = bool(glob.glob("/dev/nbd[0-9]*"))
+    out.append(Check("nbd", nbd, "/dev/nbd* present" if nbd else "no /dev/nbd* (module not loaded or absent)",
+                     "qemu-nbd attaches non-raw images" if nbd else "non-raw images are read through FUSE or a raw copy"))
+    loops = os.path.exists("/dev/loop-control")
+    out.append(Check("loop", loops, "/dev/loop-control" if loops else "missing",
+                     "filesystems are read through read-only loop devices at their offsets" if loops
+                     else "cannot mount anything: archive will not work"))
+    fuse = os.path.exists("/dev/fuse") and bool(which("qemu-storage-daemon"))
+    out.append(Check("fuse", fuse, "/dev/fuse + qemu-storage-daemon" if fuse else "missing /dev/fuse or qemu-storage-daemon",
+                     "qcow2/vdi/vmdk/vhd(x) read through a FUSE raw view" if fuse else "non-raw images are copied to a raw temp file"))
+    dm = os.path.exists("/dev/mapper/control")
+    out.append(Check("device-mapper", dm, "/dev/mapper/control" if dm else "absent",
+                     "not needed: linear LVs are read at their byte offsets"))
+    fs = kernel_filesystems()
+    for t in ("ext4", "xfs", "btrfs", "vfat"):
+        ok = t in fs
+        out.append(Check(f"fs:{t}", ok, "kernel can mount it" if ok else "not in /proc/filesystems",
+                         "" if ok else ("EFI partitions are read with mtools instead" if t == "vfat"
+                                        else f"{t} filesystems are listed but cannot be archived")))
+    for tool, cmd in (("qemu-img", ["qemu-img", "--version"]), ("GNU tar", ["tar", "--version"]),
+                      ("sfdisk", ["sfdisk", "--version"]), ("blkid", ["blkid", "--version"]),
+                      ("mtools", ["mcopy", "--version"])):
+        v = _version(cmd)
+        out.append(Check(tool, bool(v), v or "not found", "" if v else "install it (scripts/setup does)"))
+    out.append(_docker())
+    free = free_space(workdir)
+    out.append(Check("work dir space", free > 1 << 30, f"{free / (1 << 30):.1f} GiB free in {os.path.abspath(workdir)}",
+                     "img.tar needs about the used size of the guest filesystems"))
+    return out
+
+
+def _docker() -> Check:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        v = client.version()
+        client.close()
+        return Check("docker", True, f"{host}: Docker {v.get('Version')} (API {v.get('ApiVersion')})",
+                     "vm2c build/convert can import and run images")
+    except Exception as exc:  # any failure means: no usable daemon
+        return Check("docker", False, f"{host}: no answer ({type(exc).__name__})",
+                     "vm2c can still write img.tar and a loadable image archive (--save)")

@@ -1,0 +1,172 @@
+"""Look inside a disk image without changing it: format, table, LVM, filesystems, root.
+
+Reads metadata only (sfdisk, blkid, LVM labels), then mounts each Linux
+filesystem read-only for a moment to read its os-release and fstab.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import Vm2cError
+from . import lvm
+from .attach import RawView, loop_device, open_raw
+from .formats import identify
+from .guestinfo import read_facts
+from .guestpath import GuestRoot
+from .model import Inspection, Partition, Volume
+from .mount import can_mount, is_root, mount_ro
+from .probe import probe
+from .resolve import resolve_fstab
+from .session import Session
+from .system import holder_warning
+from .table import EXTENDED, read_table, type_name
+
+LINUX_FS = {"ext2", "ext3", "ext4", "xfs", "btrfs"}
+LISTED = {"swap": "swap", "crypto_LUKS": "encrypted (LUKS): not opened", "LVM2_member": "",
+          "vfat": "", "ntfs": "", "iso9660": ""}
+
+Progress = Callable[[str], None]
+
+
+def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: str | None = None,
+                  progress: Progress | None = None) -> Inspection:
+    note = progress or (lambda msg: None)
+    note("identifying the image format")
+    info = identify(Path(path))
+    warnings = list(info.warnings)
+    held = holder_warning(str(info.path))
+    if held:
+        warnings.append(held)
+    look_inside = look_inside and is_root()
+    if not is_root():
+        warnings.append("not running as root: filesystems were not mounted, so the OS and root are unknown")
+    try:
+        with Session("inspect", str(info.path)) as session:
+            view = open_raw(session, info, method)
+            insp = _scan(info, view, warnings, note)
+            if look_inside:
+                _look_inside(session, view, insp, note)
+    except Vm2cError as exc:
+        if str(info.path) in exc.message:
+            raise
+        raise Vm2cError(f"{info.path}: {exc.message}", exit_code=exc.exit_code) from None
+    _pick_root(insp)
+    resolve_fstab(insp)
+    insp.looked_inside = look_inside
+    return insp
+
+
+def _scan(info, view: RawView, warnings: list[str], note: Progress) -> Inspection:
+    note("reading the partition table")
+    label, raw_parts = read_table(view.path, info.virtual_size, warnings)
+    insp = Inspection(str(info.path), info.display_format, info.subformat, info.virtual_size, info.disk_size,
+                      label, [], None, warnings, view.method, view.why, info.backing_chain)
+    if label == "none":
+        sig = probe(view.path, 0, info.virtual_size)
+        if not sig.fstype:
+            raise Vm2cError(f"{info.path}: no partition table and no filesystem found "
+                            f"(not a disk image, or an unsupported one)")
+        part = Partition("fs", info.virtual_size, 0, sig.fstype, sig.label, sig.uuid, number=0, start=0,
+                         sectors=info.virtual_size // 512, type="whole disk")
+        insp.partitions.append(part)
+    for rp in raw_parts:
+        part = Partition(f"p{rp.number}", rp.sectors * 512, rp.start * 512, partuuid=rp.partuuid,
+                         number=rp.number, start=rp.start, sectors=rp.sectors,
+                         type=type_name(label, rp.type_code), type_code=rp.type_code)
+        insp.partitions.append(part)
+        if label == "dos" and rp.type_code.lower() in EXTENDED:
+            part.note = "extended partition: holds the logical ones"
+            continue
+        sig = probe(view.path, part.offset, part.size)
+        part.fstype, part.label, part.uuid = sig.fstype, sig.label, sig.uuid
+    for part in insp.partitions:
+        _classify(part)
+    note("reading LVM metadata")
+    _scan_lvm(view, insp)
+    return insp
+
+
+def _classify(v: Volume) -> None:
+    if not v.fstype:
+        v.note = v.note or "no filesystem recognised"
+    elif v.fstype in LISTED:
+        v.note = LISTED[v.fstype] or v.note
+    if v.fstype and v.fstype not in LINUX_FS and v.fstype not in ("LVM2_member",) and not v.note:
+        v.note = f"{v.fstype}: not a Linux root candidate"
+    if v.fstype in ("vfat", "ntfs", "iso9660") and not can_mount(v.fstype):
+        v.note = f"{v.fstype}: this kernel cannot mount it; read with user-space tools where possible"
+
+
+def _scan_lvm(view: RawView, insp: Inspection) -> None:
+    pvs: dict[str, Partition] = {}
+    texts = []
+    with open(view.path, "rb") as f:
+        for part in insp.partitions:
+            if part.fstype != "LVM2_member":
+                continue
+            pv = lvm.read_pv(f, part.offset, part.size)
+            if pv is None:
+                part.note = "LVM signature without a readable label"
+                continue
+            pvs[pv.uuid] = part
+            part.note = "LVM physical volume: its logical volumes are listed below"
+            if pv.mda_text:
+                texts.append((part, pv.mda_text))
+    seen = set()
+    for part, text in texts:
+        for lv in lvm.logical_volumes(text):
+            if lv.id in seen or lv.kind == "hidden":
+                continue
+            seen.add(lv.id)
+            vol = Volume(lv.id, lv.size)
+            ranges = [(pvs[s.pv_uuid].offset + s.offset, s.length) for s in lv.segments if s.pv_uuid in pvs]
+            merged = _merge(ranges)
+            if lv.note:
+                vol.note, vol.readable = lv.note, False
+            elif len(merged) != 1 or len(ranges) != len(lv.segments):
+                vol.note = "spans several extents or disks: needs device-mapper to be read"
+                vol.readable = False
+            else:
+                vol.offset = merged[0][0]
+                sig = probe(view.path, vol.offset, vol.size)
+                vol.fstype, vol.label, vol.uuid = sig.fstype, sig.label, sig.uuid
+                _classify(vol)
+            # the VG holding it is the partition whose metadata names it first
+            owner = pvs.get(lv.segments[0].pv_uuid, part) if lv.segments else part
+            owner.volumes.append(vol)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for off, ln in ranges:
+        if out and out[-1][0] + out[-1][1] == off:
+            out[-1][1] += ln
+        else:
+            out.append([off, ln])
+    return [(a, b) for a, b in out]
+
+
+def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progress) -> None:
+    for vol in insp.filesystems():
+        if vol.fstype not in LINUX_FS or not vol.readable or not can_mount(vol.fstype):
+            continue
+        note(f"looking inside {vol.id}")
+        with Session("peek", insp.source) as peek:
+            try:
+                dev = loop_device(peek, view.path, vol.offset, vol.size)
+                mnt = mount_ro(peek, dev, vol.fstype, peek.tempdir("peek") / "m")
+            except Vm2cError as exc:
+                vol.note = f"could not be mounted: {exc}"
+                continue
+            facts = read_facts(GuestRoot(str(mnt)))
+        vol.os, vol.fstab, vol.top, vol.shells, vol.score = facts.os, facts.fstab, facts.top, facts.shells, facts.score
+
+
+def _pick_root(insp: Inspection) -> None:
+    best = max(insp.filesystems(), key=lambda v: v.score, default=None)
+    if best is not None and best.score >= 4:
+        best.root = True
+        insp.root = best.id

@@ -1,0 +1,53 @@
+"""Read-only mounts that never replay a journal (so the source is never written)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import Vm2cError
+from .run import run
+from .session import Session, release_mount
+
+BASE_OPTS = "ro,nosuid,nodev,noexec"
+# Journal replay would write to the device; these options forbid it.
+NO_REPLAY = {"ext3": "noload", "ext4": "noload", "xfs": "norecovery,nouuid", "btrfs": "rescue=nologreplay"}
+DRIVER = {"ext2": "ext4", "ext3": "ext4"}  # the ext4 driver reads all three
+
+
+def kernel_filesystems() -> set[str]:
+    with open("/proc/filesystems") as f:
+        return {line.split()[-1] for line in f if line.strip()}
+
+
+def can_mount(fstype: str) -> bool:
+    return DRIVER.get(fstype, fstype) in kernel_filesystems()
+
+
+def mount_options(fstype: str) -> str:
+    extra = NO_REPLAY.get(DRIVER.get(fstype, fstype))
+    return f"{BASE_OPTS},{extra}" if extra else BASE_OPTS
+
+
+def mount_cmd(dev: str, fstype: str, target: str) -> list[str]:
+    return ["mount", "-t", DRIVER.get(fstype, fstype), "-o", mount_options(fstype), dev, target]
+
+
+def mount_ro(session: Session, dev: str, fstype: str, target: Path) -> Path:
+    if not can_mount(fstype):
+        raise Vm2cError(f"this kernel cannot mount {fstype} (see `vm2c doctor`)")
+    target.mkdir(parents=True, exist_ok=True)
+    run(mount_cmd(dev, fstype, str(target)), what=f"mount {fstype}")
+    session.track("mount", str(target), lambda: release_mount(str(target)))
+    return target
+
+
+def bind_ro(session: Session, src: Path, target: Path) -> None:
+    """Overlay SRC on TARGET inside our private tree (used for sanitised files)."""
+    run(["mount", "--bind", str(src), str(target)], what="bind mount")
+    session.track("mount", str(target), lambda: release_mount(str(target)))
+    run(["mount", "-o", "remount,bind,ro", str(target)], check=False)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,117 @@
+"""The one place that runs a command.
+
+Every external tool goes through `run()` (or `spawn()` for long-running
+ones): it logs the equivalent shell line, never uses a shell, and turns a
+failure into `Vm2cError`. `shell_line()` is the same rendering that feeds
+`--dry-run` and the wizard's commands panel, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..errors import Vm2cError
+
+log = logging.getLogger("vm2c.run")
+
+Cmd = Sequence[str]
+
+
+def shell_line(cmd: Cmd) -> str:
+    """The command as a user would type it in a POSIX shell."""
+    return shlex.join(str(c) for c in cmd)
+
+
+@dataclass
+class CommandLog:
+    """Shell lines of the commands run so far (for the commands panel)."""
+
+    lines: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, line: str) -> None:
+        with self._lock:
+            self.lines.append(line)
+
+    def snapshot(self) -> list[str]:
+        with self._lock:
+            return list(self.lines)
+
+
+HISTORY = CommandLog()
+
+# Mutating commands only; probes like blkid are noise for the panel.
+_QUIET = {"blkid", "sfdisk", "qemu-img", "findmnt", "lsblk", "dpkg-query", "losetup-list"}
+
+
+def _record(cmd: Cmd) -> None:
+    line = shell_line(cmd)
+    log.debug("run: %s", line)
+    if os.path.basename(str(cmd[0])) not in _QUIET:
+        HISTORY.add(line)
+
+
+def which(tool: str) -> str | None:
+    """Tools in sbin are not always on a non-root PATH."""
+    found = shutil.which(tool)
+    if found:
+        return found
+    for d in ("/usr/sbin", "/sbin", "/usr/local/sbin"):
+        p = os.path.join(d, tool)
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def _resolve(cmd: Cmd) -> list[str]:
+    exe = which(str(cmd[0]))
+    if exe is None:
+        raise Vm2cError(f"{cmd[0]}: command not found (run `vm2c doctor` to see what is missing)")
+    return [exe, *map(str, cmd[1:])]
+
+
+def run(
+    cmd: Cmd,
+    *,
+    check: bool = True,
+    input: bytes | None = None,
+    timeout: float | None = 120,
+    what: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `cmd`, capture its output, raise Vm2cError when it fails."""
+    _record(cmd)
+    argv = _resolve(cmd)
+    try:
+        proc = subprocess.run(
+            argv,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise Vm2cError(f"{what or cmd[0]}: timed out after {timeout:.0f} s") from exc
+    if check and proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        tail = detail[-1] if detail else f"exit status {proc.returncode}"
+        raise Vm2cError(f"{what or cmd[0]} failed: {tail}")
+    return proc
+
+
+def text(cmd: Cmd, **kw) -> str:
+    return run(cmd, **kw).stdout.decode(errors="replace")
+
+
+def spawn(cmd: Cmd, **popen_kw) -> subprocess.Popen:
+    """Start a long-running command (tar, qemu-storage-daemon)."""
+    _record(cmd)
+    return subprocess.Popen(_resolve(cmd), **popen_kw)

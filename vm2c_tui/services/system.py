@@ -1,0 +1,72 @@
+"""Facts about this machine and its processes (psutil)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+
+VM_NAMES = ("qemu", "kvm", "virtualbox", "vboxheadless", "vboxsvc", "vmware", "vmx", "virt", "hyperv")
+
+
+@dataclass
+class Holder:
+    pid: int
+    name: str
+    mode: str  # r | w
+
+    def describe(self) -> str:
+        return f"{self.name} (pid {self.pid})"
+
+
+def holders(path: str) -> list[Holder]:
+    """Processes that have PATH open (a VM still running on its disk)."""
+    real = os.path.realpath(path)
+    me = os.getpid()
+    out = []
+    for proc in psutil.process_iter(["pid", "name"]):
+        if proc.info["pid"] == me:
+            continue
+        try:
+            for f in proc.open_files():
+                if f.path == real:
+                    out.append(Holder(proc.info["pid"], proc.info["name"] or "?", getattr(f, "mode", "r")))
+                    break
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return out
+
+
+def holder_warning(path: str) -> str | None:
+    hs = [h for h in holders(path) if not h.name.startswith("qemu-storage")]
+    if not hs:
+        return None
+    names = ", ".join(h.describe() for h in hs)
+    vm = any(any(n in h.name.lower() for n in VM_NAMES) for h in hs)
+    what = "a running VM" if vm else "another process"
+    return f"{path} is open in {what}: {names}. Shut it down first, or the copy may be inconsistent."
+
+
+def free_space(path: str) -> int:
+    while not os.path.exists(path):
+        path = os.path.dirname(path) or "/"
+    return psutil.disk_usage(path).free
+
+
+def writers_on(mountpoint: str = "/") -> list[tuple[int, str, str]]:
+    """(pid, name, file) of processes with files open for writing under MOUNTPOINT."""
+    out = []
+    dev = os.stat(mountpoint).st_dev
+    for proc in psutil.process_iter(["pid", "name"]):
+        try:
+            for f in proc.open_files():
+                if f.mode in ("w", "a", "r+", "a+") and f.path.startswith("/"):
+                    try:
+                        if os.stat(f.path).st_dev == dev:
+                            out.append((proc.info["pid"], proc.info["name"], f.path))
+                    except OSError:
+                        pass
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return out

@@ -1,0 +1,75 @@
+"""Partition tables through sfdisk, type names as cfdisk shows them."""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+
+from ..errors import Vm2cError
+from .run import run
+
+EXTENDED = {"5", "f", "85"}
+
+
+@dataclass
+class RawPartition:
+    number: int
+    start: int  # sectors
+    sectors: int
+    type_code: str
+    partuuid: str
+    name: str
+
+
+@functools.cache
+def type_names(label: str) -> dict[str, str]:
+    """libfdisk's own names (the ones cfdisk shows), from `sfdisk -T`."""
+    out = run(["sfdisk", "--label", label, "-T"], check=False).stdout.decode(errors="replace")
+    names = {}
+    for line in out.splitlines()[2:]:
+        m = re.match(r"\s*([0-9A-Fa-f-]+)\s+(.+)", line)
+        if m:
+            names[m.group(1).lower()] = m.group(2).strip()
+    return names
+
+
+def type_name(label: str, code: str) -> str:
+    return type_names(label).get(code.lower(), f"unknown ({code})")
+
+
+def read_table(raw: str, disk_size: int, warnings: list[str] | None = None) -> tuple[str, list[RawPartition]]:
+    """('gpt'|'dos'|'none', partitions); a corrupt table raises Vm2cError."""
+    proc = run(["sfdisk", "--json", raw], check=False, timeout=30)
+    err = proc.stderr.decode(errors="replace").strip()
+    if proc.returncode != 0:
+        if "does not contain a recognized partition table" in err or not err:
+            return "none", []
+        raise Vm2cError(f"partition table is unreadable ({err.splitlines()[-1]})")
+    try:
+        table = json.loads(proc.stdout)["partitiontable"]
+    except (ValueError, KeyError):
+        raise Vm2cError("partition table is unreadable (sfdisk gave no table)") from None
+    label = table.get("label", "none")
+    if "primary GPT table is corrupt" in err and warnings is not None:
+        warnings.append("the primary GPT is corrupt; its backup copy at the end of the disk was used")
+    pts = table.get("partitions", [])
+    if label == "dos" and pts and all(str(p.get("type", "")).lower() == "ee" for p in pts):
+        raise Vm2cError("partition table is corrupt: a GPT protective MBR, but neither the primary "
+                        "nor the backup GPT is valid")
+    if label not in ("gpt", "dos"):
+        raise Vm2cError(f"unsupported partition table type '{label}'")
+    disk_id = str(table.get("id", "")).lower().removeprefix("0x")
+    parts = []
+    sectors = disk_size // 512
+    for p in table.get("partitions", []):
+        m = re.search(r"(\d+)$", p.get("node", ""))
+        number = int(m.group(1)) if m else len(parts) + 1
+        start, size = int(p["start"]), int(p["size"])
+        if start <= 0 or size <= 0 or start + size > sectors:
+            raise Vm2cError(f"partition table is corrupt: partition {number} "
+                            f"(sectors {start}-{start + size - 1}) lies outside the {sectors}-sector disk")
+        partuuid = p.get("uuid", "").lower() or (f"{disk_id}-{number:02x}" if disk_id else "")
+        parts.append(RawPartition(number, start, size, str(p.get("type", "")), partuuid, p.get("name", "")))
+    return label, parts

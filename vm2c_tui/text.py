@@ -1,0 +1,92 @@
+"""Plain-text rendering shared by the CLI and the wizard (no Textual here)."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from .services.model import Inspection, Volume
+
+
+def human(n: int | float | None) -> str:
+    """cfdisk-style binary sizes: 512B, 33M, 1.5G."""
+    if n is None:
+        return "-"
+    n = float(n)
+    for unit in ("B", "K", "M", "G", "T", "P"):
+        if abs(n) < 1024 or unit == "P":
+            if unit == "B":
+                return f"{int(n)}B"
+            return f"{n:.1f}{unit}".replace(".0" + unit, unit)
+        n /= 1024
+    return f"{n}"
+
+
+def safe(s: str | None, limit: int = 200) -> str:
+    """Guest text for a terminal: control and escape characters made visible."""
+    if not s:
+        return ""
+    out = []
+    for ch in s[:limit]:
+        if ch.isprintable() and unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return "".join(out) + ("…" if len(s) > limit else "")
+
+
+COLUMNS = ("Device", "Start", "End", "Sectors", "Size", "Type", "Filesystem", "Label", "OS")
+
+
+def rows(insp: Inspection) -> list[tuple[Volume, tuple[str, ...]]]:
+    """One row per partition, then its LVs indented beneath, as cfdisk would list them."""
+    out = []
+    for p in insp.partitions:
+        os_name = (p.os.pretty_name if p.os else "") + ("  [root]" if p.root else "")
+        out.append((p, (p.id, str(p.start), str(p.end), str(p.sectors), human(p.size), p.type,
+                        p.fstype or "-", safe(p.label, 24), safe(os_name, 40))))
+        for v in p.volumes:
+            os_name = (v.os.pretty_name if v.os else "") + ("  [root]" if v.root else "")
+            out.append((v, (" └ " + v.id, "", "", "", human(v.size), "LVM logical volume",
+                            v.fstype or "-", safe(v.label, 24), safe(os_name, 40))))
+    return out
+
+
+def render_table(insp: Inspection) -> str:
+    body = [r for _, r in rows(insp)]
+    table = [COLUMNS, *body]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    right = {1, 2, 3, 4}
+    lines = []
+    for r in table:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def render_inspection(insp: Inspection) -> str:
+    head = [
+        f"Disk: {safe(insp.source)}",
+        f"Format: {insp.format}, virtual size {human(insp.virtual_size)} ({insp.virtual_size} bytes), "
+        f"{human(insp.disk_size)} on disk",
+        f"Label: {insp.table}    Read through: {insp.raw_method} ({insp.raw_why})",
+    ]
+    if insp.backing_chain:
+        head.append("Backing chain: " + " -> ".join(safe(b) for b in insp.backing_chain))
+    out = "\n".join(head) + "\n\n" + render_table(insp) + "\n"
+    notes = [f"  {v.id}: {v.note}" for v in insp.filesystems() if v.note]
+    if any(p.volumes for p in insp.partitions):
+        notes.insert(0, "  LVM: vm2c reads the volume group's metadata itself and reads each linear LV "
+                        "at its byte offset (no device-mapper, the host's LVM is not touched).")
+    if notes:
+        out += "\nNotes:\n" + "\n".join(notes) + "\n"
+    root = insp.root_volume
+    if root:
+        out += f"\nRoot filesystem: {root.id} ({safe(root.os.pretty_name) if root.os else 'unknown OS'})\n"
+        for e in root.fstab:
+            where = f"-> {e.target}" if e.target else f"skipped: {e.skip}"
+            out += f"  fstab {safe(e.spec, 60)} {safe(e.mountpoint, 40)} {e.fstype}  {where}\n"
+    elif insp.looked_inside:
+        out += "\nNo root filesystem found (no os-release, fstab or init in any Linux filesystem).\n"
+    for w in insp.warnings:
+        out += f"WARNING: {safe(w, 400)}\n"
+    return out
