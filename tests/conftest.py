@@ -50,11 +50,17 @@ class Disks:
         if not path.exists():
             tmp = self.root / f".tmp-{name}"
             shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(self.root / f"{name}.trees", ignore_errors=True)
             tmp.mkdir()
-            built = build_recipe(name, tmp)
+            built = build_recipe(name, tmp, keep_trees=True)
+            os.replace(tmp / f"{name}.trees", self.root / f"{name}.trees")
             os.replace(built, path)
             shutil.rmtree(tmp)
         return path
+
+    def trees(self, name: str) -> Path:
+        self.raw(name)
+        return self.root / f"{name}.trees"
 
     def get(self, name: str, fmt: str = "raw") -> Path:
         raw = self.raw(name)

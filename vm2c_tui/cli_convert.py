@@ -1,5 +1,103 @@
-"""Sub-commands that move data: archive, build, convert, export (added as they land)."""
+"""Sub-commands that move data: archive, build, convert, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .services.archive import Progress
+from .text import human
+
+
+def _conversion_args(s) -> None:
+    s.add_argument("source", help="disk image, partition dump, or / for this running system")
+    s.add_argument("--root", help="filesystem id of the root (default: the detected one)")
+    s.add_argument("--no-fstab", action="store_true", help="take the root filesystem alone")
+    s.add_argument("--preset", default="container", choices=["none", "container", "minimal"])
+    s.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="leave out paths matching PATTERN (GNU tar wildcard; repeatable)")
+    s.add_argument("--no-sanitize", action="store_true",
+                   help="keep /etc/machine-id and the SSH host keys as they are")
+    s.add_argument("--view", choices=["direct", "nbd", "fuse", "copy"], help="force a raw-view mechanism")
+
+
+def _options(args):
+    from .services.conversion import Options
+
+    return Options(root=args.root, use_fstab=not args.no_fstab, preset=args.preset, excludes=args.exclude,
+                   sanitize=not args.no_sanitize, view=args.view)
+
+
+class ProgressLine:
+    """One line rewritten in place on a terminal; a few plain lines otherwise."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if not self.tty and now - self.last < 5 and p.bytes_done != p.bytes_total:
+            return
+        self.last = now
+        eta = f"{p.eta:.0f}s" if p.eta is not None else "-"
+        line = (f"{100 * p.fraction:5.1f}%  {human(p.bytes_done)}/{human(p.bytes_total)}  "
+                f"{p.files_done} files  {human(p.rate)}/s  ETA {eta}")
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line[:120])
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def _note(msg: str) -> None:
+    print(f"vm2c: {msg}", file=sys.stderr)
+
+
+def _cmd_archive(args) -> int:
+    from .services.conversion import Conversion
+    from .text import safe
+
+    out = Path(args.output)
+    with Conversion(args.source, _options(args)) as conv:
+        if args.dry_run:
+            conv.inspect()
+            print("\n".join(conv.commands(str(out))))
+            return 0
+        conv.inspect()
+        conv.plan()
+        prep = conv.prepare(output_dir=out)
+        for n in prep.notes:
+            _note(safe(n, 500))
+        for m in prep.mounted:
+            _note(f"mounted {m.fs_id} at {m.mountpoint} ({m.fstype}, via {m.via})")
+        _note("preset savings: " + ", ".join(f"{k} {human(v)}" for k, v in prep.estimates.items()))
+        bar = ProgressLine()
+        res = conv.write_archive(out, bar)
+        bar.done()
+    print(f"{res.tar}: {human(res.size)}, {res.files} entries in {res.seconds:.1f}s")
+    print(f"{res.dockerfile}: FROM scratch, ADD img.tar /, CMD [\"{prep.shell}\"]")
+    for s in prep.sanitized:
+        print(f"sanitised: {s}")
+    print(f"next: docker build -t IMAGE:TAG {out}   (or: vm2c build {out} --tag IMAGE:TAG)")
+    return 0
 
 
 def add_parsers(sub) -> None:
-    pass
+    s = sub.add_parser("archive", help="mount read-only and write DIR/img.tar and DIR/Dockerfile")
+    _conversion_args(s)
+    s.add_argument("--output", "-o", required=True, metavar="DIR")
+    s.add_argument("--dry-run", action="store_true", help="print the equivalent shell commands, run nothing")
+    s.set_defaults(func=_cmd_archive)
+    try:
+        from . import cli_image
+    except ImportError:
+        return
+    cli_image.add_parsers(sub, _conversion_args, _options, ProgressLine)

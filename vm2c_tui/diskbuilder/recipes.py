@@ -35,6 +35,7 @@ def demo(tmp: Path) -> Disk:
     base_tree(root, fstab=fstab)
     split_off(root, "boot", boot)
     _kernel(boot)
+    (boot / "efi").mkdir()
     (efi / "EFI/BOOT").mkdir(parents=True)
     (efi / "EFI/BOOT/BOOTX64.EFI").write_bytes(b"MZ" + bytes(4094))
     for t in (root, boot, efi):
@@ -70,6 +71,7 @@ def full(tmp: Path) -> Disk:
     split_off(root, "var", var)
     split_off(root, "home", home)
     _kernel(boot)
+    (boot / "efi").mkdir()
     (efi / "EFI/debian").mkdir(parents=True)
     (efi / "EFI/debian/grubx64.efi").write_bytes(b"MZ" + bytes(1022))
     for t in (root, boot, var, home, efi):
@@ -120,11 +122,15 @@ def bare(tmp: Path) -> Disk:
 RECIPES = {"demo": demo, "full": full, "mbr": mbr, "bare": bare}
 
 
-def build(name: str, dest: Path) -> Path:
-    """Build recipe NAME as DEST/NAME.raw."""
+def build(name: str, dest: Path, keep_trees: bool = False) -> Path:
+    """Build recipe NAME as DEST/NAME.raw; with KEEP_TREES its source trees stay in
+    DEST/NAME.trees/ (one directory per filesystem) for comparisons."""
+    if keep_trees:
+        trees = dest / f"{name}.trees"
+        trees.mkdir(parents=True)
+        return b.build_raw(RECIPES[name](trees), dest / f"{name}.raw")
     with tempfile.TemporaryDirectory(prefix="vm2c-tree-") as t:
-        disk = RECIPES[name](Path(t))
-        return b.build_raw(disk, dest / f"{name}.raw")
+        return b.build_raw(RECIPES[name](Path(t)), dest / f"{name}.raw")
 
 
 def _kernel(boot: Path) -> None:

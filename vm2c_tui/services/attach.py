@@ -66,18 +66,35 @@ def _fuse(session: Session, info: ImageInfo) -> str:
     raw = work / "raw"
     raw.touch(mode=0o600)
     pidfile = work / "qsd.pid"
-    run([
-        "qemu-storage-daemon",
-        "--blockdev", f"driver=file,node-name=f,filename={info.path},read-only=on",
-        "--blockdev", f"driver={info.format},node-name=d,file=f,read-only=on",
-        "--export", f"type=fuse,id=e,node-name=d,mountpoint={raw},writable=off",
-        "--daemonize", "--pidfile", str(pidfile),
-    ], what="qemu-storage-daemon (FUSE raw view)", timeout=60)
+    run(qsd_cmd(str(info.path), info.format, str(raw), str(pidfile)),
+        what="qemu-storage-daemon (FUSE raw view)", timeout=60)
     pid = int(pidfile.read_text().strip())
     started = psutil.Process(pid).create_time()
     session.track("process", str(pid), lambda: _stop_qsd(pid, started, raw),
                   started=started, fuse_file=str(raw), name="qemu-storage-daemon")
     return str(raw)
+
+
+def qsd_cmd(image: str, fmt: str, raw: str, pidfile: str) -> list[str]:
+    return [
+        "qemu-storage-daemon",
+        "--blockdev", f"driver=file,node-name=f,filename={image},read-only=on",
+        "--blockdev", f"driver={fmt},node-name=d,file=f,read-only=on",
+        "--export", f"type=fuse,id=e,node-name=d,mountpoint={raw},writable=off",
+        "--daemonize", "--pidfile", pidfile,
+    ]
+
+
+def nbd_cmd(image: str, fmt: str, dev: str) -> list[str]:
+    return ["qemu-nbd", "-r", "-f", fmt, "-c", dev, image]
+
+
+def copy_cmd(image: str, fmt: str, raw: str) -> list[str]:
+    return ["qemu-img", "convert", "-f", fmt, "-O", "raw", "-S", "64k", image, raw]
+
+
+def losetup_cmd(raw: str, offset: int, size: int) -> list[str]:
+    return ["losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), raw]
 
 
 def _stop_qsd(pid: int, started: float, raw: Path) -> None:
@@ -98,7 +115,7 @@ def _nbd(session: Session, info: ImageInfo) -> str:
     for dev in sorted(glob.glob("/dev/nbd[0-9]*"), key=lambda d: int(d[8:])):
         if os.path.exists(f"/sys/block/{os.path.basename(dev)}/pid"):
             continue
-        proc = run(["qemu-nbd", "-r", "-f", info.format, "-c", dev, str(info.path)], check=False)
+        proc = run(nbd_cmd(str(info.path), info.format, dev), check=False)
         if proc.returncode == 0:
             session.track("nbd", dev, lambda d=dev: release_nbd(d))
             return dev
@@ -108,15 +125,13 @@ def _nbd(session: Session, info: ImageInfo) -> str:
 def _copy(session: Session, info: ImageInfo) -> str:
     work = session.tempdir("copy")
     raw = work / "disk.raw"
-    run(["qemu-img", "convert", "-f", info.format, "-O", "raw", "-S", "64k", str(info.path), str(raw)],
-        what="qemu-img convert", timeout=None)
+    run(copy_cmd(str(info.path), info.format, str(raw)), what="qemu-img convert", timeout=None)
     return str(raw)
 
 
 def loop_device(session: Session, raw: str, offset: int, size: int) -> str:
     """A read-only loop device over RAW[offset:offset+size]."""
-    dev = run(["losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), raw],
-              what="losetup").stdout.decode().strip()
+    dev = run(losetup_cmd(raw, offset, size), what="losetup").stdout.decode().strip()
     backing = os.path.realpath(raw)
     session.track("loop", dev, lambda: release_loop(dev, backing), backing=backing)
     return dev

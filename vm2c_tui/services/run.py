@@ -24,9 +24,19 @@ log = logging.getLogger("vm2c.run")
 Cmd = Sequence[str]
 
 
+class ShellVar(str):
+    """A shell variable in a rendered plan (`"$LOOP1"`), never quoted away."""
+
+
+def _quote(arg) -> str:
+    if isinstance(arg, ShellVar):
+        return f'"${arg}"'
+    return shlex.quote(str(arg))
+
+
 def shell_line(cmd: Cmd) -> str:
     """The command as a user would type it in a POSIX shell."""
-    return shlex.join(str(c) for c in cmd)
+    return " ".join(_quote(c) for c in cmd)
 
 
 @dataclass

@@ -1,0 +1,190 @@
+"""vm2c archive: a faithful tar of the whole assembled guest, in every format."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import pytest
+
+from conftest import VM2C, vm2c
+from manifest import compare, tar_manifest, tree_manifest
+
+FULL_MOUNTS = {"/": "root", "/boot": "boot", "/var": "var", "/home": "home"}
+
+
+def sha(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _ignore_mkfs_and_wh(p: bytes) -> bool:
+    base = os.path.basename(p)
+    return base == b"lost+found" or b"/lost+found/" in p or base.startswith(b".wh.") or p.startswith(b"./boot/efi")
+
+
+@pytest.mark.parametrize("fmt", ["raw", "qcow2", "vdi", "vmdk"])
+def test_tar_matches_source_tree_exactly(disks, fmt, tmp_path, no_leaks):
+    src = disks.get("full", fmt)
+    before = sha(src)
+    out = tmp_path / "out"
+    vm2c("archive", src, "-o", out, "--preset", "none", "--no-sanitize", check=True)
+    trees = disks.trees("full")
+    expected = tree_manifest({mp: trees / d for mp, d in FULL_MOUNTS.items()})
+    got = tar_manifest(out / "img.tar")
+    diffs = compare(expected, got, ignore=_ignore_mkfs_and_wh)
+    assert diffs == []
+    assert sha(src) == before
+    # the spot checks the issue names, so a manifest bug cannot hide them
+    assert got[b"./usr/bin/ping"]["xattrs"]["security.capability"]
+    assert got[b"./srv/setuid"]["mode"] == 0o4755
+    assert got[b"./srv/sticky"]["mode"] == 0o1777
+    assert got[b"./srv/char-null"]["dev"] == (1, 3)
+    assert got[b"./srv/caf\xe9-latin1"]["type"] == "file"
+    assert got[b"./srv/abs-link"]["link"] == "/usr/bin/ping"
+    assert got[b"./srv/acl"]["xattrs"]["system.posix_acl_access"]  # numeric ids, no host names
+    assert got[b"./srv/acl"]["acl"] == ""
+    assert b"./srv/.wh.secret" not in got
+
+
+def test_fat_boot_efi_is_copied_with_mtools(disks, tmp_path):
+    out = tmp_path / "out"
+    proc = vm2c("archive", disks.get("full"), "-o", out, "--preset", "none", check=True)
+    assert "mounted p1 at /boot/efi (vfat, via mtools)" in proc.stderr
+    with tarfile.open(out / "img.tar") as tf:
+        data = tf.extractfile("./boot/efi/EFI/debian/grubx64.efi").read()
+    assert data == b"MZ" + bytes(1022)
+
+
+def test_default_preset_and_sanitising(disks, tmp_path):
+    out = tmp_path / "out"
+    proc = vm2c("archive", disks.get("full"), "-o", out, check=True)
+    names = set(tarfile.open(out / "img.tar").getnames())
+    assert "./boot" in names and not any(n.startswith("./boot/") for n in names)
+    assert "./lib/modules" in names and not any(n.startswith("./lib/modules/") for n in names)
+    for d in ("proc", "sys", "dev", "run", "tmp"):
+        assert f"./{d}" in names
+    assert "./var/tmp/scratch" not in names and "./var/cache/apt/pkgcache.bin" not in names
+    assert not any("lost+found" in n for n in names)
+    assert not any(n.startswith("./etc/ssh/ssh_host_") for n in names)
+    assert "./etc/ssh/sshd_config" in names
+    tf = tarfile.open(out / "img.tar")
+    assert tf.getmember("./etc/machine-id").size == 0
+    assert tf.getmember("./etc/machine-id").mode == 0o444
+    assert "/srv/.wh.secret" in proc.stderr
+    assert "preset savings: none 0B, container" in proc.stderr
+    dockerfile = (out / "Dockerfile").read_text()
+    assert dockerfile.startswith("FROM scratch\nADD img.tar /\nENV PATH=")
+    assert 'CMD ["/bin/sh"]' in dockerfile
+    assert not any(m.sparse for m in tf.getmembers() if m.isfile()), "GNU sparse members break docker save"
+
+
+def test_minimal_preset_and_user_excludes(disks, tmp_path):
+    out = tmp_path / "out"
+    vm2c("archive", disks.get("demo"), "-o", out, "--preset", "minimal", "--exclude", "*.profile",
+         "--exclude", "./srv/hello.txt", check=True)
+    names = set(tarfile.open(out / "img.tar").getnames())
+    assert "./usr/share/doc" in names and "./usr/share/doc/busybox" not in names
+    assert "./var/log/messages" not in names
+    assert "./home/operator/.profile" not in names and "./srv/hello.txt" not in names
+    assert "./bin/busybox" in names
+
+
+def test_no_fstab_and_explicit_root(disks, tmp_path):
+    out = tmp_path / "out"
+    vm2c("archive", disks.get("mbr"), "-o", out, "--no-fstab", "--root", "p5", "--preset", "none", check=True)
+    names = set(tarfile.open(out / "img.tar").getnames())
+    assert "./etc/os-release" in names and "./home" in names
+    assert not any(n.startswith("./home/operator") for n in names)
+    bad = vm2c("archive", disks.get("mbr"), "-o", out, "--root", "p9")
+    assert bad.returncode == 2 and "no filesystem with id 'p9'" in bad.stderr
+
+
+def test_mbr_xfs_root_with_btrfs_home(disks, tmp_path, no_leaks):
+    out = tmp_path / "out"
+    vm2c("archive", disks.get("mbr"), "-o", out, "--preset", "none", "--no-sanitize", check=True)
+    trees = disks.trees("mbr")
+    expected = tree_manifest({"/": trees / "root", "/boot": trees / "boot"})
+    got = tar_manifest(out / "img.tar")
+    diffs = compare(expected, got, ignore=lambda p: _ignore_mkfs_and_wh(p) or p.startswith(b"./home"))
+    assert diffs == []
+    assert got[b"./home/operator/.profile"]["uid"] == 1000
+
+
+def test_dry_run_prints_commands_and_runs_nothing(disks, tmp_path, no_leaks):
+    out = tmp_path / "out"
+    proc = vm2c("archive", disks.get("full", "qcow2"), "-o", out, "--dry-run", check=True)
+    lines = proc.stdout.splitlines()
+    assert any(l.startswith("qemu-storage-daemon ") for l in lines)
+    assert any(l.startswith("LOOP1=$(losetup -f --show -r -o ") for l in lines)
+    assert any(l.startswith("mount -t ext4 -o ro,nosuid,nodev,noexec,noload") for l in lines)
+    assert any(l.startswith("tar --create --file=") for l in lines)
+    assert lines[-1].startswith("kill ")
+    assert not out.exists()
+
+
+def test_refuses_when_output_has_too_little_space(disks, tmp_path, no_leaks):
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small], check=True)
+    try:
+        proc = vm2c("archive", disks.get("full"), "-o", small, "--preset", "none")
+        assert proc.returncode == 2
+        assert "MiB free" in proc.stderr and "Traceback" not in proc.stderr
+        assert not (small / "img.tar").exists() and not (small / "img.tar.partial").exists()
+    finally:
+        subprocess.run(["umount", small], check=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_releases_everything(disks, tmp_path, sig, no_leaks):
+    src = disks.get("full", "qcow2")
+    before = sha(src)
+    out = tmp_path / "out"
+    env = {**os.environ, "VM2C_SLOW_TAR": "1"}
+    proc = subprocess.Popen([*VM2C, "archive", src, "-o", out, "--preset", "none"], stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=env)
+    _wait_for_partial(out, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    assert not (out / "img.tar.partial").exists() and not (out / "img.tar").exists()
+    assert sha(src) == before
+
+
+def test_sigkill_then_cleanup(disks, tmp_path, no_leaks):
+    src = disks.get("full", "vdi")
+    before = sha(src)
+    out = tmp_path / "out"
+    env = {**os.environ, "VM2C_SLOW_TAR": "1"}
+    proc = subprocess.Popen([*VM2C, "archive", src, "-o", out, "--preset", "none"], stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=env)
+    _wait_for_partial(out, proc)
+    proc.kill()
+    proc.wait()
+    time.sleep(0.2)
+    assert subprocess.run(["pgrep", "-f", "--", f"--file={out}/img.tar.partial"]).returncode == 1, "tar outlived vm2c"
+    res = vm2c("cleanup", check=True)
+    assert "released loop" in res.stdout and "released mount" in res.stdout
+    assert "released process" in res.stdout  # the FUSE export
+    assert sha(src) == before
+
+
+def _wait_for_partial(out, proc) -> None:
+    for _ in range(300):
+        if (out / "img.tar.partial").exists():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read().decode())
+        time.sleep(0.05)
+    raise AssertionError("archive never started")

@@ -1,0 +1,228 @@
+"""The tar: GNU tar over the assembled tree, flags in one function, progress events.
+
+No `--sparse`: Docker rejects GNU sparse members at `docker save` ("could not
+verify layer data"), and img.tar exists to go into Docker. Sparse files are
+stored expanded (their holes as zeros), which is what the image will hold anyway.
+
+No `--acls` either: GNU tar writes ACLs as text with the *host's* user names
+(uid 1000 in the guest became "cloudsdk", the host's user 1000), and Docker
+ignores those headers. ACLs travel instead as their `system.posix_acl_*`
+xattrs (binary, numeric ids), which `--xattrs-include=*` keeps and Docker applies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import Vm2cError
+from .guestpath import GuestRoot
+from .presets import ALWAYS_EMPTY, Rule
+from .run import run, spawn
+
+CHUNK = 1 << 20
+
+
+@dataclass
+class Progress:
+    bytes_done: int
+    bytes_total: int
+    files_done: int
+    files_total: int
+    elapsed: float
+    current: str
+
+    @property
+    def rate(self) -> float:
+        return self.bytes_done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def fraction(self) -> float:
+        if self.bytes_total <= 0:
+            return 0.0
+        return min(self.bytes_done / self.bytes_total, 0.99)
+
+    @property
+    def eta(self) -> float | None:
+        if self.rate <= 0 or self.bytes_total <= self.bytes_done:
+            return None
+        return (self.bytes_total - self.bytes_done) / self.rate
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class TarSpec:
+    tree: Path
+    excludes: list[Rule] = field(default_factory=list)  # anchored patterns
+    user_excludes: list[str] = field(default_factory=list)
+    one_file_system: bool = False
+
+
+def tar_command(spec: TarSpec, output: str = "-", index_fd: int | None = None) -> list[str]:
+    """The one place where tar's flags are decided."""
+    cmd = ["tar", "--create", f"--file={output}", f"--directory={spec.tree}", "--format=pax",
+           "--numeric-owner", "--xattrs", "--xattrs-include=*", "--selinux",
+           "--sort=name", "--pax-option=delete=atime,delete=ctime", "--blocking-factor=2048"]
+    if spec.one_file_system:
+        cmd.append("--one-file-system")
+    cmd.append("--anchored")
+    for d in ALWAYS_EMPTY:
+        cmd.append(f"--exclude=./{d}/*")
+    for r in spec.excludes:
+        cmd.append(f"--exclude={r.pattern}")
+    cmd.append("--no-anchored")
+    cmd.append("--exclude=.wh.*")  # would turn into whiteouts in a Docker layer
+    for pat in spec.user_excludes:
+        cmd.append(f"--exclude={pat}")
+    if index_fd is not None:
+        cmd += ["--verbose", f"--index-file=/dev/fd/{index_fd}"]
+    if os.environ.get("VM2C_SLOW_TAR"):  # for demos and interruption tests: 1 s per 10 records
+        cmd += ["--checkpoint=10", "--checkpoint-action=sleep=1"]
+    cmd.append(".")
+    return cmd
+
+
+def scan_tree(tree: Path) -> tuple[int, list[str]]:
+    """(entries, guest paths named .wh.*) in one pass of find: the count feeds the
+    progress, the .wh.* files are skipped (Docker would read them as whiteouts) and reported."""
+    proc = run(["find", str(tree), "-printf", "%P\\0"], check=False, timeout=None)
+    paths = proc.stdout.split(b"\0")
+    wh = ["/" + os.fsdecode(p) for p in paths if p and os.path.basename(p).startswith(b".wh.")]
+    return len(paths) - 1, wh
+
+
+def _die_with_parent() -> None:
+    """tar must not outlive a vm2c killed with SIGKILL: it would keep the mounts busy."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class TarProcess:
+    """tar running over a tree, with a thread reading its index for file counts."""
+
+    def __init__(self, spec: TarSpec, output: str, stdout=None):
+        self.index_r, index_w = os.pipe()
+        self.proc = spawn(tar_command(spec, output, index_w), stdout=stdout, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, pass_fds=(index_w,), preexec_fn=_die_with_parent)
+        os.close(index_w)
+        self.files = 0
+        self.current = ""
+        self._reader = threading.Thread(target=self._read_index, daemon=True)
+        self._reader.start()
+        self._stderr = b""
+        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
+        self._err_reader.start()
+
+    def _read_index(self) -> None:
+        with os.fdopen(self.index_r, "rb", buffering=1 << 16) as f:
+            for line in f:
+                self.files += 1
+                self.current = line
+        self.current = b""
+
+    def _read_err(self) -> None:
+        self._stderr = self.proc.stderr.read() if self.proc.stderr else b""
+
+    def current_path(self) -> str:
+        c = self.current
+        return c.decode("utf-8", "replace").rstrip("\n").removeprefix(".") if c else ""
+
+    def wait(self) -> None:
+        rc = self.proc.wait()
+        self._reader.join(5)
+        self._err_reader.join(5)
+        if rc not in (0, 1):  # 1: a file changed while read (live system), still a complete archive
+            lines = [l for l in self._stderr.decode(errors="replace").splitlines() if l.strip()]
+            tail = lines[-1] if lines else f"exit status {rc}"
+            if "No space left on device" in self._stderr.decode(errors="replace"):
+                raise Vm2cError("output filesystem is full: img.tar could not be written (removed the partial file)")
+            raise Vm2cError(f"tar failed: {tail}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _progress_loop(tar: TarProcess, done_bytes: Callable[[], int], total: int, files_total: int,
+                   on_progress: ProgressFn | None, interval: float, start: float) -> None:
+    while tar.proc.poll() is None:
+        if on_progress:
+            on_progress(Progress(done_bytes(), total, tar.files, files_total, time.monotonic() - start,
+                                 tar.current_path()))
+        time.sleep(interval)
+
+
+def write_tar(spec: TarSpec, dest: Path, *, total: int, files_total: int = 0,
+              on_progress: ProgressFn | None = None, interval: float = 0.2) -> Progress:
+    """tar straight to DEST (no copy through Python); progress from the file's size."""
+    partial = dest.with_name(dest.name + ".partial")
+    start = time.monotonic()
+    tar = TarProcess(spec, str(partial))
+    try:
+        _progress_loop(tar, lambda: _size(partial), total, files_total, on_progress, interval, start)
+        tar.wait()
+        os.replace(partial, dest)
+    except BaseException:
+        tar.kill()
+        partial.unlink(missing_ok=True)
+        raise
+    final = Progress(dest.stat().st_size, dest.stat().st_size, tar.files, tar.files, time.monotonic() - start, "")
+    if on_progress:
+        on_progress(final)
+    return final
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def stream_tar(spec: TarSpec, *, total: int, files_total: int = 0, on_progress: ProgressFn | None = None,
+               interval: float = 0.2, result: list | None = None) -> Iterator[bytes]:
+    """The tar as chunks (for `docker import` without a file on disk)."""
+    start = time.monotonic()
+    tar = TarProcess(spec, "-", stdout=subprocess.PIPE)
+    done = 0
+    last = 0.0
+    try:
+        out = tar.proc.stdout
+        assert out is not None
+        while True:
+            chunk = out.read1(CHUNK) if hasattr(out, "read1") else out.read(CHUNK)
+            if not chunk:
+                break
+            done += len(chunk)
+            now = time.monotonic()
+            if on_progress and now - last >= interval:
+                last = now
+                on_progress(Progress(done, total, tar.files, files_total, now - start, tar.current_path()))
+            yield chunk
+        tar.wait()
+    finally:
+        tar.kill()
+    final = Progress(done, done, tar.files, tar.files, time.monotonic() - start, "")
+    if on_progress:
+        on_progress(final)
+    if result is not None:
+        result.append(final)
+
+
+def blank_machine_id(guest: GuestRoot) -> Path | None:
+    """The guest's /etc/machine-id if it is a regular file (to be overlaid empty)."""
+    try:
+        host = Path(guest.resolve("/etc/machine-id", follow_last=False))
+    except Exception:
+        return None
+    return host if host.is_file() and not host.is_symlink() else None

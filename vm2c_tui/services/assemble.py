@@ -1,0 +1,146 @@
+"""Put the guest system back together: the root, with its fstab mounts at their places.
+
+Mount points come from the guest's fstab, so they are resolved inside the
+guest tree (a hostile `/var -> /etc` symlink stays inside it). A filesystem
+this kernel cannot mount (vfat here) is copied out with mtools and bound
+in its place; anything that cannot be placed is reported, never dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import Vm2cError
+from .attach import RawView, loop_device
+from .guestpath import GuestPathError, GuestRoot
+from .model import Inspection, Volume
+from .mount import bind_ro, can_mount, mount_ro
+from .run import run
+from .session import Session
+
+
+@dataclass
+class MountPlan:
+    fs_id: str
+    mountpoint: str  # inside the guest, "/" for the root
+    fstype: str
+    offset: int
+    size: int
+    via: str  # mount | mtools
+    enabled: bool = True
+    options: str = ""  # the guest's fstab options (mtools honours umask)
+
+
+@dataclass
+class Assembly:
+    root: Path  # host path of the assembled tree
+    mounted: list[MountPlan] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def plan_mounts(insp: Inspection, root_id: str | None = None, use_fstab: bool = True,
+                disabled: frozenset[str] | set[str] = frozenset()) -> tuple[list[MountPlan], list[str]]:
+    """The mounts to assemble, in mount order, and notes on fstab entries left out."""
+    root_id = root_id or insp.root
+    if not root_id:
+        raise Vm2cError(f"{insp.source}: no root filesystem detected; choose one with --root ID "
+                        f"(ids: {', '.join(v.id for v in insp.filesystems() if v.fstype)})")
+    root = insp.find(root_id)
+    if root is None:
+        raise Vm2cError(f"{insp.source}: no filesystem with id '{root_id}' "
+                        f"(ids: {', '.join(v.id for v in insp.filesystems())})")
+    _check_readable(root)
+    plans = [MountPlan(root.id, "/", root.fstype, root.offset, root.size, "mount")]
+    notes: list[str] = []
+    if use_fstab:
+        if root_id != insp.root:
+            from .resolve import resolve_spec
+            for e in root.fstab:
+                if not e.skip and e.mountpoint != "/":
+                    vol = resolve_spec(e.spec, insp)
+                    e.target = vol.id if vol else None
+                    e.skip = "" if vol else "not on this disk"
+        for e in root.fstab:
+            if e.mountpoint == "/":
+                continue
+            if e.skip:
+                if e.skip not in ("swap", "pseudo filesystem"):
+                    notes.append(f"fstab {e.spec} {e.mountpoint}: {e.skip}, left out")
+                continue
+            vol = insp.find(e.target or "")
+            if vol is None:
+                continue
+            try:
+                _check_readable(vol)
+            except Vm2cError as exc:
+                notes.append(f"fstab {e.spec} {e.mountpoint}: {exc}")
+                continue
+            via = "mount" if can_mount(vol.fstype) else "mtools" if vol.fstype == "vfat" else ""
+            if not via:
+                notes.append(f"fstab {e.spec} {e.mountpoint}: this kernel cannot mount {vol.fstype}; left out")
+                continue
+            plans.append(MountPlan(vol.id, os.path.normpath(e.mountpoint), vol.fstype, vol.offset, vol.size,
+                                   via, vol.id not in disabled, e.options))
+    plans[1:] = sorted(plans[1:], key=lambda p: p.mountpoint.count("/"))
+    return plans, notes
+
+
+def _check_readable(vol: Volume) -> None:
+    if not vol.readable:
+        raise Vm2cError(f"{vol.id} cannot be read here: {vol.note}")
+    if not vol.fstype or vol.fstype in ("swap", "LVM2_member", "crypto_LUKS"):
+        raise Vm2cError(f"{vol.id} holds no readable filesystem ({vol.fstype or 'none found'})")
+
+
+def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembly:
+    """Mount the plan under a private 0700 directory; the session releases it all."""
+    base = session.tempdir("tree")
+    top = base / "root"
+    top.mkdir()
+    asm = Assembly(top)
+    for plan in plans:
+        if not plan.enabled:
+            continue
+        if plan.mountpoint == "/":
+            target = top
+        else:
+            try:
+                target = Path(GuestRoot(str(top)).resolve(plan.mountpoint))
+            except GuestPathError as exc:
+                asm.problems.append(f"{plan.fs_id} at {plan.mountpoint}: {exc}; left out")
+                continue
+            if not target.is_dir() or target.is_symlink():
+                asm.problems.append(f"{plan.fs_id}: mount point {plan.mountpoint} is missing in the guest; left out")
+                continue
+        if plan.via == "mount":
+            dev = loop_device(session, view.path, plan.offset, plan.size)
+            mount_ro(session, dev, plan.fstype, target)
+        else:
+            staged = _mtools_copy(session, view.path, plan)
+            bind_ro(session, staged, target)
+        asm.mounted.append(plan)
+    return asm
+
+
+def mtools_cmd(raw: str, offset: int, dest: str) -> list[str]:
+    return ["mcopy", "-s", "-p", "-m", "-n", "-i", f"{raw}@@{offset}", "::/", dest]
+
+
+def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
+    """FAT has no owners or modes: copy it out in user space, apply the fstab umask."""
+    stage = session.tempdir("fat") / "fs"
+    stage.mkdir()
+    os.chmod(stage, 0o755)
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    run(mtools_cmd(raw, plan.offset, str(stage)), what=f"mcopy ({plan.fs_id})", env=env)
+    # mcopy puts the volume's content in DEST/ when DEST exists
+    umask = next((int(o.split("=")[1], 8) for o in plan.options.split(",") if o.startswith("umask=")), 0o022)
+    for dirpath, dirnames, filenames in os.walk(stage):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), 0o777 & ~umask)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o666 & ~umask)
+    os.chmod(stage, 0o777 & ~umask)
+    return stage

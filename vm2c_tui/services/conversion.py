@@ -1,0 +1,269 @@
+"""One conversion: the ExitStack that owns every resource, and the steps in order.
+
+    with Conversion(source, options) as conv:
+        conv.inspect(); conv.prepare(); conv.write_archive(outdir)   # or conv.stream()
+
+Faces (CLI, wizard) drive these steps; nothing here knows about them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from .. import __version__
+from ..errors import Vm2cError
+from . import archive as arc
+from .assemble import Assembly, MountPlan, assemble, mtools_cmd, plan_mounts
+from .attach import RawView, copy_cmd, losetup_cmd, nbd_cmd, open_raw, qsd_cmd, available_methods
+from .dockerfile import dockerfile_text, pick_shell
+from .formats import identify
+from .guestinfo import read_facts
+from .guestpath import GuestRoot
+from .inspect import inspect_image
+from .model import Inspection
+from .mount import bind_ro, mount_cmd
+from .presets import PRESETS, SANITIZE, estimate_all, matches, rules
+from .run import ShellVar, shell_line
+from .session import Session
+from .system import free_space, writers_on
+
+
+@dataclass
+class Options:
+    root: str | None = None
+    use_fstab: bool = True
+    disabled: set[str] = field(default_factory=set)
+    preset: str = "container"
+    excludes: list[str] = field(default_factory=list)
+    sanitize: bool = True
+    view: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise Vm2cError(f"unknown preset '{self.preset}' (choose from {', '.join(PRESETS)})")
+
+
+@dataclass
+class Prepared:
+    tree: Path
+    spec: arc.TarSpec
+    mounted: list[MountPlan]
+    used_bytes: int  # of the assembled filesystems
+    estimates: dict[str, int]  # bytes each preset leaves out
+    expected_bytes: int  # what the tar should hold
+    entries: int
+    whiteouts: list[str]
+    sanitized: list[str]
+    notes: list[str]
+    shell: str
+    os_name: str
+
+    @property
+    def excluded_bytes(self) -> int:
+        return self.used_bytes - self.expected_bytes
+
+
+@dataclass
+class ArchiveResult:
+    tar: Path
+    dockerfile: Path
+    size: int
+    files: int
+    seconds: float
+    prepared: Prepared
+
+
+class Conversion:
+    def __init__(self, source: str | os.PathLike, options: Options | None = None,
+                 inspection: Inspection | None = None):
+        self.source = os.path.abspath(source)
+        self.options = options or Options()
+        self.live = os.path.isdir(self.source)
+        self.session = Session("convert", self.source)
+        self.inspection = inspection
+        self.view: RawView | None = None
+        self.plans: list[MountPlan] = []
+        self.plan_notes: list[str] = []
+        self.prepared: Prepared | None = None
+
+    def __enter__(self) -> Conversion:
+        self.session.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return self.session.__exit__(*exc)
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- steps -------------------------------------------------------------
+    def inspect(self, progress=None) -> Inspection | None:
+        if self.live:
+            if self.source != "/":
+                raise Vm2cError(f"{self.source}: is a directory; only / (this running system) is archived "
+                                "as a directory")
+            return None
+        if self.inspection is None:
+            self.inspection = inspect_image(self.source, method=self.options.view, progress=progress)
+        return self.inspection
+
+    def plan(self) -> list[MountPlan]:
+        if self.live:
+            return []
+        insp = self.inspect()
+        assert insp is not None
+        self.plans, self.plan_notes = plan_mounts(insp, self.options.root, self.options.use_fstab,
+                                                  self.options.disabled)
+        return self.plans
+
+    def prepare(self, progress=None, output_dir: Path | None = None) -> Prepared:
+        """Attach, mount and assemble; estimate sizes; overlay the sanitised files."""
+        note = progress or (lambda m: None)
+        notes: list[str] = []
+        if self.live:
+            tree = Path("/")
+            mounted: list[MountPlan] = []
+            writers = writers_on("/")
+            if writers:
+                names = sorted({f"{n} (pid {p})" for p, n, _ in writers})[:8]
+                notes.append("processes are writing to files on /: " + ", ".join(names) +
+                             "; stop them first, the copy may be inconsistent")
+            used = psutil.disk_usage("/").used
+        else:
+            plans = self.plans or self.plan()
+            notes += self.plan_notes
+            insp = self.inspection
+            assert insp is not None
+            note("attaching the disk read-only")
+            self.view = open_raw(self.session, identify(Path(self.source)), self.options.view)
+            note("mounting the filesystems read-only")
+            asm: Assembly = assemble(self.session, self.view, plans)
+            notes += asm.problems
+            tree, mounted = asm.root, asm.mounted
+            used = sum(psutil.disk_usage(str(tree) + (p.mountpoint if p.mountpoint != "/" else "")).used
+                       for p in mounted if p.via == "mount")
+        guest = GuestRoot(str(tree))
+        mps = [p.mountpoint for p in mounted]
+        note("estimating what the presets leave out")
+        estimates = estimate_all(guest, mps)
+        excl = rules(self.options.preset, mps)
+        sanitized: list[str] = []
+        if self.options.sanitize:
+            excl += list(SANITIZE)
+            sanitized = self._sanitize(guest)
+        user = list(self.options.excludes)
+        if self.live and output_dir is not None:
+            out = os.path.realpath(output_dir)
+            user.append(out.removeprefix("/") + "/*")
+        spec = arc.TarSpec(tree, excl, user, one_file_system=self.live)
+        note("counting files")
+        entries, whiteouts = arc.scan_tree(tree) if not self.live else (0, [])
+        if whiteouts:
+            notes.append(f"{len(whiteouts)} guest file(s) named .wh.* skipped (Docker would treat them as "
+                         f"whiteouts): " + ", ".join(whiteouts[:5]))
+        facts = read_facts(guest)
+        expected = max(used - estimates.get(self.options.preset, 0), 0)
+        self.prepared = Prepared(tree, spec, mounted, used, estimates, expected, entries, whiteouts, sanitized,
+                                 notes, pick_shell(facts.shells), facts.os.pretty_name if facts.os else "")
+        return self.prepared
+
+    def _sanitize(self, guest: GuestRoot) -> list[str]:
+        done = ["/" + os.path.relpath(h, guest.root) + " left out"
+                for r in SANITIZE for h in matches(guest, r.pattern)]
+        mid = arc.blank_machine_id(guest)
+        if mid is not None and mid.stat().st_size > 0 and not self.live:
+            st = mid.stat()
+            blank = self.session.tempdir("sanitize") / "machine-id"
+            blank.touch()
+            os.chown(blank, st.st_uid, st.st_gid)
+            os.chmod(blank, st.st_mode & 0o7777)
+            os.utime(blank, ns=(st.st_atime_ns, st.st_mtime_ns))
+            bind_ro(self.session, blank, mid)
+            done.append("/etc/machine-id emptied")
+        return done
+
+    def labels(self) -> dict[str, str]:
+        p = self.prepared
+        fs_id = "/" if self.live else (self.plans[0].fs_id if self.plans else "")
+        return {"org.vm2c.source": os.path.basename(self.source), "org.vm2c.root": fs_id,
+                "org.vm2c.os": p.os_name if p else "", "org.vm2c.version": __version__}
+
+    def write_archive(self, outdir: Path, on_progress: arc.ProgressFn | None = None) -> ArchiveResult:
+        p = self.prepared or self.prepare(output_dir=outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        need = int(p.expected_bytes * 1.05) + (16 << 20)
+        free = free_space(str(outdir))
+        if free < need:
+            raise Vm2cError(f"{outdir}: only {free >> 20} MiB free, the archive needs about {need >> 20} MiB")
+        tar = outdir / "img.tar"
+        start = time.monotonic()
+        final = arc.write_tar(p.spec, tar, total=p.expected_bytes, files_total=p.entries, on_progress=on_progress)
+        dockerfile = outdir / "Dockerfile"
+        dockerfile.write_text(dockerfile_text(p.shell, self.labels()))
+        return ArchiveResult(tar, dockerfile, final.bytes_done, final.files_done, time.monotonic() - start, p)
+
+    def stream(self, on_progress: arc.ProgressFn | None = None, result: list | None = None):
+        p = self.prepared or self.prepare()
+        return arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.entries, on_progress=on_progress,
+                              result=result)
+
+    # -- the same steps as shell commands ---------------------------------
+    def commands(self, outdir: str = "OUT") -> list[str]:
+        """What `--dry-run` prints and the wizard's commands panel shows."""
+        if self.live:
+            spec = arc.TarSpec(Path("/"), rules(self.options.preset, []) + (list(SANITIZE) if self.options.sanitize else []),
+                               list(self.options.excludes) + [os.path.realpath(outdir).removeprefix("/") + "/*"],
+                               one_file_system=True)
+            return [shell_line(arc.tar_command(spec, f"{outdir}/img.tar"))]
+        insp = self.inspect()
+        assert insp is not None
+        plans = self.plans or self.plan()
+        info_fmt = {"vhd": "vpc"}.get(insp.format.split()[0], insp.format.split()[0])
+        method = self.options.view or available_methods(identify(Path(self.source)))[0][0]
+        lines = [f"# vm2c {__version__}: {insp.source} ({insp.format}), root {plans[0].fs_id}, raw view: {method}"]
+        work = "/tmp/vm2c-work"
+        lines.append(shell_line(["mkdir", "-m", "0700", "-p", f"{work}/root"]))
+        undo: list[str] = []
+        raw: str = self.source
+        if method == "fuse":
+            raw = f"{work}/raw"
+            lines.append(shell_line(["touch", raw]))
+            lines.append(shell_line(qsd_cmd(self.source, info_fmt, raw, f"{work}/qsd.pid")))
+            undo.append(f'kill "$(cat {work}/qsd.pid)"')
+        elif method == "nbd":
+            raw = "/dev/nbd0"
+            lines.append(shell_line(nbd_cmd(self.source, info_fmt, raw)))
+            undo.append(shell_line(["qemu-nbd", "-d", raw]))
+        elif method == "copy":
+            raw = f"{work}/disk.raw"
+            lines.append(shell_line(copy_cmd(self.source, info_fmt, raw)))
+            undo.append(shell_line(["rm", "-f", raw]))
+        for i, p in enumerate(plans, 1):
+            if not p.enabled:
+                continue
+            target = f"{work}/root" + ("" if p.mountpoint == "/" else p.mountpoint)
+            if p.via == "mount":
+                var = f"LOOP{i}"
+                lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size))})")
+                lines.append(shell_line(mount_cmd(ShellVar(var), p.fstype, target)))
+                undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
+            else:
+                stage = f"{work}/fat{i}"
+                lines.append(shell_line(["mkdir", "-p", stage]))
+                lines.append(shell_line(mtools_cmd(raw, p.offset, stage)))
+                lines.append(shell_line(["mount", "--bind", stage, target]))
+            undo.append(shell_line(["umount", target]))
+        excl = rules(self.options.preset, [p.mountpoint for p in plans]) + (list(SANITIZE) if self.options.sanitize else [])
+        if self.options.sanitize:
+            lines.append(f": > {work}/machine-id && " + shell_line(["mount", "--bind", f"{work}/machine-id",
+                                                                     f"{work}/root/etc/machine-id"]))
+            undo.append(shell_line(["umount", f"{work}/root/etc/machine-id"]))
+        spec = arc.TarSpec(Path(f"{work}/root"), excl, list(self.options.excludes))
+        lines.append(shell_line(arc.tar_command(spec, f"{outdir}/img.tar")))
+        lines.extend(reversed(undo))
+        return lines

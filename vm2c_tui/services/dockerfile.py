@@ -1,0 +1,29 @@
+"""The Dockerfile of the classic recipe, written next to img.tar."""
+
+from __future__ import annotations
+
+import json
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def pick_shell(shells: list[str]) -> str:
+    for s in ("/bin/bash", "/usr/bin/bash", "/bin/sh", "/usr/bin/sh", "/bin/ash"):
+        if s in shells:
+            return s
+    return shells[0] if shells else "/bin/sh"
+
+
+def dockerfile_text(shell: str, labels: dict[str, str], tar_name: str = "img.tar") -> str:
+    lines = ["FROM scratch", f"ADD {tar_name} /", f"ENV PATH={DEFAULT_PATH}"]
+    for k, v in labels.items():
+        lines.append(f"LABEL {k}={json.dumps(v)}")
+    lines.append(f"CMD {json.dumps([shell])}")
+    return "\n".join(lines) + "\n"
+
+
+def changes(shell: str, labels: dict[str, str]) -> list[str]:
+    """The same settings as `docker import --change` lines."""
+    out = [f"ENV PATH={DEFAULT_PATH}", f"CMD {json.dumps([shell])}"]
+    out += [f"LABEL {k}={json.dumps(v)}" for k, v in labels.items()]
+    return out
