@@ -120,3 +120,26 @@ def vm2c(*args: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
     if check and proc.returncode != 0:
         raise AssertionError(f"vm2c {' '.join(map(str, args))} failed: {proc.stderr}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def dockerd():
+    """Debian's dockerd on a private socket and data root, for the whole session."""
+    from vm2c_tui.services.dockerd import PrivateDockerd
+
+    daemon = PrivateDockerd()
+    host = daemon.start()
+    old = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = host
+    yield host
+    if old is None:
+        os.environ.pop("DOCKER_HOST", None)
+    else:
+        os.environ["DOCKER_HOST"] = old
+    daemon.stop()
+
+
+def docker_client():
+    import docker
+
+    return docker.from_env(timeout=600)

@@ -71,7 +71,7 @@ def tar_manifest(path: Path) -> dict[bytes, dict]:
                 continue
             kind = ("dir" if m.isdir() else "file" if m.isfile() else "symlink" if m.issym() else
                     "char" if m.ischr() else "block" if m.isblk() else "fifo" if m.isfifo() else "other")
-            e = {"type": kind, "mode": m.mode, "uid": m.uid, "gid": m.gid, "mtime": int(m.mtime)}
+            e = {"type": kind, "mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid, "mtime": int(m.mtime)}
             if kind == "file":
                 h = hashlib.sha256()
                 f = tf.extractfile(m)

@@ -1,0 +1,147 @@
+"""Images built through a real dockerd from fixture disks, and run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from conftest import VM2C, docker_client, vm2c
+from manifest import compare, tar_manifest, tree_manifest
+
+FULL_MOUNTS = {"/": "root", "/var": "var", "/home": "home"}  # /boot is left out by the default preset
+EXCLUDED = (b"./boot/", b"./lib/modules/", b"./var/tmp/", b"./var/cache/apt/pkgcache.bin", b"./etc/ssh/ssh_host_",
+            b"./etc/machine-id")
+
+
+def ignore_default(p: bytes) -> bool:
+    base = os.path.basename(p)
+    return (p == b"." or base == b"lost+found" or base.startswith(b".wh.")
+            or any(p.startswith(e) for e in EXCLUDED))
+
+
+def saved_layers(tmp_path, image: str) -> list:
+    dest = tmp_path / "saved.tar"
+    out = vm2c("--debug", "inspect", "--help")  # keeps vm2c importable in the same env
+    assert out.returncode == 0
+    c = docker_client()
+    with open(dest, "wb") as f:
+        for chunk in c.images.get(image).save(chunk_size=1 << 20):
+            f.write(chunk)
+    layers = []
+    with tarfile.open(dest) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))
+        for name in manifest[0]["Layers"]:
+            p = tmp_path / name.replace("/", "_")
+            with open(p, "wb") as f:
+                f.write(tf.extractfile(name).read())
+            layers.append(p)
+    return layers
+
+
+def test_convert_import_matches_source_and_saves(disks, dockerd, tmp_path, no_leaks):
+    proc = vm2c("convert", disks.get("full", "qcow2"), "--tag", "vm2c-test/full:import", "--json", check=True)
+    doc = json.loads(proc.stdout)
+    assert doc["method"] == "import" and doc["root"] == "fullvg/root"
+    assert doc["os"]["pretty_name"] == "Demo Linux 1.0 (vm2c)"
+    assert doc["smoke"]["ok"] and "Demo Linux" in doc["smoke"]["os_release"]
+    assert "vm2c-test/full:import" in doc["tags"]
+    layers = saved_layers(tmp_path, "vm2c-test/full:import")  # docker save verifies the layer
+    assert len(layers) == 1
+    trees = disks.trees("full")
+    expected = tree_manifest({mp: trees / d for mp, d in FULL_MOUNTS.items()})
+    got = tar_manifest(layers[0])
+    assert compare(expected, got, ignore=ignore_default) == []
+    assert got[b"./srv/xattrs"]["xattrs"]["user.comment"] == b"kept by import"
+    c = docker_client()
+    labels = c.images.get("vm2c-test/full:import").labels
+    assert labels["org.vm2c.root"] == "fullvg/root" and labels["org.vm2c.source"].startswith("full")
+    out = c.containers.run("vm2c-test/full:import", ["getcap", "/usr/bin/ping"], network_mode="none", remove=True)
+    assert b"cap_net_raw" in out
+
+
+def test_dockerfile_route_drops_only_non_capability_xattrs(disks, dockerd, tmp_path, no_leaks):
+    proc = vm2c("convert", disks.get("full"), "--tag", "vm2c-test/full:dockerfile", "--method", "dockerfile",
+                "--workdir", tmp_path, check=True)
+    assert "lose xattrs" in proc.stderr and "/srv/xattrs: user.comment, user.binary" in proc.stderr
+    assert "smoke test: ok" in proc.stdout
+    layers = saved_layers(tmp_path, "vm2c-test/full:dockerfile")
+    assert len(layers) == 1
+    trees = disks.trees("full")
+    expected = tree_manifest({mp: trees / d for mp, d in FULL_MOUNTS.items()})
+    for e in expected.values():
+        e["xattrs"] = {k: v for k, v in e["xattrs"].items() if k == "security.capability"}
+    got = tar_manifest(layers[0])
+    assert compare(expected, got, ignore=ignore_default) == []
+    assert got[b"./usr/bin/ping"]["xattrs"]["security.capability"]
+    assert not list(tmp_path.glob("vm2c-build-*")), "the build context is removed"
+
+
+def test_build_from_archive_dir_both_methods(disks, dockerd, tmp_path):
+    out = tmp_path / "out"
+    vm2c("archive", disks.get("demo"), "-o", out, check=True)
+    for method in ("import", "dockerfile"):
+        proc = vm2c("build", out, "--tag", f"vm2c-test/demo:{method}", "--method", method, check=True)
+        assert "smoke test: ok" in proc.stdout and "1 layer(s)" in proc.stdout
+        assert "docker run -it --rm vm2c-test/demo:" in proc.stdout
+
+
+def test_invalid_reference_is_refused_before_any_work(disks, tmp_path, no_leaks):
+    for bad in ("UPPER/case:x", "a:b:c", "name:-tag", ""):
+        proc = vm2c("convert", disks.get("demo"), "--tag", bad)
+        assert proc.returncode == 2 and "invalid image reference" in proc.stderr, proc.stderr
+
+
+def test_no_daemon_writes_a_loadable_archive(disks, dockerd, tmp_path, no_leaks):
+    dest = tmp_path / "demo-image.tar"
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
+    proc = vm2c("convert", disks.get("demo"), "--tag", "vm2c-test/offline:1", "--save", dest, env=env, check=True)
+    assert f"docker load -i {dest}" in proc.stdout
+    c = docker_client()
+    with open(dest, "rb") as f:
+        loaded = c.images.load(f.read())
+    assert any("vm2c-test/offline:1" in i.tags for i in loaded)
+    out = c.containers.run("vm2c-test/offline:1", ["cat", "/etc/os-release"], network_mode="none", remove=True)
+    assert b'PRETTY_NAME="Demo Linux 1.0 (vm2c)"' in out
+    nodaemon = vm2c("convert", disks.get("demo"), "--tag", "x/y:z", env=env)
+    assert nodaemon.returncode == 2 and "no Docker daemon answers" in nodaemon.stderr
+
+
+def test_export_slimming_loop(disks, dockerd, tmp_path):
+    vm2c("convert", disks.get("demo"), "--tag", "vm2c-test/slim:fat", check=True)
+    c = docker_client()
+    ctr = c.containers.run("vm2c-test/slim:fat", ["rm", "-rf", "/usr/share/doc", "/var/log/messages"],
+                           network_mode="none", detach=True)
+    ctr.wait()
+    proc = vm2c("export", ctr.id, "--tag", "vm2c-test/slim:thin", check=True)
+    assert "saved" in proc.stdout
+    img = c.images.get("vm2c-test/slim:thin")
+    assert len(img.attrs["RootFS"]["Layers"]) == 1
+    assert img.attrs["Config"]["Cmd"] == ["/bin/sh"]
+    out = c.containers.run("vm2c-test/slim:thin", ["ls", "/usr/share"], network_mode="none", remove=True)
+    assert b"doc" not in out
+    ctr.remove()
+
+
+def test_daemon_gone_midway_keeps_the_tar(disks, tmp_path, no_leaks):
+    from vm2c_tui.services.dockerd import PrivateDockerd
+
+    out = tmp_path / "out"
+    vm2c("archive", disks.get("full"), "-o", out, check=True)
+    daemon = PrivateDockerd()
+    host = daemon.start()
+    env = {**os.environ, "DOCKER_HOST": host}
+    proc = subprocess.Popen([*VM2C, "build", out, "--tag", "vm2c-test/gone:1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.3)
+    daemon.stop()
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.fail("the build finished before the daemon was stopped; the fixture is too small")
+    assert proc.returncode == 2 and b"Traceback" not in err
+    assert b"Docker daemon" in err
+    assert (out / "img.tar").exists()

@@ -1,0 +1,187 @@
+"""build, convert, export: the faces of the image service."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from .errors import Vm2cError
+from .text import human
+
+
+def _print_result(res, smoke, out=sys.stdout) -> None:
+    tag = res.tags[0] if res.tags else res.image_id
+    print(f"image {res.image_id[:19]}  {', '.join(res.tags)}  {human(res.size)}  {res.layers} layer(s)  "
+          f"[{res.method}]", file=out)
+    if smoke is not None:
+        if smoke.ok:
+            first = next((l for l in smoke.os_release.splitlines() if l.startswith("PRETTY_NAME=")), "")
+            print(f"smoke test: ok ({smoke.shell} runs; {first})", file=out)
+        else:
+            print(f"smoke test FAILED ({smoke.shell}): {smoke.error} -- the image is kept", file=out)
+    print(f"next: docker run -it --rm {tag} {smoke.shell if smoke else '/bin/sh'}", file=out)
+    print(f"      docker save -o image.tar {tag}", file=out)
+
+
+def _cmd_build(args) -> int:
+    from .services import image
+    from .services.dockerfile import changes
+
+    ctx = Path(args.dir)
+    tar, dockerfile = ctx / "img.tar", ctx / "Dockerfile"
+    if not tar.is_file():
+        raise Vm2cError(f"{ctx}: no img.tar here (make one with vm2c archive SOURCE --output {ctx})")
+    image.parse_reference(args.tag)
+    shell, labels = _dockerfile_settings(dockerfile)
+    start = time.monotonic()
+    if args.method == "dockerfile":
+        _warn_dropped_xattrs(tar)
+        image_id = image.build_dockerfile(ctx, args.tag, on_log=lambda l: print(l, file=sys.stderr))
+    else:
+        def chunks():
+            with open(tar, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+        image_id = image.import_stream(chunks(), args.tag, changes(shell, labels))
+    built = time.monotonic() - start
+    res = image.describe(image_id, args.method)
+    smoke = image.smoke_test(image_id, shell)
+    res.timings = {"build": round(built, 3)}
+    _print_result(res, smoke)
+    return 0
+
+
+def _dockerfile_settings(dockerfile: Path) -> tuple[str, dict[str, str]]:
+    shell, labels = "/bin/sh", {}
+    if dockerfile.is_file():
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("CMD "):
+                try:
+                    shell = json.loads(line[4:])[0]
+                except (ValueError, IndexError):
+                    pass
+            elif line.startswith("LABEL "):
+                k, _, v = line[6:].partition("=")
+                try:
+                    labels[k] = json.loads(v)
+                except ValueError:
+                    labels[k] = v
+    return shell, labels
+
+
+def _warn_dropped_xattrs(tar: Path) -> None:
+    from .services.xattrs import dropped_by_add
+
+    lost = dropped_by_add(tar)
+    if lost:
+        print(f"vm2c: the dockerfile route's ADD keeps only security.capability; {len(lost)} file(s) lose "
+              "xattrs (use --method import to keep them):", file=sys.stderr)
+        for path, names in lost[:20]:
+            print(f"  {path}: {', '.join(names)}", file=sys.stderr)
+
+
+def _cmd_convert(args) -> int:
+    from .services import image
+    from .services.conversion import Conversion
+    from .services.dockerfile import changes
+    from .services.imagefile import write_image_archive
+
+    image.parse_reference(args.tag)
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    save = Path(args.save) if args.save else None
+    with Conversion(args.source, args.options_factory(args)) as conv:
+        insp = conv.inspect()
+        conv.plan()
+        timings["inspect"] = round(time.monotonic() - t0, 3)
+        t1 = time.monotonic()
+        prep = conv.prepare()
+        timings["mount"] = round(time.monotonic() - t1, 3)
+        for n in prep.notes:
+            print(f"vm2c: {n}", file=sys.stderr)
+        bar = args.progress_factory()
+        labels = conv.labels()
+        t2 = time.monotonic()
+        daemon = _daemon_up()
+        if not daemon:
+            if save is None:
+                image.client()  # raises the clear "no daemon" error
+            work = conv.session.tempdir("tar", base=str(save.parent))
+            res = conv.write_archive(work, bar)
+            bar.done()
+            load = write_image_archive(res.tar, save, args.tag, prep.shell, labels)
+            timings["archive"] = round(time.monotonic() - t2, 3)
+            print(f"no Docker daemon answered: wrote {save} ({human(save.stat().st_size)}); load it with: {load}")
+            return 0
+        if args.method == "dockerfile":
+            work = conv.session.tempdir("build", base=args.workdir)
+            res = conv.write_archive(work, bar)
+            bar.done()
+            timings["archive"] = round(time.monotonic() - t2, 3)
+            _warn_dropped_xattrs(res.tar)
+            t3 = time.monotonic()
+            image_id = image.build_dockerfile(work, args.tag, on_log=lambda l: print(l, file=sys.stderr))
+            timings["build"] = round(time.monotonic() - t3, 3)
+        else:
+            image_id = image.import_stream(conv.stream(bar), args.tag, changes(prep.shell, labels))
+            bar.done()
+            timings["archive+import"] = round(time.monotonic() - t2, 3)
+        root_id = conv.plans[0].fs_id if conv.plans else "/"
+    res = image.describe(image_id, args.method)
+    t4 = time.monotonic()
+    smoke = image.smoke_test(image_id, prep.shell)
+    timings["smoke"] = round(time.monotonic() - t4, 3)
+    if save:
+        t5 = time.monotonic()
+        image.save(image_id, save)
+        timings["save"] = round(time.monotonic() - t5, 3)
+    timings["total"] = round(time.monotonic() - t0, 3)
+    res.timings = timings
+    if args.json:
+        print(json.dumps({"image_id": res.image_id, "tags": res.tags, "size": res.size, "method": args.method,
+                          "source": conv.source, "root": root_id,
+                          "os": insp.root_volume.os.to_json() if insp and insp.root_volume and insp.root_volume.os
+                          else None, "layers": res.layers, "smoke": smoke.to_json(), "timings": timings}, indent=2))
+    else:
+        _print_result(res, smoke)
+        print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    return 0 if smoke.ok else 3
+
+
+def _daemon_up() -> bool:
+    from .services.dockerd import daemon_answers
+
+    return daemon_answers()
+
+
+def _cmd_export(args) -> int:
+    from .services import image
+
+    res, before = image.export_container(args.container, args.tag)
+    print(f"{args.container}: image {human(before)} -> {res.tags[0] if res.tags else res.image_id}: "
+          f"{human(res.size)} ({human(before - res.size)} saved, {res.layers} layer)")
+    return 0
+
+
+def add_parsers(sub, conversion_args, options, progress_line) -> None:
+    s = sub.add_parser("build", help="build an image from DIR/img.tar (the archive step's output)")
+    s.add_argument("dir")
+    s.add_argument("--tag", required=True, metavar="REPO:TAG")
+    s.add_argument("--method", choices=["dockerfile", "import"], default="import")
+    s.set_defaults(func=_cmd_build)
+
+    s = sub.add_parser("convert", help="the whole conversion: disk image to Docker image")
+    conversion_args(s)
+    s.add_argument("--tag", required=True, metavar="REPO:TAG")
+    s.add_argument("--method", choices=["import", "dockerfile"], default="import")
+    s.add_argument("--save", metavar="PATH", help="also write a loadable image archive (needs no daemon)")
+    s.add_argument("--workdir", default=None, help="where the dockerfile route writes img.tar (default /tmp)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_convert, options_factory=options, progress_factory=progress_line)
+
+    s = sub.add_parser("export", help="slim an image: export a container you stripped, re-import it")
+    s.add_argument("container")
+    s.add_argument("--tag", required=True, metavar="REPO:TAG")
+    s.set_defaults(func=_cmd_export)

@@ -1,0 +1,214 @@
+"""Images through a real Docker daemon (the docker SDK, so DOCKER_HOST is honoured)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import Vm2cError
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+# a first component is a registry host only with a dot, a port, or "localhost" (as Docker decides)
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST = rf"(?:(?:{_LABEL}(?:\.{_LABEL})+(?::[0-9]+)?|{_LABEL}:[0-9]+|localhost)/)"
+REFERENCE = re.compile(rf"^(?P<name>{_HOST}?{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?$")
+
+LogFn = Callable[[str], None]
+
+
+def parse_reference(ref: str) -> tuple[str, str]:
+    """('repo', 'tag') of REPO[:TAG], or a clear error."""
+    m = REFERENCE.match(ref or "")
+    if not m or len(m.group("name")) > 255:
+        raise Vm2cError(f"invalid image reference '{ref}': use REPO[:TAG], lowercase letters, digits, "
+                        "'.', '_', '-' and '/' in REPO (e.g. legacy/billing:2024)")
+    return m.group("name"), m.group("tag") or "latest"
+
+
+def client(timeout: int = 3600):
+    import docker
+
+    try:
+        c = docker.from_env(timeout=timeout)
+        c.ping()
+        return c
+    except Exception as exc:  # the SDK raises several kinds: all mean no daemon
+        raise Vm2cError(f"no Docker daemon answers at {_host()} ({_short(exc)}); "
+                        "use --save PATH to write a loadable image archive without one") from None
+
+
+def _host() -> str:
+    import os
+
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
+
+
+@dataclass
+class Smoke:
+    ok: bool
+    os_release: str = ""
+    shell: str = ""
+    error: str = ""
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "os_release": self.os_release, "shell": self.shell, "error": self.error or None}
+
+
+@dataclass
+class ImageResult:
+    image_id: str
+    tags: list[str]
+    size: int
+    layers: int
+    method: str
+    smoke: Smoke | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _wrap(exc: Exception, what: str) -> Vm2cError:
+    explanation = getattr(exc, "explanation", None)
+    if explanation:  # the daemon answered, with a reason
+        return Vm2cError(f"{what}: {_short(Exception(explanation))}")
+    return Vm2cError(f"{what}: the Docker daemon failed or went away ({_short(exc)})")
+
+
+def import_stream(chunks: Iterable[bytes], ref: str, changes: list[str]) -> str:
+    """`docker import -` from a stream of tar chunks; returns the image id."""
+    repo, tag = parse_reference(ref)
+    c = client()
+    try:
+        out = c.api.import_image(src=chunks, repository=repo, tag=tag, changes=changes, stream_src=True)
+    except Vm2cError:
+        raise
+    except Exception as exc:
+        raise _wrap(exc, "docker import") from None
+    finally:
+        c.close()
+    image_id = ""
+    for line in str(out).splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if "error" in doc:
+            raise Vm2cError(f"docker import: {doc['error']}")
+        status = doc.get("status", "")
+        if status.startswith("sha256:"):
+            image_id = status
+    if not image_id:
+        raise Vm2cError("docker import: the daemon returned no image id")
+    return image_id
+
+
+def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> str:
+    """The classic recipe: `docker build` of FROM scratch + ADD img.tar /."""
+    parse_reference(ref)
+    c = client()
+    image_id = ""
+    try:
+        for doc in c.api.build(path=str(context), tag=ref, rm=True, forcerm=True, decode=True):
+            if "error" in doc:
+                raise Vm2cError(f"docker build: {doc['error'].strip()}")
+            line = doc.get("stream", "")
+            if line and on_log:
+                for part in line.splitlines():
+                    if part.strip():
+                        on_log(part)
+            aux = doc.get("aux", {})
+            if "ID" in aux:
+                image_id = aux["ID"]
+            m = re.match(r"Successfully built ([0-9a-f]+)", line)
+            if m and not image_id:
+                image_id = m.group(1)
+    except Vm2cError:
+        raise
+    except Exception as exc:
+        raise _wrap(exc, "docker build") from None
+    finally:
+        c.close()
+    if not image_id:
+        raise Vm2cError("docker build finished without an image id")
+    return image_id
+
+
+def describe(image_id: str, method: str) -> ImageResult:
+    c = client()
+    try:
+        img = c.images.get(image_id)
+        return ImageResult(img.id, list(img.tags), int(img.attrs.get("Size", 0)),
+                           len(img.attrs.get("RootFS", {}).get("Layers", [])), method)
+    except Exception as exc:
+        raise _wrap(exc, "docker inspect") from None
+    finally:
+        c.close()
+
+
+def smoke_test(image_id: str, shell: str) -> Smoke:
+    """Run the image with no network: the CMD's shell must start and read /etc/os-release."""
+    c = client()
+    try:
+        out = c.containers.run(image_id, ["-c", "cat /etc/os-release"], entrypoint=[shell], network_mode="none",
+                               remove=True, stdout=True, stderr=True)
+        return Smoke(True, out.decode("utf-8", "replace")[:4000], shell)
+    except Exception as exc:  # reported plainly, the image is kept
+        return Smoke(False, "", shell, _short(exc))
+    finally:
+        c.close()
+
+
+def save(image: str, dest: Path) -> int:
+    """`docker save` to DEST (which also proves the daemon can verify every layer)."""
+    c = client()
+    partial = dest.with_name(dest.name + ".partial")
+    try:
+        with open(partial, "wb") as f:
+            for chunk in c.images.get(image).save(chunk_size=1 << 20):
+                f.write(chunk)
+        partial.replace(dest)
+    except Exception as exc:
+        partial.unlink(missing_ok=True)
+        raise _wrap(exc, "docker save") from None
+    finally:
+        c.close()
+    return dest.stat().st_size
+
+
+def export_container(container: str, ref: str) -> tuple[ImageResult, int]:
+    """The slimming loop: `docker export` a container and import it as one layer,
+    keeping its image's Env, Cmd, WorkingDir, Entrypoint and Labels."""
+    parse_reference(ref)
+    c = client()
+    try:
+        try:
+            ctr = c.containers.get(container)
+        except Exception:
+            raise Vm2cError(f"no container '{container}' on {_host()}") from None
+        img = c.images.get(ctr.image.id)
+        before = int(img.attrs.get("Size", 0))
+        cfg = img.attrs.get("Config", {})  # the image's, not the command the container ran
+        changes = [f"ENV {e}" for e in cfg.get("Env") or []]
+        if cfg.get("Cmd"):
+            changes.append(f"CMD {json.dumps(cfg['Cmd'])}")
+        if cfg.get("Entrypoint"):
+            changes.append(f"ENTRYPOINT {json.dumps(cfg['Entrypoint'])}")
+        if cfg.get("WorkingDir"):
+            changes.append(f"WORKDIR {cfg['WorkingDir']}")
+        for k, v in (cfg.get("Labels") or {}).items():
+            changes.append(f"LABEL {k}={json.dumps(v)}")
+        stream = ctr.export(chunk_size=1 << 20)
+    except Vm2cError:
+        raise
+    except Exception as exc:
+        raise _wrap(exc, "docker export") from None
+    finally:
+        c.close()
+    image_id = import_stream(stream, ref, changes)
+    return describe(image_id, "export"), before
