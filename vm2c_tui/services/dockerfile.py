@@ -27,3 +27,20 @@ def changes(shell: str, labels: dict[str, str]) -> list[str]:
     out = [f"ENV PATH={DEFAULT_PATH}", f"CMD {json.dumps([shell])}"]
     out += [f"LABEL {k}={json.dumps(v)}" for k, v in labels.items()]
     return out
+
+
+def image_commands(outdir: str, tag: str, method: str, shell: str, labels: dict[str, str]) -> list[str]:
+    """The build step as shell lines, for the commands panel."""
+    from .run import shell_line
+
+    if method == "dockerfile":
+        lines = [shell_line(["docker", "build", "-t", tag, outdir])]
+    else:
+        cmd = ["docker", "import"]
+        for c in changes(shell, labels):
+            cmd += ["--change", c]
+        lines = [shell_line([*cmd, f"{outdir}/img.tar", tag])]
+    lines.append(shell_line(["docker", "run", "--rm", "--network", "none", "--entrypoint", shell, tag, "-c",
+                             "cat /etc/os-release"]))
+    lines.append(shell_line(["docker", "run", "-it", "--rm", tag, shell]))
+    return lines

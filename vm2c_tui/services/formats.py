@@ -140,3 +140,19 @@ def _check_truncation(info: ImageInfo, file_size: int) -> None:
         if end > file_size:
             raise Vm2cError(f"{info.path}: truncated {NICE.get(info.format, info.format)} image "
                             f"(data up to byte {end}, file has {file_size})")
+
+
+def looks_like_disk(path: Path) -> bool:
+    """Cheap content test for the file picker: a container format, a partition
+    table, or a filesystem superblock at the start. Never trusts the name."""
+    try:
+        if not path.is_file() or path.stat().st_size < 4096:
+            return False
+        if sniff(path) != "raw":
+            return True
+        with open(path, "rb") as f:
+            head = f.read(68 * 1024)
+    except OSError:
+        return False
+    return (head[510:512] == b"\x55\xaa" or head[1080:1082] == b"\x53\xef" or head[:4] == b"XFSB"
+            or head[65600:65608] == b"_BHRfS_M")

@@ -1,0 +1,126 @@
+"""The wizard driven by Pilot: the whole flow to a built image, and the UI staying live."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from textual.widgets import Button, DataTable, Input
+
+from conftest import docker_client
+from vm2c_tui.tui.app import Vm2cApp
+from vm2c_tui.tui.widgets.commands import CommandsPanel
+
+
+async def wait_until(pilot, cond, timeout: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting for {cond}")
+        await pilot.pause(0.05)
+
+
+async def click(pilot, selector: str) -> None:
+    button = pilot.app.screen.query_one(selector, Button)
+    await wait_until(pilot, lambda: not button.disabled)
+    button.press()
+    await pilot.pause(0.05)
+
+
+async def to_archive_screen(pilot, source, outdir) -> None:
+    app = pilot.app
+    path = app.screen.query_one("#path", Input)
+    path.value = str(source)
+    path.focus()
+    await pilot.press("enter")
+    await click(pilot, "#next")
+    await wait_until(pilot, lambda: type(app.screen).__name__ == "PartitionsScreen")
+    await wait_until(pilot, lambda: app.state.inspection is not None)
+    table = app.screen.query_one(DataTable)
+    await wait_until(pilot, lambda: table.row_count > 0)
+    await click(pilot, "#next")
+    await wait_until(pilot, lambda: type(app.screen).__name__ == "MountScreen")
+    out = app.screen.query_one("#outdir", Input)
+    out.value = str(outdir)
+    await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared is not None)
+    await click(pilot, "#next")
+    await wait_until(pilot, lambda: type(app.screen).__name__ == "ArchiveScreen")
+
+
+async def test_whole_flow_to_a_running_image(disks, dockerd, tmp_path, no_leaks):
+    src = disks.get("demo", "qcow2")
+    app = Vm2cApp(browse_root=str(src.parent))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_archive_screen(pilot, src, tmp_path / "out")
+        await click(pilot, "#start")
+        await wait_until(pilot, lambda: app.state.archive is not None)
+        assert (tmp_path / "out" / "img.tar").stat().st_size > 1 << 20
+        assert app.state.conversion is None, "nothing stays mounted after the archive"
+        await click(pilot, "#next")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "BuildScreen")
+        app.screen.query_one("#tag", Input).value = "vm2c-test/tui:flow"
+        await click(pilot, "#build")
+        await wait_until(pilot, lambda: app.state.smoke is not None, timeout=120)
+        assert app.state.smoke.ok
+        assert "vm2c-test/tui:flow" in app.state.image.tags
+        await pilot.press("q")
+    assert app.return_code == 0
+    img = docker_client().images.get("vm2c-test/tui:flow")
+    assert img.labels["org.vm2c.root"] == "demo/root"
+
+
+async def test_commands_panel_answers_while_archive_runs_then_cancel(disks, tmp_path, monkeypatch, no_leaks):
+    monkeypatch.setenv("VM2C_SLOW_TAR", "1")
+    src = disks.get("full")
+    app = Vm2cApp(browse_root=str(src.parent))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_archive_screen(pilot, src, tmp_path / "out")
+        await click(pilot, "#start")
+        partial = tmp_path / "out" / "img.tar.partial"
+        await wait_until(pilot, lambda: partial.exists())
+        panel = app.screen.query_one(CommandsPanel)
+        assert panel.has_class("hidden")
+        await pilot.press("c")
+        await pilot.pause(0.1)
+        assert not panel.has_class("hidden")
+        text = str(panel.query_one("#commands-text").render())
+        assert "tar --create" in text and "losetup -f --show -r" in text
+        assert app.archive_running()
+        await click(pilot, "#cancel")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not app.archive_running())
+        assert not partial.exists()
+        assert app.state.conversion is None
+        assert "cancelled" in str(app.screen.query_one("#error").render())
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_guest_text_is_escaped_and_errors_stay_on_screen(tmp_path):
+    app = Vm2cApp(browse_root=str(tmp_path))
+    bad = tmp_path / "not-a-disk[red].img"
+    bad.write_bytes(os.urandom(8192))
+    async with app.run_test(size=(80, 24)) as pilot:
+        path = app.screen.query_one("#path", Input)
+        path.value = str(bad)
+        path.focus()
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        await click(pilot, "#next")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "PartitionsScreen")
+        err = app.screen.query_one("#error")
+        await wait_until(pilot, lambda: not err.has_class("hidden"))
+        assert "no partition table and no filesystem" in str(err.render())
+        assert "[red]" in str(err.render())  # shown as text, not taken as markup
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "SourceScreen"
+        await pilot.press("ctrl+q")  # focus is in the path input, where q is a letter
+    assert app.return_code == 0
+
+
+def test_safe_makes_control_characters_visible():
+    from vm2c_tui.text import safe
+
+    assert safe("\x1b[31mred\nline") == "\\x1b[31mred\\nline"

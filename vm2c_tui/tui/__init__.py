@@ -1,0 +1,1 @@
+"""The wizard: a Textual face over the services (one Screen per step)."""

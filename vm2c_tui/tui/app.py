@@ -1,0 +1,214 @@
+"""The wizard's App: owns the conversion (so it outlives screens) and its workers."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from ..errors import Vm2cError
+from ..services import image
+from ..services.conversion import Conversion, Prepared
+from ..services.dockerfile import changes, dockerfile_text, image_commands
+from ..services.dockerd import daemon_answers
+from ..services.imagefile import write_image_archive
+from ..services.run import shell_line
+from .messages import ArchiveProgress, BuildLog, StatusNote
+from .screens.source import SourceScreen
+from .state import WizardState
+
+
+class Cancelled(Exception):
+    pass
+
+
+class Vm2cApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "vm2c"
+    SUB_TITLE = "VM disk image → Docker image"
+    BINDINGS = [
+        Binding("c", "toggle_commands", "Commands"),
+        Binding("q", "quit_wizard", "Quit"),
+        Binding("ctrl+q", "quit_wizard", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, source: str | None = None, browse_root: str | None = None) -> None:
+        super().__init__()
+        self.state = WizardState()
+        self.initial_source = os.path.abspath(source) if source else None
+        self.browse_root = browse_root or (os.path.dirname(self.initial_source) if self.initial_source else os.getcwd())
+        self.commands_visible = False
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+
+    def on_mount(self) -> None:
+        self.push_screen(SourceScreen())
+        if self.initial_source:
+            from .screens.partitions import PartitionsScreen
+
+            self.state.source = self.initial_source
+            try:
+                from ..services.formats import identify
+
+                self.state.info = identify(Path(self.initial_source))
+            except Vm2cError as exc:
+                self.screen.show_error(exc.message)
+                return
+            self.push_screen(PartitionsScreen())
+
+    # -- everywhere --------------------------------------------------------
+    def action_toggle_commands(self) -> None:
+        self.commands_visible = not self.commands_visible
+        from .widgets.commands import CommandsPanel
+
+        for panel in self.screen.query(CommandsPanel):
+            panel.set_class(not self.commands_visible, "hidden")
+            if self.commands_visible:
+                panel.show_lines(self.command_lines())
+
+    def command_lines(self) -> list[str]:
+        """Done and next, as shell commands: the same text as `vm2c archive --dry-run`."""
+        s = self.state
+        if not s.source:
+            return ["# choose a disk image; vm2c will start with:", "vm2c inspect DISK"]
+        if s.inspection is None and s.source != "/":
+            return [shell_line(["vm2c", "inspect", s.source]),
+                    shell_line(["qemu-img", "info", "--output=json", s.source])]
+        try:
+            conv = s.conversion or Conversion(s.source, s.options, s.inspection)
+            lines = conv.commands(str(s.output_dir))
+        except Vm2cError as exc:
+            return [f"# {exc.message}"]
+        shell = s.archive.prepared.shell if s.archive else "/bin/sh"
+        lines += image_commands(str(s.output_dir), s.tag or s.default_tag(), s.method, shell, conv.labels())
+        return lines
+
+    def action_quit_wizard(self) -> None:
+        self._cancel.set()
+        self.state.release()
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        self._cancel.set()
+        self.state.release()
+
+    # -- the conversion (owned here, so it outlives the screens) ------------
+    def prepare_conversion(self) -> Prepared:
+        """Open (or reuse) the conversion for the current options; thread-safe."""
+        s = self.state
+        with self._lock:
+            if s.conversion is not None and s.prepared_for == s.options_key() and s.conversion.prepared:
+                return s.conversion.prepared
+            s.release()
+            conv = Conversion(s.source, s.options, s.inspection)
+            conv.__enter__()
+            s.conversion = conv
+            try:
+                conv.inspect()
+                conv.plan()
+                prep = conv.prepare(output_dir=s.output_dir)
+            except BaseException:
+                s.release()
+                raise
+            s.prepared_for = s.options_key()
+            return prep
+
+    def archive_running(self) -> bool:
+        return any(w.group == "archive" and w.is_running for w in self.workers)
+
+    def start_archive(self, screen) -> None:
+        self._cancel.clear()
+        self._archive(screen)
+
+    def cancel_archive(self) -> None:
+        self._cancel.set()
+
+    @work(thread=True, exclusive=True, group="archive", exit_on_error=False)
+    def _archive(self, screen) -> None:
+        s = self.state
+        s.archive = None
+
+        def progress(p) -> None:
+            if self._cancel.is_set():
+                raise Cancelled()
+            screen.post_message(ArchiveProgress(p))
+
+        try:
+            screen.post_message(StatusNote("mounting read-only…"))
+            self.prepare_conversion()
+            s.archive = s.conversion.write_archive(s.output_dir, progress)
+        except Cancelled:
+            s.release()
+            self.call_from_thread(screen.finished, None)
+            return
+        except Vm2cError as exc:
+            s.release()
+            self.call_from_thread(screen.finished, exc.message)
+            return
+        finally:
+            pass
+        # the tar is written: nothing needs to stay mounted for the build
+        s.release()
+        self.call_from_thread(screen.finished, None)
+        self.call_from_thread(screen.refresh_commands)
+
+    def start_build(self, screen, shell: str) -> None:
+        self._build(screen, shell)
+
+    @work(thread=True, exclusive=True, group="build", exit_on_error=False)
+    def _build(self, screen, shell: str) -> None:
+        s = self.state
+        res = s.archive
+        try:
+            image.parse_reference(s.tag)
+            if not daemon_answers():
+                raise Vm2cError("no Docker daemon answers; save an image archive instead")
+            labels = self._labels(res)
+            if s.method == "dockerfile":
+                res.dockerfile.write_text(dockerfile_text(shell, labels))
+                image_id = image.build_dockerfile(res.tar.parent, s.tag,
+                                                  on_log=lambda l: screen.post_message(BuildLog(l)))
+            else:
+                screen.post_message(BuildLog(f"docker import {res.tar} {s.tag}"))
+
+                def chunks():
+                    with open(res.tar, "rb") as f:
+                        while chunk := f.read(1 << 20):
+                            yield chunk
+
+                image_id = image.import_stream(chunks(), s.tag, changes(shell, labels))
+            screen.post_message(BuildLog(f"image {image_id}; smoke test: {shell} -c 'cat /etc/os-release'"))
+            s.image = image.describe(image_id, s.method)
+            s.smoke = image.smoke_test(image_id, shell)
+        except Vm2cError as exc:
+            self.call_from_thread(screen.finished, exc.message, "no Docker daemon" in exc.message)
+            return
+        self.call_from_thread(screen.finished, None)
+
+    def _labels(self, res) -> dict[str, str]:
+        from .. import __version__
+
+        return {"org.vm2c.source": os.path.basename(self.state.source or ""),
+                "org.vm2c.root": self.state.options.root or (self.state.inspection.root if self.state.inspection else "/"),
+                "org.vm2c.os": res.prepared.os_name, "org.vm2c.version": __version__}
+
+    @work(thread=True, exclusive=True, group="build", exit_on_error=False)
+    def start_save(self, screen, shell: str) -> None:
+        s = self.state
+        dest = s.archive.tar.parent / "image-archive.tar"
+        try:
+            load = write_image_archive(s.archive.tar, dest, s.tag, shell, self._labels(s.archive))
+        except Vm2cError as exc:
+            self.call_from_thread(screen.finished, exc.message, True)
+            return
+        self.call_from_thread(screen.saved, f"✓ wrote {dest}; load it with: {load}")
+
+
+def run_app(source: str | None = None) -> int:
+    app = Vm2cApp(source)
+    app.run()
+    return app.return_code or 0

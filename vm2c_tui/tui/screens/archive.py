@@ -1,0 +1,96 @@
+"""Step 4: the tar, with progress; cancelling releases everything."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, ProgressBar, Static
+
+from ...text import human, safe
+from ..messages import ArchiveProgress, StatusNote
+from .base import StepScreen
+from .confirm import Confirm
+
+
+class ArchiveScreen(StepScreen):
+    STEP = 3
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="archive-status")
+        yield ProgressBar(total=100, show_eta=False, id="bar")
+        yield Static(id="figures")
+        yield Static(id="current")
+        yield Static(id="archive-result")
+        with Horizontal(classes="buttons"):
+            yield Button("Start", id="start", variant="primary")
+            yield Button("Cancel", id="cancel", variant="error", disabled=True)
+            yield Button("Build ▸", id="next", variant="primary", disabled=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        state = self.app.state
+        self.query_one("#archive-status", Static).update(Text(
+            f"{safe(state.source, 60)} -> {safe(str(state.output_dir), 60)}/img.tar", style="bold"))
+        if state.archive is not None:
+            self.finished(None)
+
+    @on(Button.Pressed, "#start")
+    def start(self) -> None:
+        self.query_one("#start", Button).disabled = True
+        self.query_one("#cancel", Button).disabled = False
+        self.show_error(None)
+        self.app.start_archive(self)
+
+    def on_archive_progress(self, msg: ArchiveProgress) -> None:
+        p = msg.progress
+        self.query_one(ProgressBar).update(total=100, progress=100 * p.fraction)
+        eta = f"{p.eta:.0f}s" if p.eta is not None else "-"
+        files = f"{p.files_done}/{p.files_total}" if p.files_total else str(p.files_done)
+        self.query_one("#figures", Static).update(
+            f"{human(p.bytes_done)} of ~{human(p.bytes_total)}   {files} files   {human(p.rate)}/s   ETA {eta}")
+        self.query_one("#current", Static).update(Text(safe(p.current, 76), style="dim"))
+
+    def on_status_note(self, msg: StatusNote) -> None:
+        self.query_one("#current", Static).update(Text(msg.text, style="dim"))
+
+    def finished(self, error: str | None) -> None:
+        self.query_one("#cancel", Button).disabled = True
+        res = self.app.state.archive
+        if error or res is None:
+            self.query_one("#start", Button).disabled = False
+            self.show_error(error or "archive cancelled; everything was released")
+            return
+        self.query_one(ProgressBar).update(total=100, progress=100)
+        t = Text()
+        t.append(f"✓ {res.tar}: {human(res.size)}, {res.files} entries in {res.seconds:.1f}s\n", style="bold green")
+        for s in res.prepared.sanitized:
+            t.append(f"  sanitised: {safe(s, 70)}\n")
+        for n in res.prepared.notes[:4]:
+            t.append(f"  {safe(n, 74)}\n", style="yellow")
+        self.query_one("#archive-result", Static).update(t)
+        self.query_one("#start", Button).disabled = True
+        self.query_one("#next", Button).disabled = False
+        self.query_one("#next", Button).focus()
+
+    @on(Button.Pressed, "#cancel")
+    def cancel(self) -> None:
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.app.cancel_archive()
+
+        self.app.push_screen(Confirm("Cancel the archive? The partial img.tar is removed and "
+                                     "everything is unmounted."), answer)
+
+    def action_back(self) -> None:
+        if self.app.archive_running():
+            self.cancel()
+        else:
+            super().action_back()
+
+    @on(Button.Pressed, "#next")
+    def next_step(self) -> None:
+        from .build import BuildScreen
+
+        self.app.push_screen(BuildScreen())

@@ -1,0 +1,61 @@
+"""What every step shares: the step bar, the error line, the commands panel."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ..messages import StepFailed
+from ..widgets.commands import CommandsPanel
+
+STEPS = ("Source", "Partitions", "Mount", "Archive", "Build")
+
+
+class StepScreen(Screen):
+    STEP = 0
+    BINDINGS = [Binding("escape", "back", "Back")]
+
+    def compose(self) -> ComposeResult:
+        bar = Text()
+        for i, name in enumerate(STEPS):
+            style = "bold reverse" if i == self.STEP else "dim"
+            bar.append(f" {i + 1} {name} ", style=style)
+            if i < len(STEPS) - 1:
+                bar.append(" › ", style="dim")
+        yield Static(bar, id="steps")
+        with Vertical(id="body"):
+            yield from self.compose_body()
+        yield Static(id="error", classes="hidden")
+        yield CommandsPanel(id="commands")
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.query_one(CommandsPanel).set_class(not self.app.commands_visible, "hidden")
+        self.refresh_commands()
+
+    def on_screen_resume(self) -> None:
+        self.query_one(CommandsPanel).set_class(not self.app.commands_visible, "hidden")
+        self.refresh_commands()
+
+    def refresh_commands(self) -> None:
+        self.query_one(CommandsPanel).show_lines(self.app.command_lines())
+
+    def show_error(self, message: str | None) -> None:
+        err = self.query_one("#error", Static)
+        if message:
+            err.update(Text(f"✗ {message}   (Esc: back)", style="bold"))
+        err.set_class(not message, "hidden")
+
+    def on_step_failed(self, msg: StepFailed) -> None:
+        self.show_error(f"{msg.step}: {msg.error}")
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()

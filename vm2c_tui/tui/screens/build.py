@@ -1,0 +1,88 @@
+"""Step 5: import or build the image, smoke-test it, say what to run next."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Input, Label, RichLog, Select, Static
+
+from ...text import human, safe
+from ..messages import BuildLog
+from .base import StepScreen
+
+
+class BuildScreen(StepScreen):
+    STEP = 4
+
+    def compose_body(self) -> ComposeResult:
+        state = self.app.state
+        shell = state.archive.prepared.shell if state.archive else "/bin/sh"
+        with Horizontal(id="build-form"):
+            yield Select([("import (one pass, keeps all xattrs)", "import"),
+                          ("dockerfile (classic ADD img.tar)", "dockerfile")],
+                         value=state.method, allow_blank=False, id="method")
+            yield Input(state.tag or state.default_tag(), placeholder="REPO:TAG", id="tag")
+        with Horizontal(id="cmd-row"):
+            yield Label("CMD ")
+            yield Input(shell, id="shell")
+        yield RichLog(id="log", wrap=True, max_lines=2000)
+        yield Static(id="build-result")
+        with Horizontal(classes="buttons"):
+            yield Button("Build", id="build", variant="primary")
+            yield Button("Save image archive", id="save", disabled=True)
+            yield Button("Quit", id="quit")
+
+    @on(Select.Changed, "#method")
+    def method(self, event: Select.Changed) -> None:
+        self.app.state.method = str(event.value)
+        self.refresh_commands()
+
+    @on(Input.Changed, "#tag")
+    def tag(self, event: Input.Changed) -> None:
+        self.app.state.tag = event.value.strip()
+        self.refresh_commands()
+
+    @on(Button.Pressed, "#build")
+    def build(self) -> None:
+        self.query_one("#build", Button).disabled = True
+        self.show_error(None)
+        state = self.app.state
+        state.tag = self.query_one("#tag", Input).value.strip()
+        self.app.start_build(self, self.query_one("#shell", Input).value.strip() or "/bin/sh")
+
+    @on(Button.Pressed, "#save")
+    def save(self) -> None:
+        self.app.start_save(self, self.query_one("#shell", Input).value.strip() or "/bin/sh")
+
+    @on(Button.Pressed, "#quit")
+    def quit(self) -> None:
+        self.app.action_quit_wizard()
+
+    def on_build_log(self, msg: BuildLog) -> None:
+        self.query_one(RichLog).write(Text(safe(msg.line, 300)))
+
+    def finished(self, error: str | None, no_daemon: bool = False) -> None:
+        self.query_one("#build", Button).disabled = False
+        self.query_one("#save", Button).disabled = not no_daemon
+        if error:
+            self.show_error(error)
+            return
+        state = self.app.state
+        res, smoke = state.image, state.smoke
+        tag = res.tags[0] if res.tags else res.image_id
+        t = Text()
+        t.append(f"✓ {res.image_id[:19]}  {', '.join(res.tags)}  {human(res.size)}  {res.layers} layer(s)\n",
+                 style="bold green")
+        if smoke and smoke.ok:
+            pretty = next((l for l in smoke.os_release.splitlines() if l.startswith("PRETTY_NAME=")), "")
+            t.append(f"smoke test ok: {smoke.shell} runs, {safe(pretty, 60)}\n")
+        elif smoke:
+            t.append(f"smoke test failed: {safe(smoke.error, 80)} (image kept)\n", style="bold red")
+        t.append(f"next: docker run -it --rm {tag} {smoke.shell if smoke else '/bin/sh'}\n")
+        t.append(f"      docker save -o image.tar {tag}")
+        self.query_one("#build-result", Static).update(t)
+
+    def saved(self, line: str) -> None:
+        self.query_one("#build-result", Static).update(Text(line, style="bold green"))

@@ -1,0 +1,135 @@
+"""Step 3: what gets mounted where, how the disk is read, what is left out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static, Switch
+
+from ...errors import Vm2cError
+from ...services.assemble import plan_mounts
+from ...services.attach import available_methods
+from ...services.presets import PRESETS
+from ...services.system import free_space
+from ...text import human, safe
+from .base import StepScreen
+
+
+class MountScreen(StepScreen):
+    STEP = 2
+
+    def compose_body(self) -> ComposeResult:
+        state = self.app.state
+        with VerticalScroll(id="mount-main"):
+            yield Static(id="root-line")
+            yield Vertical(id="mounts")
+            yield Static(id="method")
+            with Horizontal(id="options-row"):
+                with RadioSet(id="preset"):
+                    for name in PRESETS:
+                        yield RadioButton(name, value=name == state.options.preset, name=name)
+                with Vertical(id="switches"):
+                    with Horizontal(classes="switch-row"):
+                        yield Switch(value=state.options.sanitize, id="sanitize")
+                        yield Label("sanitise (empty machine-id, no SSH host keys)")
+                    yield Static(id="estimate")
+            with Horizontal(id="out-row"):
+                yield Label("Output dir ")
+                yield Input(str(state.output_dir), id="outdir")
+            yield Static(id="free")
+        with Horizontal(classes="buttons"):
+            yield Button("Archive ▸", id="next", variant="primary")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        state = self.app.state
+        mounts = self.query_one("#mounts", Vertical)
+        if state.source == "/":
+            self.query_one("#root-line", Static).update(Text(
+                "This running machine: tar of / with --one-file-system (stop services first: "
+                "the copy may be inconsistent)", style="bold"))
+        else:
+            try:
+                plans, notes = plan_mounts(state.inspection, state.options.root, state.options.use_fstab)
+            except Vm2cError as exc:
+                self.show_error(exc.message)
+                return
+            root = plans[0]
+            self.query_one("#root-line", Static).update(
+                Text(f"Root: {root.fs_id} ({root.fstype}) at /", style="bold"))
+            for p in plans[1:]:
+                mounts.mount(Checkbox(f"{p.fs_id} at {safe(p.mountpoint, 40)} ({p.fstype}, {p.via})",
+                                      value=p.fs_id not in state.options.disabled, name=p.fs_id))
+            for n in notes:
+                mounts.mount(Static(Text(safe(n, 100), style="dim")))
+            name, why = available_methods(state.info)[0]
+            self.query_one("#method", Static).update(Text(f"Read through: {name} ({why})"))
+        self.update_free()
+        self.estimate()
+
+    @on(Checkbox.Changed)
+    def toggled(self, event: Checkbox.Changed) -> None:
+        disabled = self.app.state.options.disabled
+        (disabled.discard if event.value else disabled.add)(event.checkbox.name)
+        self.estimate()
+
+    @on(RadioSet.Changed, "#preset")
+    def preset(self, event: RadioSet.Changed) -> None:
+        self.app.state.options.preset = event.pressed.name
+        self.refresh_commands()
+        self.show_estimates()
+
+    @on(Switch.Changed, "#sanitize")
+    def sanitize(self, event: Switch.Changed) -> None:
+        self.app.state.options.sanitize = event.value
+        self.estimate()
+
+    @on(Input.Changed, "#outdir")
+    def outdir(self, event: Input.Changed) -> None:
+        self.app.state.output_dir = Path(event.value).expanduser()
+        self.update_free()
+        self.refresh_commands()
+
+    def update_free(self) -> None:
+        out = self.app.state.output_dir
+        try:
+            free = human(free_space(str(out.resolve())))
+        except OSError:
+            free = "?"
+        self.query_one("#free", Static).update(Text(f"free there: {free}", style="dim"))
+
+    @work(thread=True, exclusive=True, group="prepare")
+    def estimate(self) -> None:
+        """Mount (read-only) now, so the presets' savings are real figures."""
+        self.app.call_from_thread(self.query_one("#estimate", Static).update, "estimating…")
+        try:
+            prep = self.app.prepare_conversion()
+        except Vm2cError as exc:
+            self.app.call_from_thread(self.show_error, exc.message)
+            return
+        self.app.call_from_thread(self.show_estimates)
+        self.app.call_from_thread(self.refresh_commands)
+        del prep
+
+    def show_estimates(self) -> None:
+        prep = self.app.state.conversion.prepared if self.app.state.conversion else None
+        if prep is None:
+            return
+        t = Text()
+        for name, saved in prep.estimates.items():
+            mark = "›" if name == self.app.state.options.preset else " "
+            t.append(f"{mark} {name:9} leaves out {human(saved)}\n")
+        t.append(f"  guest data {human(prep.used_bytes)}", style="dim")
+        for n in prep.notes[:3]:
+            t.append("\n" + safe(n, 90), style="yellow")
+        self.query_one("#estimate", Static).update(t)
+
+    @on(Button.Pressed, "#next")
+    def next_step(self) -> None:
+        from .archive import ArchiveScreen
+
+        self.app.push_screen(ArchiveScreen())

@@ -1,0 +1,135 @@
+"""Step 2: the cfdisk-style table, LVs beneath their PV, and a preview pane."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Button, DataTable, Static
+
+from ...errors import Vm2cError
+from ...services.inspect import inspect_image
+from ...services.model import Volume
+from ...text import COLUMNS, rows, safe
+from .base import StepScreen
+
+LVM_NOTE = ("LVM: vm2c reads the volume group metadata itself and reads each linear LV at its byte "
+            "offset: no device-mapper, no vgchange, the host's LVM untouched.")
+
+
+class PartitionsScreen(StepScreen):
+    STEP = 1
+    BINDINGS = [Binding("r", "use_as_root", "Use as root")]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Inspecting…", id="disk-summary")
+        yield DataTable(id="table", cursor_type="row", zebra_stripes=False)
+        yield Static(LVM_NOTE, id="lvm-note", classes="hidden")
+        with Horizontal(id="lower"):
+            yield Static(id="preview")
+            with Horizontal(classes="buttons"):
+                yield Button("Mount ▸", id="next", variant="primary", disabled=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        table = self.query_one(DataTable)
+        for c in COLUMNS:
+            table.add_column(c, key=c)
+        if self.app.state.inspection is None:
+            self.inspect()
+        else:
+            self.fill()
+
+    @work(thread=True, exclusive=True, group="inspect")
+    def inspect(self) -> None:
+        state = self.app.state
+        try:
+            insp = inspect_image(state.source, progress=lambda m: self.app.call_from_thread(self._status, m))
+        except Vm2cError as exc:
+            self.app.call_from_thread(self._failed, exc.message)
+            return
+        state.inspection = insp
+        self.app.call_from_thread(self.fill)
+
+    def _status(self, msg: str) -> None:
+        self.query_one("#disk-summary", Static).update(Text(msg + "…"))
+
+    def _failed(self, msg: str) -> None:
+        self.query_one("#disk-summary", Static).update("")
+        self.show_error(msg)
+
+    def fill(self) -> None:
+        insp = self.app.state.inspection
+        root = self.app.state.options.root or insp.root
+        table = self.query_one(DataTable)
+        table.clear()
+        self.volumes: dict[str, Volume] = {}
+        root_row = 0
+        for i, (vol, cells) in enumerate(rows(insp)):
+            style = "bold green" if vol.id == root else ""
+            table.add_row(*[Text(c, style=style) for c in cells], key=vol.id)
+            self.volumes[vol.id] = vol
+            if vol.id == root:
+                root_row = i
+        table.move_cursor(row=root_row)
+        summary = Text()
+        summary.append(safe(insp.source, 60), style="bold")
+        summary.append(f"  {insp.format}, table {insp.table}, root ")
+        summary.append(root or "not found", style="bold green" if root else "bold red")
+        for w in insp.warnings:
+            summary.append("\n" + safe(w, 200), style="bold red")
+        self.query_one("#disk-summary", Static).update(summary)
+        self.query_one("#lvm-note").set_class(not any(p.volumes for p in insp.partitions), "hidden")
+        self.query_one("#next", Button).disabled = root is None
+        self.refresh_commands()
+
+    @on(DataTable.RowHighlighted)
+    def highlighted(self, event: DataTable.RowHighlighted) -> None:
+        vol = self.volumes.get(event.row_key.value) if hasattr(self, "volumes") else None
+        self.query_one("#preview", Static).update(self._preview(vol) if vol else "")
+
+    def _preview(self, vol: Volume) -> Text:
+        t = Text()
+        t.append(f"{vol.id}  ", style="bold")
+        t.append(f"{vol.fstype or 'no filesystem'}  {safe(vol.label, 30)}\n")
+        if vol.os:
+            t.append("OS: ", style="bold")
+            t.append(safe(vol.os.pretty_name, 60) + "\n")
+        if vol.top:
+            t.append("Top: ", style="bold")
+            t.append(safe(" ".join(vol.top), 160) + "\n")
+        for e in vol.fstab[:5]:
+            where = e.target or f"({e.skip})"
+            t.append(safe(f"  {e.mountpoint:10} {e.fstype:6} {where}", 60) + "\n")
+        if vol.note:
+            t.append(safe(vol.note, 120), style="italic")
+        return t
+
+    @on(DataTable.RowSelected)
+    def selected(self, event: DataTable.RowSelected) -> None:
+        self.action_use_as_root()
+
+    def action_use_as_root(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        vol = self.volumes.get(key)
+        if vol is None or vol.fstype not in ("ext2", "ext3", "ext4", "xfs", "btrfs") or not vol.readable:
+            self.show_error(f"{key} cannot be the root ({vol.note if vol else 'unknown'})")
+            return
+        self.show_error(None)
+        state = self.app.state
+        if state.options.root != key:
+            state.release()
+            state.options.root = key
+            state.options.disabled = set()
+        self.fill()
+
+    @on(Button.Pressed, "#next")
+    def next_step(self) -> None:
+        from .mount import MountScreen
+
+        self.app.push_screen(MountScreen())

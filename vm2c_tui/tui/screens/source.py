@@ -1,0 +1,113 @@
+"""Step 1: pick a disk image (the tree shows disk images only, by content)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DirectoryTree, Input, Static
+
+from ...errors import Vm2cError
+from ...services.formats import identify, looks_like_disk
+from ...services.system import holder_warning
+from ...text import human, safe
+from .base import StepScreen
+
+
+class DiskImageTree(DirectoryTree):
+    def filter_paths(self, paths):
+        for p in paths:
+            if p.name.startswith("."):
+                continue
+            if p.is_dir() or looks_like_disk(p):
+                yield p
+
+
+class SourceScreen(StepScreen):
+    STEP = 0
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(placeholder="path to a disk image or partition dump (Enter to check it)", id="path")
+        with Horizontal(id="source-main"):
+            yield DiskImageTree(self.app.browse_root, id="tree")
+            with Vertical(id="source-info"):
+                yield Static("Choose a disk image on the left, or type its path above.", id="info")
+                yield Static(id="holder", classes="hidden")
+        with Horizontal(classes="buttons"):
+            yield Button("This running machine", id="live")
+            yield Button("Inspect ▸", id="next", variant="primary", disabled=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        if self.app.state.source and self.app.state.source != "/":
+            self.query_one("#path", Input).value = self.app.state.source
+            self.check(self.app.state.source)
+
+    @on(DirectoryTree.FileSelected)
+    def picked(self, event: DirectoryTree.FileSelected) -> None:
+        self.query_one("#path", Input).value = str(event.path)
+        self.check(str(event.path))
+
+    @on(Input.Submitted, "#path")
+    def typed(self, event: Input.Submitted) -> None:
+        self.check(event.value.strip())
+
+    @work(thread=True, exclusive=True, group="identify")
+    def check(self, path: str) -> None:
+        try:
+            info = identify(Path(path))
+            warning = holder_warning(str(info.path))
+        except Vm2cError as exc:
+            self.app.call_from_thread(self.identified, None, None, exc.message)
+            return
+        self.app.call_from_thread(self.identified, info, warning, None)
+
+    def identified(self, info, warning, error) -> None:
+        self.show_error(error)
+        state = self.app.state
+        self.query_one("#next", Button).disabled = info is None
+        holder = self.query_one("#holder", Static)
+        if info is None:
+            self.query_one("#info", Static).update("")
+            holder.set_class(True, "hidden")
+            return
+        if state.source != str(info.path):
+            state.release()
+            state.inspection = None
+            state.options.root = None
+            state.options.disabled = set()
+        state.source, state.info = str(info.path), info
+        lines = Text()
+        lines.append("File       ", style="bold")
+        lines.append(safe(str(info.path)) + "\n")
+        lines.append("Format     ", style="bold")
+        lines.append(info.display_format + "\n")
+        lines.append("Virtual    ", style="bold")
+        lines.append(f"{human(info.virtual_size)} ({info.virtual_size} bytes)\n")
+        lines.append("On disk    ", style="bold")
+        lines.append(human(info.disk_size) + "\n")
+        for b in info.backing_chain:
+            lines.append("Backing    ", style="bold")
+            lines.append(safe(b) + "\n")
+        self.query_one("#info", Static).update(lines)
+        holder.update(Text(safe(warning, 400), style="bold red") if warning else "")
+        holder.set_class(not warning, "hidden")
+        self.refresh_commands()
+
+    @on(Button.Pressed, "#next")
+    def next_step(self) -> None:
+        from .partitions import PartitionsScreen
+
+        self.app.push_screen(PartitionsScreen())
+
+    @on(Button.Pressed, "#live")
+    def live(self) -> None:
+        from .mount import MountScreen
+
+        state = self.app.state
+        state.release()
+        state.source, state.info, state.inspection = "/", None, None
+        self.app.push_screen(MountScreen())

@@ -1,0 +1,43 @@
+"""What the operator has chosen so far; kept on the App so back/next keeps it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..services.conversion import ArchiveResult, Conversion, Options
+from ..services.formats import ImageInfo
+from ..services.image import ImageResult, Smoke
+from ..services.model import Inspection
+
+
+@dataclass
+class WizardState:
+    source: str | None = None
+    info: ImageInfo | None = None
+    inspection: Inspection | None = None
+    options: Options = field(default_factory=Options)
+    output_dir: Path = field(default_factory=lambda: Path(os.getcwd()) / "vm2c-out")
+    conversion: Conversion | None = None
+    prepared_for: tuple | None = None  # the options the open conversion was prepared with
+    archive: ArchiveResult | None = None
+    tag: str = ""
+    method: str = "import"
+    image: ImageResult | None = None
+    smoke: Smoke | None = None
+
+    def options_key(self) -> tuple:
+        o = self.options
+        return (self.source, o.root, o.use_fstab, tuple(sorted(o.disabled)), o.sanitize)
+
+    def release(self) -> None:
+        """Unmount and detach whatever the open conversion holds."""
+        if self.conversion is not None:
+            conv, self.conversion, self.prepared_for = self.conversion, None, None
+            conv.close()
+
+    def default_tag(self) -> str:
+        base = Path(self.source or "vm").name.split(".")[0].lower()
+        clean = "".join(c if c.isalnum() or c in "-_." else "-" for c in base).strip("-._") or "vm"
+        return f"vm2c/{clean}:latest"
