@@ -1,0 +1,88 @@
+"""Drive the wizard step by step (screenshots, snapshot tests, trainers' demos)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.pilot import Pilot
+from textual.widgets import Button, DataTable, Input
+
+
+async def wait_until(pilot: Pilot, cond, timeout: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise TimeoutError(f"the wizard did not reach {cond}")
+        await pilot.pause(0.05)
+
+
+async def press_button(pilot: Pilot, selector: str) -> None:
+    button = pilot.app.screen.query_one(selector, Button)
+    await wait_until(pilot, lambda: not button.disabled)
+    button.press()
+    await pilot.pause(0.05)
+
+
+def on(pilot: Pilot, name: str):
+    return lambda: type(pilot.app.screen).__name__ == name
+
+
+async def choose_source(pilot: Pilot, source: str) -> None:
+    app = pilot.app
+    path = app.screen.query_one("#path", Input)
+    path.value = source
+    path.focus()
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: app.state.info is not None)
+    await pilot.pause(0.2)
+
+
+async def to_partitions(pilot: Pilot, source: str) -> None:
+    await choose_source(pilot, source)
+    await press_button(pilot, "#next")
+    await wait_until(pilot, on(pilot, "PartitionsScreen"))
+    table = pilot.app.screen.query_one(DataTable)
+    await wait_until(pilot, lambda: table.row_count > 0)
+    await pilot.pause(0.2)
+
+
+async def to_mount(pilot: Pilot, source: str, outdir: str) -> None:
+    await to_partitions(pilot, source)
+    await press_button(pilot, "#next")
+    await wait_until(pilot, on(pilot, "MountScreen"))
+    pilot.app.screen.query_one("#outdir", Input).value = outdir
+    state = pilot.app.state
+    await wait_until(pilot, lambda: state.conversion is not None and state.conversion.prepared is not None)
+    await pilot.pause(0.3)
+
+
+async def to_archive(pilot: Pilot, source: str, outdir: str) -> None:
+    await to_mount(pilot, source, outdir)
+    await press_button(pilot, "#next")
+    await wait_until(pilot, on(pilot, "ArchiveScreen"))
+    await pilot.pause(0.2)
+
+
+async def archive_done(pilot: Pilot, source: str, outdir: str) -> None:
+    await to_archive(pilot, source, outdir)
+    await press_button(pilot, "#start")
+    nxt = pilot.app.screen.query_one("#next", Button)
+    await wait_until(pilot, lambda: not nxt.disabled)
+    await pilot.pause(0.3)
+
+
+async def to_build(pilot: Pilot, source: str, outdir: str, tag: str) -> None:
+    await archive_done(pilot, source, outdir)
+    await press_button(pilot, "#next")
+    await wait_until(pilot, on(pilot, "BuildScreen"))
+    pilot.app.screen.query_one("#tag", Input).value = tag
+    await pilot.pause(0.2)
+
+
+async def build_done(pilot: Pilot, source: str, outdir: str, tag: str) -> None:
+    await to_build(pilot, source, outdir, tag)
+    await press_button(pilot, "#build")
+    build = pilot.app.screen.query_one("#build", Button)
+    await wait_until(pilot, lambda: pilot.app.state.smoke is not None and not build.disabled, timeout=180)
+    await pilot.pause(0.3)
