@@ -100,7 +100,8 @@ def _state() -> dict:
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
     mounts = [l for l in Path("/proc/self/mountinfo").read_text().splitlines() if "vm2c-" in l]
     procs = subprocess.run(["pgrep", "-a", "qemu-storage"], capture_output=True, text=True).stdout
-    temps = sorted(p.name for p in Path("/tmp").glob("vm2c-*") if not p.name.startswith("vm2c-build"))
+    temps = sorted(p.name for p in Path("/tmp").glob("vm2c-*")
+                   if not p.name.startswith(("vm2c-build", "vm2c-test-", "vm2c-dockerd-")))
     return {"loops": sorted(loops.splitlines()), "mounts": mounts, "qemu": procs.splitlines(), "temps": temps}
 
 

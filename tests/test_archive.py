@@ -67,7 +67,7 @@ def test_fat_boot_efi_is_copied_with_mtools(disks, tmp_path):
 
 def test_default_preset_and_sanitising(disks, tmp_path):
     out = tmp_path / "out"
-    proc = vm2c("archive", disks.get("full"), "-o", out, check=True)
+    proc = vm2c("archive", disks.get("full"), "-o", out, "--estimate", check=True)
     names = set(tarfile.open(out / "img.tar").getnames())
     assert "./boot" in names and not any(n.startswith("./boot/") for n in names)
     assert "./lib/modules" in names and not any(n.startswith("./lib/modules/") for n in names)

@@ -57,6 +57,16 @@ class ProgressLine:
             self.stream.write("\n")
 
 
+def require_root(what: str) -> None:
+    import os
+
+    from .errors import Vm2cError
+
+    if os.geteuid() != 0:
+        raise Vm2cError(f"vm2c {what} needs root: it attaches loop devices and mounts the guest's filesystems "
+                        "read-only (`vm2c inspect` and `--dry-run` work without root)")
+
+
 def _note(msg: str) -> None:
     print(f"vm2c: {msg}", file=sys.stderr)
 
@@ -66,6 +76,8 @@ def _cmd_archive(args) -> int:
     from .text import safe
 
     out = Path(args.output)
+    if not args.dry_run:
+        require_root("archive")
     with Conversion(args.source, _options(args)) as conv:
         if args.dry_run:
             conv.inspect()
@@ -78,10 +90,16 @@ def _cmd_archive(args) -> int:
             _note(safe(n, 500))
         for m in prep.mounted:
             _note(f"mounted {m.fs_id} at {m.mountpoint} ({m.fstype}, via {m.via})")
-        _note("preset savings: " + ", ".join(f"{k} {human(v)}" for k, v in prep.estimates.items()))
+        if args.estimate:
+            _note("preset savings: " + ", ".join(f"{k} {human(v)}" for k, v in conv.estimates().items()))
+        _note(f"preset {args.preset} leaves out about {human(prep.preset_saving)}; "
+              f"expecting about {human(prep.expected_bytes)}")
         bar = ProgressLine()
         res = conv.write_archive(out, bar)
         bar.done()
+        wh = prep.whiteout_note()
+        if wh:
+            _note(safe(wh, 500))
     print(f"{res.tar}: {human(res.size)}, {res.files} entries in {res.seconds:.1f}s")
     print(f"{res.dockerfile}: FROM scratch, ADD img.tar /, CMD [\"{prep.shell}\"]")
     for s in prep.sanitized:
@@ -95,6 +113,8 @@ def add_parsers(sub) -> None:
     _conversion_args(s)
     s.add_argument("--output", "-o", required=True, metavar="DIR")
     s.add_argument("--dry-run", action="store_true", help="print the equivalent shell commands, run nothing")
+    s.add_argument("--estimate", action="store_true",
+                   help="also estimate what every preset would leave out, before archiving")
     s.set_defaults(func=_cmd_archive)
     try:
         from . import cli_image

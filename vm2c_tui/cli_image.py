@@ -89,6 +89,9 @@ def _cmd_convert(args) -> int:
     from .services.imagefile import write_image_archive
 
     image.parse_reference(args.tag)
+    from .cli_convert import require_root
+
+    require_root("convert")
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     save = Path(args.save) if args.save else None
@@ -127,6 +130,9 @@ def _cmd_convert(args) -> int:
         else:
             image_id = image.import_stream(conv.stream(bar), args.tag, changes(prep.shell, labels))
             bar.done()
+            wh = prep.whiteout_note()
+            if wh:
+                print(f"vm2c: {wh}", file=sys.stderr)
             timings["archive+import"] = round(time.monotonic() - t2, 3)
         root_id = conv.plans[0].fs_id if conv.plans else "/"
     res = image.describe(image_id, args.method)

@@ -6,6 +6,7 @@ recipe asks for) and returns their paths. Trees are made in a temp dir.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -119,7 +120,51 @@ def bare(tmp: Path) -> Disk:
     return Disk("none", [Part(48, "linux", Fs("ext4", 48, "bare-root", root, "bare"))])
 
 
-RECIPES = {"demo": demo, "full": full, "mbr": mbr, "bare": bare}
+HOST_SECRET = "/tmp/vm2c-host-secret"  # a host path a hostile guest points its symlinks at
+
+
+def hostile(tmp: Path) -> Disk:
+    """A guest that tries to make vm2c read the host: see issue 6."""
+    root = tmp / "root"
+    base_tree(root, hostname="hostile", fstab="")
+    (root / "etc/os-release").unlink()
+    (root / "usr/lib/os-release").unlink()
+    (root / "etc/os-release").symlink_to(HOST_SECRET)  # absolute: must resolve inside the guest
+    (root / "usr/lib/os-release").symlink_to("../../../../../../.." + HOST_SECRET)
+    (root / "etc/fstab").unlink()
+    (root / "etc/fstab").symlink_to("fstab.loop")
+    (root / "etc/fstab.loop").symlink_to("fstab")
+    (root / "data").mkdir()
+    shutil.rmtree(root / "var")
+    (root / "var").symlink_to("/")  # a mount point that would land on the root
+    (root / "\x1b[2Jcleared").write_text("escape sequence in a name\n")
+    with open(root / "huge", "wb") as f:
+        f.truncate(8 << 30)  # sparse, 8 GiB: previews must not read it whole
+    freeze_mtimes(root)
+    return Disk("none", [Part(64, "linux", Fs("ext4", 64, "hostile-root", root, "hostile"))])
+
+
+def hostile_fstab(tmp: Path) -> Disk:
+    """Like `hostile`, with a real fstab naming a /var that is a symlink to / and entries off the disk."""
+    root, var = tmp / "root", tmp / "var"
+    fs_var = Fs("ext4", 16, "hostfs-var", var, "hostvar")
+    base_tree(root, hostname="hostile2", fstab=_fstab([
+        "LABEL=hroot / ext4 defaults 0 1",
+        "UUID=00000000-0000-0000-0000-000000000000 /data ext4 defaults 0 2",
+        "LABEL=hostvar /var ext4 defaults 0 2",
+        "/dev/sda9 /srv ext4 defaults 0 2",
+    ]))
+    shutil.rmtree(root / "var")
+    (root / "var").symlink_to("/")
+    var.mkdir()
+    (var / "from-var-fs").write_text("x\n")
+    for t in (root, var):
+        freeze_mtimes(t)
+    return Disk("gpt", [Part(48, "linux", Fs("ext4", 48, "hostfs-root", root, "hroot")),
+                        Part(16, "linux", fs_var)])
+
+
+RECIPES = {"demo": demo, "full": full, "mbr": mbr, "bare": bare, "hostile": hostile, "hostile_fstab": hostile_fstab}
 
 
 def build(name: str, dest: Path, keep_trees: bool = False) -> Path:

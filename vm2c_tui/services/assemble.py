@@ -111,7 +111,12 @@ def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembl
             except GuestPathError as exc:
                 asm.problems.append(f"{plan.fs_id} at {plan.mountpoint}: {exc}; left out")
                 continue
-            if not target.is_dir() or target.is_symlink():
+            literal = top / plan.mountpoint.lstrip("/")
+            if target != literal:  # a symlink in the guest: it could put the mount over the root
+                asm.problems.append(f"{plan.fs_id}: mount point {plan.mountpoint} is a symlink in the guest "
+                                    f"(to {'/' + str(target.relative_to(top)) if target != top else '/'}); left out")
+                continue
+            if not target.is_dir():
                 asm.problems.append(f"{plan.fs_id}: mount point {plan.mountpoint} is missing in the guest; left out")
                 continue
         if plan.via == "mount":

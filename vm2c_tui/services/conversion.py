@@ -27,7 +27,7 @@ from .guestpath import GuestRoot
 from .inspect import inspect_image
 from .model import Inspection
 from .mount import bind_ro, mount_cmd
-from .presets import PRESETS, SANITIZE, estimate_all, matches, rules
+from .presets import PRESETS, SANITIZE, estimate_all, matches, rules, savings
 from .run import ShellVar, shell_line
 from .session import Session
 from .system import free_space, writers_on
@@ -54,18 +54,23 @@ class Prepared:
     spec: arc.TarSpec
     mounted: list[MountPlan]
     used_bytes: int  # of the assembled filesystems
-    estimates: dict[str, int]  # bytes each preset leaves out
+    preset_saving: int  # bytes the chosen preset leaves out
     expected_bytes: int  # what the tar should hold
-    entries: int
-    whiteouts: list[str]
+    scan: arc.TreeScan | None
     sanitized: list[str]
     notes: list[str]
     shell: str
     os_name: str
 
-    @property
-    def excluded_bytes(self) -> int:
-        return self.used_bytes - self.expected_bytes
+    def files_total(self) -> int:
+        return self.scan.entries if self.scan else 0
+
+    def whiteout_note(self) -> str | None:
+        wh = self.scan.join().whiteouts if self.scan else []
+        if not wh:
+            return None
+        return (f"{len(wh)} guest file(s) named .wh.* skipped (Docker would treat them as whiteouts): "
+                + ", ".join(wh[:5]))
 
 
 @dataclass
@@ -125,6 +130,9 @@ class Conversion:
         """Attach, mount and assemble; estimate sizes; overlay the sanitised files."""
         note = progress or (lambda m: None)
         notes: list[str] = []
+        if os.geteuid() != 0:
+            raise Vm2cError("archiving needs root: vm2c attaches loop devices and mounts the guest's filesystems "
+                            "(read-only); `vm2c inspect` works without root")
         if self.live:
             tree = Path("/")
             mounted: list[MountPlan] = []
@@ -149,9 +157,8 @@ class Conversion:
                        for p in mounted if p.via == "mount")
         guest = GuestRoot(str(tree))
         mps = [p.mountpoint for p in mounted]
-        note("estimating what the presets leave out")
-        estimates = estimate_all(guest, mps)
         excl = rules(self.options.preset, mps)
+        saving = savings(guest, excl)
         sanitized: list[str] = []
         if self.options.sanitize:
             excl += list(SANITIZE)
@@ -161,16 +168,20 @@ class Conversion:
             out = os.path.realpath(output_dir)
             user.append(out.removeprefix("/") + "/*")
         spec = arc.TarSpec(tree, excl, user, one_file_system=self.live)
-        note("counting files")
-        entries, whiteouts = arc.scan_tree(tree) if not self.live else (0, [])
-        if whiteouts:
-            notes.append(f"{len(whiteouts)} guest file(s) named .wh.* skipped (Docker would treat them as "
-                         f"whiteouts): " + ", ".join(whiteouts[:5]))
         facts = read_facts(guest)
-        expected = max(used - estimates.get(self.options.preset, 0), 0)
-        self.prepared = Prepared(tree, spec, mounted, used, estimates, expected, entries, whiteouts, sanitized,
+        expected = max(used - saving, 0)
+        scan = arc.TreeScan(tree, self.live)
+        self.session.callback(scan.stop)
+        self.prepared = Prepared(tree, spec, mounted, used, saving, expected, scan, sanitized,
                                  notes, pick_shell(facts.shells), facts.os.pretty_name if facts.os else "")
         return self.prepared
+
+    def estimates(self) -> dict[str, int]:
+        """Bytes each preset would leave out of the assembled tree (walks only those parts)."""
+        p = self.prepared or self.prepare()
+        if not hasattr(self, "_estimates"):
+            self._estimates = estimate_all(GuestRoot(str(p.tree)), [m.mountpoint for m in p.mounted])
+        return self._estimates
 
     def _sanitize(self, guest: GuestRoot) -> list[str]:
         done = ["/" + os.path.relpath(h, guest.root) + " left out"
@@ -202,14 +213,18 @@ class Conversion:
             raise Vm2cError(f"{outdir}: only {free >> 20} MiB free, the archive needs about {need >> 20} MiB")
         tar = outdir / "img.tar"
         start = time.monotonic()
-        final = arc.write_tar(p.spec, tar, total=p.expected_bytes, files_total=p.entries, on_progress=on_progress)
+        final = arc.write_tar(p.spec, tar, total=p.expected_bytes, files_total=p.files_total,
+                              on_progress=on_progress)
+        wh = p.whiteout_note()
+        if wh and wh not in p.notes:
+            p.notes.append(wh)
         dockerfile = outdir / "Dockerfile"
         dockerfile.write_text(dockerfile_text(p.shell, self.labels()))
         return ArchiveResult(tar, dockerfile, final.bytes_done, final.files_done, time.monotonic() - start, p)
 
     def stream(self, on_progress: arc.ProgressFn | None = None, result: list | None = None):
         p = self.prepared or self.prepare()
-        return arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.entries, on_progress=on_progress,
+        return arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.files_total, on_progress=on_progress,
                               result=result)
 
     # -- the same steps as shell commands ---------------------------------

@@ -19,41 +19,62 @@ class GuestPathError(Exception):
     pass
 
 
+def walk(path: str, is_link, readlink, *, follow_last: bool = True) -> list[str]:
+    """Components of guest PATH with every symlink resolved against the guest root.
+
+    IS_LINK(parts) says whether /parts is a symlink (None when it does not exist);
+    READLINK(parts) returns its target. Shared by mounted guests and debugfs."""
+    parts: list[str] = []
+    todo = [p for p in path.split("/") if p][::-1]
+    links = 0
+    while todo:
+        comp = todo.pop()
+        if comp == ".":
+            continue
+        if comp == "..":
+            if parts:
+                parts.pop()
+            continue
+        link = is_link([*parts, comp])
+        if link is None:
+            parts.append(comp)
+            if todo:
+                raise GuestPathError(f"/{'/'.join(parts)}: no such directory")
+            break
+        if link and (todo or follow_last):
+            links += 1
+            if links > MAX_LINKS:
+                raise GuestPathError(f"{path}: too many levels of symbolic links")
+            target = readlink([*parts, comp])
+            if target.startswith("/"):
+                parts = []
+            todo.extend([p for p in target.split("/") if p][::-1])
+            continue
+        parts.append(comp)
+    return parts
+
+
 class GuestRoot:
+    """A guest filesystem mounted on the host at ROOT."""
+
     def __init__(self, root: str):
         self.root = os.path.realpath(root)
 
+    def _is_link(self, parts: list[str]) -> bool | None:
+        try:
+            return stat.S_ISLNK(os.lstat(os.path.join(self.root, *parts)).st_mode)
+        except FileNotFoundError:
+            return None
+
+    def _readlink(self, parts: list[str]) -> str:
+        return os.readlink(os.path.join(self.root, *parts))
+
     def resolve(self, path: str, *, follow_last: bool = True) -> str:
         """The host path of guest PATH, with symlinks resolved inside the guest."""
-        parts: list[str] = []
-        todo = [p for p in path.split("/") if p][::-1]
-        links = 0
-        while todo:
-            comp = todo.pop()
-            if comp == ".":
-                continue
-            if comp == "..":
-                if parts:
-                    parts.pop()
-                continue
-            host = os.path.join(self.root, *parts, comp)
-            try:
-                st = os.lstat(host)
-            except FileNotFoundError:
-                parts.append(comp)
-                if todo:
-                    raise GuestPathError(f"/{'/'.join(parts)}: no such directory") from None
-                break
-            if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
-                links += 1
-                if links > MAX_LINKS:
-                    raise GuestPathError(f"{path}: too many levels of symbolic links")
-                target = os.readlink(host)
-                if target.startswith("/"):
-                    parts = []
-                todo.extend([p for p in target.split("/") if p][::-1])
-                continue
-            parts.append(comp)
+        try:
+            parts = walk(path, self._is_link, self._readlink, follow_last=follow_last)
+        except NotADirectoryError as exc:
+            raise GuestPathError(str(exc)) from None
         return os.path.join(self.root, *parts)
 
     def read(self, path: str, limit: int = MAX_READ) -> bytes | None:

@@ -20,6 +20,8 @@ from .model import Inspection, Partition, Volume
 from .mount import can_mount, is_root, mount_ro
 from .probe import probe
 from .resolve import resolve_fstab
+from .debugfs import DebugfsRoot
+from .run import which
 from .session import Session
 from .system import holder_warning
 from .table import EXTENDED, read_table, type_name
@@ -40,9 +42,9 @@ def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: 
     held = holder_warning(str(info.path))
     if held:
         warnings.append(held)
-    look_inside = look_inside and is_root()
     if not is_root():
-        warnings.append("not running as root: filesystems were not mounted, so the OS and root are unknown")
+        warnings.append("not running as root: only ext2/3/4 filesystems were read (with debugfs); "
+                        "xfs and btrfs need root to be mounted")
     try:
         with Session("inspect", str(info.path)) as session:
             view = open_raw(session, info, method)
@@ -151,7 +153,12 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progress) -> None:
     for vol in insp.filesystems():
-        if vol.fstype not in LINUX_FS or not vol.readable or not can_mount(vol.fstype):
+        if vol.fstype not in LINUX_FS or not vol.readable:
+            continue
+        if not is_root() or not can_mount(vol.fstype):
+            if vol.fstype in ("ext2", "ext3", "ext4") and which("debugfs"):
+                note(f"reading {vol.id} with debugfs")
+                _remember(vol, read_facts(DebugfsRoot(view.path, vol.offset)))
             continue
         note(f"looking inside {vol.id}")
         with Session("peek", insp.source) as peek:
@@ -161,8 +168,11 @@ def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progre
             except Vm2cError as exc:
                 vol.note = f"could not be mounted: {exc}"
                 continue
-            facts = read_facts(GuestRoot(str(mnt)))
-        vol.os, vol.fstab, vol.top, vol.shells, vol.score = facts.os, facts.fstab, facts.top, facts.shells, facts.score
+            _remember(vol, read_facts(GuestRoot(str(mnt))))
+
+
+def _remember(vol: Volume, facts) -> None:
+    vol.os, vol.fstab, vol.top, vol.shells, vol.score = facts.os, facts.fstab, facts.top, facts.shells, facts.score
 
 
 def _pick_root(insp: Inspection) -> None:

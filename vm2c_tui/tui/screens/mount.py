@@ -107,20 +107,21 @@ class MountScreen(StepScreen):
         """Mount (read-only) now, so the presets' savings are real figures."""
         self.app.call_from_thread(self.query_one("#estimate", Static).update, "estimating…")
         try:
-            prep = self.app.prepare_conversion()
-        except Vm2cError as exc:
-            self.app.call_from_thread(self.show_error, exc.message)
+            self.app.prepare_conversion()
+            self.estimates = self.app.state.conversion.estimates()
+        except (Vm2cError, AttributeError) as exc:
+            self.app.call_from_thread(self.show_error, getattr(exc, "message", "the conversion was closed"))
             return
         self.app.call_from_thread(self.show_estimates)
         self.app.call_from_thread(self.refresh_commands)
-        del prep
 
     def show_estimates(self) -> None:
         prep = self.app.state.conversion.prepared if self.app.state.conversion else None
-        if prep is None:
+        estimates = getattr(self, "estimates", None)
+        if prep is None or estimates is None:
             return
         t = Text()
-        for name, saved in prep.estimates.items():
+        for name, saved in estimates.items():
             mark = "›" if name == self.app.state.options.preset else " "
             t.append(f"{mark} {name:9} leaves out {human(saved)}\n")
         t.append(f"  guest data {human(prep.used_bytes)}", style="dim")

@@ -1,0 +1,222 @@
+"""Hostile and broken inputs: a disk image is data, never trusted (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import vm2c
+from vm2c_tui.diskbuilder.recipes import HOST_SECRET
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.services import lvm
+from vm2c_tui.services.formats import identify
+from vm2c_tui.services.guestpath import GuestRoot
+from vm2c_tui.services.table import read_table
+
+
+@pytest.fixture
+def host_secret():
+    Path(HOST_SECRET).write_text('PRETTY_NAME="HOST SECRET"\nID=host\n')
+    yield HOST_SECRET
+    Path(HOST_SECRET).unlink(missing_ok=True)
+
+
+def test_guest_symlinks_never_reach_the_host(disks, host_secret, no_leaks):
+    doc = json.loads(vm2c("inspect", "--json", disks.get("hostile"), check=True).stdout)
+    text = json.dumps(doc)
+    assert "HOST SECRET" not in text
+    fs = doc["partitions"][0]
+    assert fs["os"] is None and doc["root"] is None  # os-release points outside: nothing to read
+
+
+def test_guest_root_resolver_unit(tmp_path):
+    root = tmp_path / "guest"
+    (root / "etc").mkdir(parents=True)
+    (tmp_path / "outside").write_text("host file")
+    (root / "etc" / "abs").symlink_to(str(tmp_path / "outside"))
+    (root / "etc" / "up").symlink_to("../../../../outside")
+    (root / "etc" / "loop1").symlink_to("loop2")
+    (root / "etc" / "loop2").symlink_to("loop1")
+    (root / "etc" / "real").write_text("inside")
+    (root / "etc" / "rel").symlink_to("real")
+    (root / "fifo").parent.mkdir(exist_ok=True)
+    os.mkfifo(root / "fifo")
+    g = GuestRoot(str(root))
+    assert g.read("/etc/abs") is None and g.read("/etc/up") is None
+    assert g.read("/etc/loop1") is None
+    assert g.read("/etc/rel") == b"inside"
+    assert g.read("/fifo") is None  # would block a naive reader
+    assert g.resolve("/../../etc/real") == str(root / "etc" / "real")
+    big = root / "big"
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)
+    assert len(g.read("/big")) == 256 * 1024
+
+
+def test_hostile_fstab_mount_point_symlink_and_entries_off_disk(disks, tmp_path, no_leaks):
+    out = tmp_path / "out"
+    proc = vm2c("archive", disks.get("hostile_fstab"), "-o", out, check=True)
+    assert "mount point /var is a symlink in the guest" in proc.stderr
+    assert "/data: not on this disk, left out" in proc.stderr
+    assert "/srv: not on this disk, left out" in proc.stderr
+    names = tarfile.open(out / "img.tar").getnames()
+    assert "./var" in names and "./from-var-fs" not in names and "./etc/os-release" in names
+
+
+def test_names_with_escape_sequences_are_shown_escaped(disks):
+    out = vm2c("inspect", disks.get("hostile"), check=True).stdout
+    assert "\x1b" not in out
+
+
+# -- fuzzing: mutated real metadata, nothing escapes but Vm2cError -------------
+
+def _demo_regions(disks):
+    raw = disks.get("demo").read_bytes()
+    return raw
+
+
+@pytest.fixture(scope="module")
+def demo_bytes(disks):
+    return disks.get("demo").read_bytes()
+
+
+def _pv_region(demo: bytes) -> tuple[int, bytes]:
+    from vm2c_tui.services.inspect import inspect_image
+
+    return 135168 * 512, demo[135168 * 512: 135168 * 512 + (1 << 20)]
+
+
+mutations = st.lists(st.tuples(st.integers(0, (1 << 20) - 1), st.integers(0, 255)), min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(muts=mutations)
+def test_fuzz_lvm_metadata(demo_bytes, muts):
+    import io
+
+    base, region = _pv_region(demo_bytes)
+    buf = bytearray(region)
+    for off, val in muts:
+        # aim most mutations at the label and the metadata text
+        off = off % 8192 if off % 3 else off
+        buf[off] = val
+    f = io.BytesIO(bytes(buf))
+    try:
+        pv = lvm.read_pv(f, 0, len(buf))
+        if pv and pv.mda_text:
+            lvm.logical_volumes(pv.mda_text)
+    except Vm2cError as exc:
+        assert exc.message and "\n" not in exc.message
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(muts=st.lists(st.tuples(st.integers(0, 34 * 512 - 1), st.integers(0, 255)), min_size=1, max_size=30))
+def test_fuzz_partition_table(demo_bytes, tmp_path, muts):
+    img = tmp_path / "fuzz.raw"
+    size = 8 << 20
+    buf = bytearray(demo_bytes[: 34 * 512]) + bytearray(size - 34 * 512)
+    buf[size - 33 * 512:] = demo_bytes[len(demo_bytes) - 33 * 512:]
+    for off, val in muts:
+        buf[off] = val
+    img.write_bytes(bytes(buf))
+    try:
+        label, parts = read_table(str(img), size, [])
+        for p in parts:
+            assert p.start > 0 and (p.start + p.sectors) * 512 <= size
+    except Vm2cError as exc:
+        assert exc.message
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(["qcow2", "vdi", "vmdk", "vhdx"]),
+       muts=st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)), min_size=1, max_size=12),
+       cut=st.integers(512, 1 << 20))
+def test_fuzz_format_detection(disks, tmp_path, fmt, muts, cut):
+    data = bytearray(disks.get("demo", fmt).read_bytes()[:cut])
+    for off, val in muts:
+        if off < len(data):
+            data[off] = val
+    img = tmp_path / f"fuzz.{fmt}"
+    img.write_bytes(bytes(data))
+    try:
+        identify(img)
+    except Vm2cError as exc:
+        assert str(img) in exc.message
+
+
+# -- concurrency ----------------------------------------------------------------
+
+def test_two_conversions_at_once_do_not_collide(disks, tmp_path, no_leaks):
+    jobs = [("a", disks.get("demo", "qcow2")), ("b", disks.get("full", "vdi")), ("c", disks.get("demo", "qcow2"))]
+    results = {}
+
+    def run(name, src):
+        results[name] = vm2c("archive", src, "-o", tmp_path / name)
+
+    threads = [threading.Thread(target=run, args=j) for j in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, _ in jobs:
+        assert results[name].returncode == 0, results[name].stderr
+        assert tarfile.open(tmp_path / name / "img.tar").getmember("./etc/os-release")
+    assert not list(Path(os.environ.get("VM2C_STATE_DIR", "/run/vm2c")).glob("*.json"))
+
+
+# -- privileges -------------------------------------------------------------------
+
+def as_nobody(*args, cwd="/tmp"):
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                           sys.executable, "-m", "vm2c_tui", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd)
+
+
+@pytest.fixture
+def public_dir():
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="vm2c-test-public-", dir="/tmp"))  # pytest's tmp_path is 0700
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_without_root_inspect_does_what_it_can(disks, public_dir):
+    tmp_path = public_dir
+    img = tmp_path / "demo.raw"
+    subprocess.run(["cp", "--sparse=always", disks.get("demo"), img], check=True)
+    os.chmod(img, 0o644)
+    proc = as_nobody("inspect", "--json", img)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["table"] == "gpt"
+    assert {v["id"] for p in doc["partitions"] for v in p["volumes"]} == {"demo/root", "demo/swap"}
+    assert any("not running as root" in w for w in doc["warnings"])
+    assert doc["root"] == "demo/root"  # read with debugfs, no mount
+    root = next(v for p in doc["partitions"] for v in p["volumes"] if v["id"] == "demo/root")
+    assert root["os"]["pretty_name"] == "Demo Linux 1.0 (vm2c)"
+    arch = as_nobody("archive", img, "-o", tmp_path / "out")
+    assert arch.returncode == 2 and "needs root" in arch.stderr and "Traceback" not in arch.stderr
+
+
+def test_without_root_debugfs_also_stays_inside_the_guest(disks, public_dir, host_secret):
+    img = public_dir / "hostile.raw"
+    subprocess.run(["cp", "--sparse=always", disks.get("hostile"), img], check=True)
+    os.chmod(img, 0o644)
+    proc = as_nobody("inspect", "--json", img)
+    assert proc.returncode == 0, proc.stderr
+    assert "HOST SECRET" not in proc.stdout
+    assert json.loads(proc.stdout)["partitions"][0]["os"] is None
