@@ -116,6 +116,15 @@ def no_leaks():
         assert not new, f"left behind ({key}): {new}"
 
 
+def fingerprint(path) -> tuple[str, int]:
+    """sha256 and mtime of a source image: vm2c must change neither."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest(), os.stat(path).st_mtime_ns
+
+
 def vm2c(*args: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
     proc = subprocess.run([*VM2C, *map(str, args)], capture_output=True, text=True, **kw)
     if check and proc.returncode != 0:

@@ -8,6 +8,7 @@ import stat
 import tarfile
 from pathlib import Path
 
+
 def _hash_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -32,7 +33,7 @@ def tree_manifest(mounts: dict[str, Path]) -> dict[bytes, dict]:
         topb = os.fsencode(str(top))
         for dirpath, dirnames, filenames in os.walk(topb):
             rel = dirpath[len(topb):]
-            for name in [b""] if dirpath == topb else []:
+            if dirpath == topb:  # the mount point itself is the filesystem's root
                 out[prefix] = _entry(dirpath)
             for n in dirnames + filenames:
                 out[prefix + rel + b"/" + n] = _entry(os.path.join(dirpath, n))
@@ -75,7 +76,7 @@ def tar_manifest(path: Path) -> dict[bytes, dict]:
             if kind == "file":
                 h = hashlib.sha256()
                 f = tf.extractfile(m)
-                for chunk in iter(lambda: f.read(1 << 20), b""):
+                while chunk := f.read(1 << 20):
                     h.update(chunk)
                 e["size"] = m.size
                 e["sha256"] = h.hexdigest()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -12,19 +10,22 @@ import tarfile
 import time
 
 import pytest
-
-from conftest import VM2C, vm2c
+from conftest import VM2C, fingerprint, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 
 FULL_MOUNTS = {"/": "root", "/boot": "boot", "/var": "var", "/home": "home"}
 
 
-def sha(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha = fingerprint
+
+
+def _slow_archive(src, out) -> subprocess.Popen:
+    """vm2c archive with tar throttled, returned once img.tar.partial exists."""
+    env = {**os.environ, "VM2C_SLOW_TAR": "1"}
+    proc = subprocess.Popen([*VM2C, "archive", src, "-o", out, "--preset", "none"], stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=env)
+    _wait_for_partial(out, proc)
+    return proc
 
 
 def _ignore_mkfs_and_wh(p: bytes) -> bool:
@@ -150,10 +151,7 @@ def test_interrupt_releases_everything(disks, tmp_path, sig, no_leaks):
     src = disks.get("full", "qcow2")
     before = sha(src)
     out = tmp_path / "out"
-    env = {**os.environ, "VM2C_SLOW_TAR": "1"}
-    proc = subprocess.Popen([*VM2C, "archive", src, "-o", out, "--preset", "none"], stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, env=env)
-    _wait_for_partial(out, proc)
+    proc = _slow_archive(src, out)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -166,10 +164,7 @@ def test_sigkill_then_cleanup(disks, tmp_path, no_leaks):
     src = disks.get("full", "vdi")
     before = sha(src)
     out = tmp_path / "out"
-    env = {**os.environ, "VM2C_SLOW_TAR": "1"}
-    proc = subprocess.Popen([*VM2C, "archive", src, "-o", out, "--preset", "none"], stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, env=env)
-    _wait_for_partial(out, proc)
+    proc = _slow_archive(src, out)
     proc.kill()
     proc.wait()
     time.sleep(0.2)
@@ -188,3 +183,46 @@ def _wait_for_partial(out, proc) -> None:
             raise AssertionError(proc.stderr.read().decode())
         time.sleep(0.05)
     raise AssertionError("archive never started")
+
+
+def test_output_full_midway_removes_the_partial_file(disks, tmp_path, no_leaks):
+    # The estimate counts used blocks; the 64 MiB sparse file expands in the tar, so a
+    # 40 MiB output passes the free-space check and then fills up midway.
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", small], check=True)
+    try:
+        proc = vm2c("archive", disks.get("full"), "-o", small, "--preset", "none")
+        assert proc.returncode == 2, proc.stderr
+        assert "output filesystem is full" in proc.stderr and "Traceback" not in proc.stderr
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", small], check=True)
+
+
+def test_live_tree_one_file_system_excludes_output_and_lists_writers(tmp_path, no_leaks):
+    from vm2c_tui.diskbuilder.tree import base_tree, freeze_mtimes, torture_tree
+
+    tree = tmp_path / "live"
+    tree.mkdir()
+    base_tree(tree, hostname="live", fstab="")
+    torture_tree(tree)
+    (tree / "var/log/app.log").write_text("started\n")
+    freeze_mtimes(tree)
+    expected = tree_manifest({"/": tree})
+    writer = subprocess.Popen([sys.executable, "-c",
+                               "import sys,time; f=open(sys.argv[1],'a'); time.sleep(60)", str(tree / "var/log/app.log")])
+    try:
+        time.sleep(0.3)
+        out = tree / "out"
+        proc = vm2c("archive", tree, "-o", out, "--preset", "none", "--no-sanitize", check=True)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert f"pid {writer.pid}" in proc.stderr and "stop them first" in proc.stderr
+    got = tar_manifest(out / "img.tar")
+    assert not any(p.startswith(b"./out") for p in got)
+    diffs = compare(expected, got, ignore=lambda p: p == b"." or os.path.basename(p).startswith(b".wh."))
+    assert diffs == []
+    dry = vm2c("archive", "/", "-o", "/srv/out", "--dry-run", check=True).stdout
+    assert "--one-file-system" in dry and "--exclude=./srv/out" in dry and "--directory=/" in dry

@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import vm2c
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import vm2c
 from vm2c_tui.diskbuilder.recipes import HOST_SECRET
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.services import lvm
@@ -78,19 +78,13 @@ def test_names_with_escape_sequences_are_shown_escaped(disks):
 
 # -- fuzzing: mutated real metadata, nothing escapes but Vm2cError -------------
 
-def _demo_regions(disks):
-    raw = disks.get("demo").read_bytes()
-    return raw
-
-
 @pytest.fixture(scope="module")
 def demo_bytes(disks):
     return disks.get("demo").read_bytes()
 
 
 def _pv_region(demo: bytes) -> tuple[int, bytes]:
-    from vm2c_tui.services.inspect import inspect_image
-
+    """The demo disk's LVM PV (p3) starts at sector 135168: label, metadata and some data."""
     return 135168 * 512, demo[135168 * 512: 135168 * 512 + (1 << 20)]
 
 

@@ -9,8 +9,7 @@ import tarfile
 import time
 
 import pytest
-
-from conftest import VM2C, docker_client, vm2c
+from conftest import VM2C, docker_client, fingerprint, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 
 FULL_MOUNTS = {"/": "root", "/var": "var", "/home": "home"}  # /boot is left out by the default preset
@@ -145,3 +144,51 @@ def test_daemon_gone_midway_keeps_the_tar(disks, tmp_path, no_leaks):
     assert proc.returncode == 2 and b"Traceback" not in err
     assert b"Docker daemon" in err
     assert (out / "img.tar").exists()
+
+
+def test_failed_smoke_test_is_reported_and_the_image_kept(disks, dockerd, tmp_path):
+    out = tmp_path / "out"
+    vm2c("archive", disks.get("demo"), "-o", out, check=True)
+    df = out / "Dockerfile"
+    df.write_text(df.read_text().replace('CMD ["/bin/sh"]', 'CMD ["/bin/bash"]'))  # no bash in busybox land
+    proc = vm2c("build", out, "--tag", "vm2c-test/nosh:1")
+    assert proc.returncode == 3, proc.stderr
+    assert "smoke test FAILED (/bin/bash)" in proc.stdout and "the image is kept" in proc.stdout
+    assert docker_client().images.get("vm2c-test/nosh:1")
+
+
+def test_convert_save_with_a_daemon_writes_docker_save_output(disks, dockerd, tmp_path):
+    dest = tmp_path / "saved.tar"
+    doc = json.loads(vm2c("convert", disks.get("bare"), "--tag", "vm2c-test/bare:1", "--save", dest, "--json",
+                          check=True).stdout)
+    assert "save" in doc["timings"]
+    with tarfile.open(dest) as tf:
+        manifest = json.load(tf.extractfile("manifest.json"))
+    assert manifest[0]["RepoTags"] == ["vm2c-test/bare:1"]
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_convert_interrupted_midway_leaves_nothing(disks, dockerd, tmp_path, how, no_leaks):
+    import signal as sig
+
+    src = disks.get("full", "qcow2")
+    before = fingerprint(src)
+    env = {**os.environ, "VM2C_SLOW_TAR": "1"}
+    proc = subprocess.Popen([*VM2C, "convert", src, "--tag", f"vm2c-test/int:{how.lower()}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(200):
+        if subprocess.run(["pgrep", "-f", "--", "--checkpoint-action=sleep=1"], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("tar never started")
+    time.sleep(0.5)
+    proc.send_signal(getattr(sig, how))
+    _, err = proc.communicate(timeout=60)
+    if how == "SIGTERM":
+        assert proc.returncode == 130 and b"Traceback" not in err
+    else:
+        time.sleep(0.3)
+        vm2c("cleanup", check=True)
+    assert subprocess.run(["pgrep", "-f", "--", "--checkpoint-action=sleep=1"]).returncode == 1
+    assert fingerprint(src) == before

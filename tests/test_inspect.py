@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -10,8 +9,8 @@ import sys
 import time
 
 import pytest
+from conftest import fingerprint, vm2c
 
-from conftest import vm2c
 from vm2c_tui.diskbuilder.layout import stable_uuid
 
 FORMATS = ["raw", "qcow2", "qcow2-backing", "vdi", "vmdk", "vmdk-stream", "vmdk-flat", "vhd", "vhdx"]
@@ -22,14 +21,6 @@ FORMAT_NAME = {"raw": "raw", "qcow2": "qcow2", "qcow2-backing": "qcow2", "vdi": 
 def inspect_json(path) -> dict:
     proc = vm2c("inspect", "--json", path, check=True)
     return json.loads(proc.stdout)
-
-
-def fingerprint(path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest(), os.stat(path).st_mtime_ns
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -177,3 +168,55 @@ def test_primary_gpt_corrupt_uses_backup_with_warning(disks, tmp_path):
     doc = inspect_json(img)
     assert doc["table"] == "gpt" and doc["root"] == "demo/root"
     assert any("backup" in w for w in doc["warnings"])
+
+
+def test_luks_unknown_and_unmountable_are_listed_not_fatal(disks, tmp_path, no_leaks):
+    from vm2c_tui.diskbuilder.build import MIB, _dd
+
+    luks = tmp_path / "luks.img"
+    with open(luks, "wb") as f:
+        f.truncate(20 * MIB)
+    subprocess.run(["cryptsetup", "luksFormat", "-q", "--type", "luks2", "--pbkdf", "pbkdf2",
+                    "--pbkdf-force-iterations", "1000", str(luks), "-d", "-"], input=b"pass", check=True)
+    disk = tmp_path / "mixed.raw"
+    with open(disk, "wb") as f:
+        f.truncate(112 * MIB)
+    subprocess.run(["sfdisk", "-q", "--no-reread", "--no-tell-kernel", str(disk)],
+                   input=b"label: gpt\nsize=20MiB, type=L\nsize=8MiB, type=L\nsize=50MiB, type=L\n"
+                         b"size=16MiB, type=U\n", check=True)
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], capture_output=True, check=True).stdout)
+    starts = [p["start"] * 512 for p in table["partitiontable"]["partitions"]]
+    _dd(luks, disk, starts[0])
+    _dd(disks.get("bare"), disk, starts[2])
+    fat = tmp_path / "fat.img"
+    with open(fat, "wb") as f:
+        f.truncate(16 * MIB)
+    subprocess.run(["mkfs.vfat", str(fat)], check=True, capture_output=True)
+    _dd(fat, disk, starts[3])
+    doc = inspect_json(disk)
+    parts = {p["id"]: p for p in doc["partitions"]}
+    assert parts["p1"]["fstype"] == "crypto_LUKS"
+    assert parts["p2"]["fstype"] is None
+    assert parts["p4"]["fstype"] == "vfat"
+    assert doc["root"] == "p3"
+    out = vm2c("inspect", disk, check=True).stdout
+    assert "p1: encrypted (LUKS): not opened" in out
+    assert "p2: no filesystem recognised" in out
+    assert "p4: vfat: this kernel cannot mount it" in out or "p4: vfat: not a Linux root candidate" in out
+
+
+def test_vmdk_extent_outside_its_directory_is_refused(disks, tmp_path):
+    src = tmp_path / "a"
+    src.mkdir()
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    desc = src / "disk.vmdk"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicFlat",
+                    disks.get("bare"), desc], check=True)
+    flat = src / "disk-flat.vmdk"
+    moved = other / "disk-flat.vmdk"
+    flat.rename(moved)
+    text = desc.read_text().replace('"disk-flat.vmdk"', f'"{moved}"')
+    desc.write_text(text)
+    proc = vm2c("inspect", desc)
+    assert proc.returncode == 2 and "lies outside" in proc.stderr and "refusing" in proc.stderr

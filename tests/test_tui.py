@@ -2,58 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
-import pytest
-from textual.widgets import Button, DataTable, Input
-
 from conftest import docker_client
+from textual.widgets import Input
+
+from vm2c_tui.tui import tour
 from vm2c_tui.tui.app import Vm2cApp
+from vm2c_tui.tui.tour import press_button, wait_until
 from vm2c_tui.tui.widgets.commands import CommandsPanel
 
-
-async def wait_until(pilot, cond, timeout: float = 60) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {cond}")
-        await pilot.pause(0.05)
-
-
-async def click(pilot, selector: str) -> None:
-    button = pilot.app.screen.query_one(selector, Button)
-    await wait_until(pilot, lambda: not button.disabled)
-    button.press()
-    await pilot.pause(0.05)
-
-
-async def to_archive_screen(pilot, source, outdir) -> None:
-    app = pilot.app
-    path = app.screen.query_one("#path", Input)
-    path.value = str(source)
-    path.focus()
-    await pilot.press("enter")
-    await click(pilot, "#next")
-    await wait_until(pilot, lambda: type(app.screen).__name__ == "PartitionsScreen")
-    await wait_until(pilot, lambda: app.state.inspection is not None)
-    table = app.screen.query_one(DataTable)
-    await wait_until(pilot, lambda: table.row_count > 0)
-    await click(pilot, "#next")
-    await wait_until(pilot, lambda: type(app.screen).__name__ == "MountScreen")
-    out = app.screen.query_one("#outdir", Input)
-    out.value = str(outdir)
-    await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared is not None)
-    await click(pilot, "#next")
-    await wait_until(pilot, lambda: type(app.screen).__name__ == "ArchiveScreen")
+click = press_button
 
 
 async def test_whole_flow_to_a_running_image(disks, dockerd, tmp_path, no_leaks):
     src = disks.get("demo", "qcow2")
     app = Vm2cApp(browse_root=str(src.parent))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_archive_screen(pilot, src, tmp_path / "out")
+        await tour.to_archive(pilot, str(src), str(tmp_path / "out"))
         await click(pilot, "#start")
         await wait_until(pilot, lambda: app.state.archive is not None)
         assert (tmp_path / "out" / "img.tar").stat().st_size > 1 << 20
@@ -76,7 +42,7 @@ async def test_commands_panel_answers_while_archive_runs_then_cancel(disks, tmp_
     src = disks.get("full")
     app = Vm2cApp(browse_root=str(src.parent))
     async with app.run_test(size=(80, 24)) as pilot:
-        await to_archive_screen(pilot, src, tmp_path / "out")
+        await tour.to_archive(pilot, str(src), str(tmp_path / "out"))
         await click(pilot, "#start")
         partial = tmp_path / "out" / "img.tar.partial"
         await wait_until(pilot, lambda: partial.exists())

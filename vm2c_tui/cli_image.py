@@ -50,7 +50,7 @@ def _cmd_build(args) -> int:
     smoke = image.smoke_test(image_id, shell)
     res.timings = {"build": round(built, 3)}
     _print_result(res, smoke)
-    return 0
+    return 0 if smoke.ok else 3
 
 
 def _dockerfile_settings(dockerfile: Path) -> tuple[str, dict[str, str]]:
@@ -141,7 +141,7 @@ def _cmd_convert(args) -> int:
     timings["smoke"] = round(time.monotonic() - t4, 3)
     if save:
         t5 = time.monotonic()
-        image.save(image_id, save)
+        image.save(args.tag, save)  # by tag, so `docker load` restores the name
         timings["save"] = round(time.monotonic() - t5, 3)
     timings["total"] = round(time.monotonic() - t0, 3)
     res.timings = timings

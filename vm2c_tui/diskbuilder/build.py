@@ -9,7 +9,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .layout import Disk, Fs, Part, Vg
+from .layout import Disk, Fs, Vg
 
 SFDISK_TYPE = {"linux": "L", "efi": "U", "lvm": "V", "swap": "S", "extended": "E"}
 MIB = 1 << 20

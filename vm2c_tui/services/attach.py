@@ -32,10 +32,23 @@ class RawView:
     why: str
 
 
+_NBD_TRIED = False
+
+
+def _load_nbd() -> None:
+    """Load the nbd module once where that is possible (a workstation, as root)."""
+    global _NBD_TRIED
+    if _NBD_TRIED or glob.glob("/dev/nbd[0-9]*") or os.geteuid() != 0 or not which("modprobe"):
+        return
+    _NBD_TRIED = True
+    run(["modprobe", "nbd", "max_part=0"], check=False, timeout=30)
+
+
 def available_methods(info: ImageInfo) -> list[tuple[str, str]]:
     """(method, why) in order of preference for this image on this machine."""
     if info.format == "raw":
         return [("direct", "raw image: read as it is, no conversion")]
+    _load_nbd()
     out = []
     if glob.glob("/dev/nbd[0-9]*") and which("qemu-nbd") and os.geteuid() == 0:
         out.append(("nbd", "/dev/nbd* exists: qemu-nbd -r attaches the image read-only"))

@@ -18,17 +18,25 @@ import psutil
 from .. import __version__
 from ..errors import Vm2cError
 from . import archive as arc
-from .assemble import Assembly, MountPlan, assemble, mtools_cmd, plan_mounts
-from .attach import RawView, copy_cmd, losetup_cmd, nbd_cmd, open_raw, qsd_cmd, available_methods
+from .assemble import Assembly, MountPlan, assemble, plan_mounts
+from .attach import RawView, open_raw
 from .dockerfile import dockerfile_text, pick_shell
 from .formats import identify
 from .guestinfo import read_facts
 from .guestpath import GuestRoot
 from .inspect import inspect_image
 from .model import Inspection
-from .mount import bind_ro, mount_cmd
-from .presets import PRESETS, SANITIZE, estimate_all, matches, rules, savings
-from .run import ShellVar, shell_line
+from .mount import bind_ro
+from .presets import (
+    PRESETS,
+    SANITIZE,
+    estimate_all,
+    live_rules,
+    matches,
+    rules,
+    savings,
+)
+from .run import run
 from .session import Session
 from .system import free_space, writers_on
 
@@ -83,6 +91,14 @@ class ArchiveResult:
     prepared: Prepared
 
 
+def _du(tree: Path) -> int:
+    proc = run(["du", "-s", "-x", "-B1", str(tree)], check=False, timeout=None)
+    try:
+        return int(proc.stdout.split()[0])
+    except (IndexError, ValueError):
+        return 0
+
+
 class Conversion:
     def __init__(self, source: str | os.PathLike, options: Options | None = None,
                  inspection: Inspection | None = None):
@@ -108,10 +124,7 @@ class Conversion:
 
     # -- steps -------------------------------------------------------------
     def inspect(self, progress=None) -> Inspection | None:
-        if self.live:
-            if self.source != "/":
-                raise Vm2cError(f"{self.source}: is a directory; only / (this running system) is archived "
-                                "as a directory")
+        if self.live:  # a running system (/) or a tree already on this machine
             return None
         if self.inspection is None:
             self.inspection = inspect_image(self.source, method=self.options.view, progress=progress)
@@ -134,14 +147,16 @@ class Conversion:
             raise Vm2cError("archiving needs root: vm2c attaches loop devices and mounts the guest's filesystems "
                             "(read-only); `vm2c inspect` works without root")
         if self.live:
-            tree = Path("/")
-            mounted: list[MountPlan] = []
-            writers = writers_on("/")
+            tree = Path(self.source)
+            mounted: list[MountPlan] = [MountPlan("/", "/", "", 0, 0, "live")]
+            writers = writers_on(self.source)
             if writers:
                 names = sorted({f"{n} (pid {p})" for p, n, _ in writers})[:8]
-                notes.append("processes are writing to files on /: " + ", ".join(names) +
+                notes.append(f"processes are writing to files under {self.source}: " + ", ".join(names) +
                              "; stop them first, the copy may be inconsistent")
-            used = psutil.disk_usage("/").used
+            notes.append("live system: only the filesystem holding the source is archived (--one-file-system); "
+                         "/etc/machine-id is left out rather than emptied")
+            used = psutil.disk_usage(self.source).used if self.source == "/" else _du(tree)
         else:
             plans = self.plans or self.plan()
             notes += self.plan_notes
@@ -156,7 +171,7 @@ class Conversion:
             used = sum(psutil.disk_usage(str(tree) + (p.mountpoint if p.mountpoint != "/" else "")).used
                        for p in mounted if p.via == "mount")
         guest = GuestRoot(str(tree))
-        mps = [p.mountpoint for p in mounted]
+        mps = [p.mountpoint for p in mounted if p.via != "live"]
         excl = rules(self.options.preset, mps)
         saving = savings(guest, excl)
         sanitized: list[str] = []
@@ -164,9 +179,8 @@ class Conversion:
             excl += list(SANITIZE)
             sanitized = self._sanitize(guest)
         user = list(self.options.excludes)
-        if self.live and output_dir is not None:
-            out = os.path.realpath(output_dir)
-            user.append(out.removeprefix("/") + "/*")
+        if self.live:
+            excl += live_rules(tree, output_dir, self.options.sanitize)
         spec = arc.TarSpec(tree, excl, user, one_file_system=self.live)
         facts = read_facts(guest)
         expected = max(used - saving, 0)
@@ -200,7 +214,7 @@ class Conversion:
 
     def labels(self) -> dict[str, str]:
         p = self.prepared
-        fs_id = "/" if self.live else (self.plans[0].fs_id if self.plans else "")
+        fs_id = self.source if self.live else (self.plans[0].fs_id if self.plans else "")
         return {"org.vm2c.source": os.path.basename(self.source), "org.vm2c.root": fs_id,
                 "org.vm2c.os": p.os_name if p else "", "org.vm2c.version": __version__}
 
@@ -227,58 +241,8 @@ class Conversion:
         return arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.files_total, on_progress=on_progress,
                               result=result)
 
-    # -- the same steps as shell commands ---------------------------------
     def commands(self, outdir: str = "OUT") -> list[str]:
         """What `--dry-run` prints and the wizard's commands panel shows."""
-        if self.live:
-            spec = arc.TarSpec(Path("/"), rules(self.options.preset, []) + (list(SANITIZE) if self.options.sanitize else []),
-                               list(self.options.excludes) + [os.path.realpath(outdir).removeprefix("/") + "/*"],
-                               one_file_system=True)
-            return [shell_line(arc.tar_command(spec, f"{outdir}/img.tar"))]
-        insp = self.inspect()
-        assert insp is not None
-        plans = self.plans or self.plan()
-        info_fmt = {"vhd": "vpc"}.get(insp.format.split()[0], insp.format.split()[0])
-        method = self.options.view or available_methods(identify(Path(self.source)))[0][0]
-        lines = [f"# vm2c {__version__}: {insp.source} ({insp.format}), root {plans[0].fs_id}, raw view: {method}"]
-        work = "/tmp/vm2c-work"
-        lines.append(shell_line(["mkdir", "-m", "0700", "-p", f"{work}/root"]))
-        undo: list[str] = []
-        raw: str = self.source
-        if method == "fuse":
-            raw = f"{work}/raw"
-            lines.append(shell_line(["touch", raw]))
-            lines.append(shell_line(qsd_cmd(self.source, info_fmt, raw, f"{work}/qsd.pid")))
-            undo.append(f'kill "$(cat {work}/qsd.pid)"')
-        elif method == "nbd":
-            raw = "/dev/nbd0"
-            lines.append(shell_line(nbd_cmd(self.source, info_fmt, raw)))
-            undo.append(shell_line(["qemu-nbd", "-d", raw]))
-        elif method == "copy":
-            raw = f"{work}/disk.raw"
-            lines.append(shell_line(copy_cmd(self.source, info_fmt, raw)))
-            undo.append(shell_line(["rm", "-f", raw]))
-        for i, p in enumerate(plans, 1):
-            if not p.enabled:
-                continue
-            target = f"{work}/root" + ("" if p.mountpoint == "/" else p.mountpoint)
-            if p.via == "mount":
-                var = f"LOOP{i}"
-                lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size))})")
-                lines.append(shell_line(mount_cmd(ShellVar(var), p.fstype, target)))
-                undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
-            else:
-                stage = f"{work}/fat{i}"
-                lines.append(shell_line(["mkdir", "-p", stage]))
-                lines.append(shell_line(mtools_cmd(raw, p.offset, stage)))
-                lines.append(shell_line(["mount", "--bind", stage, target]))
-            undo.append(shell_line(["umount", target]))
-        excl = rules(self.options.preset, [p.mountpoint for p in plans]) + (list(SANITIZE) if self.options.sanitize else [])
-        if self.options.sanitize:
-            lines.append(f": > {work}/machine-id && " + shell_line(["mount", "--bind", f"{work}/machine-id",
-                                                                     f"{work}/root/etc/machine-id"]))
-            undo.append(shell_line(["umount", f"{work}/root/etc/machine-id"]))
-        spec = arc.TarSpec(Path(f"{work}/root"), excl, list(self.options.excludes))
-        lines.append(shell_line(arc.tar_command(spec, f"{outdir}/img.tar")))
-        lines.extend(reversed(undo))
-        return lines
+        from .plan import render_commands
+
+        return render_commands(self, outdir)

@@ -170,7 +170,7 @@ def save(image: str, dest: Path) -> int:
     partial = dest.with_name(dest.name + ".partial")
     try:
         with open(partial, "wb") as f:
-            for chunk in c.images.get(image).save(chunk_size=1 << 20):
+            for chunk in c.images.get(image).save(chunk_size=1 << 20, named=True):
                 f.write(chunk)
         partial.replace(dest)
     except Exception as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import Vm2cError
 from . import lvm
 from .attach import RawView, loop_device, open_raw
+from .debugfs import DebugfsRoot
 from .formats import identify
 from .guestinfo import read_facts
 from .guestpath import GuestRoot
@@ -20,7 +21,6 @@ from .model import Inspection, Partition, Volume
 from .mount import can_mount, is_root, mount_ro
 from .probe import probe
 from .resolve import resolve_fstab
-from .debugfs import DebugfsRoot
 from .run import which
 from .session import Session
 from .system import holder_warning

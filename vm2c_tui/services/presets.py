@@ -6,6 +6,7 @@ import fnmatch
 import os
 import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 from .guestpath import GuestPathError, GuestRoot
 
@@ -91,3 +92,15 @@ def savings(guest: GuestRoot, rule_list: list[Rule]) -> int:
 def estimate_all(guest: GuestRoot, mountpoints: list[str]) -> dict[str, int]:
     """Bytes each preset leaves out of this tree (walks only the excluded parts)."""
     return {name: savings(guest, rules(name, mountpoints)) for name in PRESETS}
+
+
+def live_rules(tree: Path, output_dir: Path | None, sanitize: bool) -> list[Rule]:
+    """A running system: never archive the output into itself; no bind mounts over live files."""
+    out: list[Rule] = []
+    if output_dir is not None:
+        rel = os.path.relpath(os.path.realpath(output_dir), os.path.realpath(tree))
+        if not rel.startswith(".."):
+            out.append(Rule(f"./{rel}", "the output directory"))
+    if sanitize:
+        out.append(Rule("./etc/machine-id", "machine id (a container gets its own)"))
+    return out

@@ -54,14 +54,15 @@ def free_space(path: str) -> int:
     return psutil.disk_usage(path).free
 
 
-def writers_on(mountpoint: str = "/") -> list[tuple[int, str, str]]:
-    """(pid, name, file) of processes with files open for writing under MOUNTPOINT."""
+def writers_on(tree: str = "/") -> list[tuple[int, str, str]]:
+    """(pid, name, file) of processes with files open for writing under TREE, on its filesystem."""
     out = []
-    dev = os.stat(mountpoint).st_dev
+    dev = os.stat(tree).st_dev
+    prefix = os.path.realpath(tree).rstrip("/") + "/"
     for proc in psutil.process_iter(["pid", "name"]):
         try:
             for f in proc.open_files():
-                if f.mode in ("w", "a", "r+", "a+") and f.path.startswith("/"):
+                if f.mode in ("w", "a", "r+", "a+") and f.path.startswith(prefix):
                     try:
                         if os.stat(f.path).st_dev == dev:
                             out.append((proc.info["pid"], proc.info["name"], f.path))

@@ -13,8 +13,8 @@ from textual.binding import Binding
 from ..errors import Vm2cError
 from ..services import image
 from ..services.conversion import Conversion, Prepared
-from ..services.dockerfile import changes, dockerfile_text, image_commands
 from ..services.dockerd import daemon_answers
+from ..services.dockerfile import changes, dockerfile_text, image_commands
 from ..services.imagefile import write_image_archive
 from ..services.run import shell_line
 from .messages import ArchiveProgress, BuildLog, StatusNote

@@ -1,0 +1,77 @@
+"""A conversion as shell commands: `vm2c archive --dry-run` and the wizard's commands panel.
+
+Built from the same command builders the services run (losetup_cmd, mount_cmd,
+tar_command ...), so what is shown is what runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from . import archive as arc
+from .assemble import mtools_cmd
+from .attach import available_methods, copy_cmd, losetup_cmd, nbd_cmd, qsd_cmd
+from .formats import identify
+from .mount import mount_cmd
+from .presets import SANITIZE, live_rules, rules
+from .run import ShellVar, shell_line
+
+if TYPE_CHECKING:
+    from .conversion import Conversion
+
+
+def render_commands(conv: Conversion, outdir: str) -> list[str]:
+    if conv.live:
+        excl = rules(conv.options.preset, []) + (list(SANITIZE) if conv.options.sanitize else [])
+        excl += live_rules(Path(conv.source), Path(outdir), conv.options.sanitize)
+        spec = arc.TarSpec(Path(conv.source), excl, list(conv.options.excludes), one_file_system=True)
+        return [shell_line(arc.tar_command(spec, f"{outdir}/img.tar"))]
+    insp = conv.inspect()
+    assert insp is not None
+    plans = conv.plans or conv.plan()
+    info_fmt = {"vhd": "vpc"}.get(insp.format.split()[0], insp.format.split()[0])
+    method = conv.options.view or available_methods(identify(Path(conv.source)))[0][0]
+    lines = [f"# vm2c {__version__}: {insp.source} ({insp.format}), root {plans[0].fs_id}, raw view: {method}"]
+    work = "/tmp/vm2c-work"
+    lines.append(shell_line(["mkdir", "-m", "0700", "-p", f"{work}/root"]))
+    undo: list[str] = []
+    raw: str = conv.source
+    if method == "fuse":
+        raw = f"{work}/raw"
+        lines.append(shell_line(["touch", raw]))
+        lines.append(shell_line(qsd_cmd(conv.source, info_fmt, raw, f"{work}/qsd.pid")))
+        undo.append(f'kill "$(cat {work}/qsd.pid)"')
+    elif method == "nbd":
+        raw = "/dev/nbd0"
+        lines.append(shell_line(nbd_cmd(conv.source, info_fmt, raw)))
+        undo.append(shell_line(["qemu-nbd", "-d", raw]))
+    elif method == "copy":
+        raw = f"{work}/disk.raw"
+        lines.append(shell_line(copy_cmd(conv.source, info_fmt, raw)))
+        undo.append(shell_line(["rm", "-f", raw]))
+    for i, p in enumerate(plans, 1):
+        if not p.enabled:
+            continue
+        target = f"{work}/root" + ("" if p.mountpoint == "/" else p.mountpoint)
+        if p.via == "mount":
+            var = f"LOOP{i}"
+            lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size))})")
+            lines.append(shell_line(mount_cmd(ShellVar(var), p.fstype, target)))
+            undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
+        else:
+            stage = f"{work}/fat{i}"
+            lines.append(shell_line(["mkdir", "-p", stage]))
+            lines.append(shell_line(mtools_cmd(raw, p.offset, stage)))
+            lines.append(shell_line(["mount", "--bind", stage, target]))
+        undo.append(shell_line(["umount", target]))
+    excl = rules(conv.options.preset, [p.mountpoint for p in plans]) + (list(SANITIZE) if conv.options.sanitize else [])
+    if conv.options.sanitize:
+        lines.append(f": > {work}/machine-id && " + shell_line(["mount", "--bind", f"{work}/machine-id",
+                                                                 f"{work}/root/etc/machine-id"]))
+        undo.append(shell_line(["umount", f"{work}/root/etc/machine-id"]))
+    spec = arc.TarSpec(Path(f"{work}/root"), excl, list(conv.options.excludes))
+    lines.append(shell_line(arc.tar_command(spec, f"{outdir}/img.tar")))
+    lines.extend(reversed(undo))
+    return lines
