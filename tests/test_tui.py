@@ -90,3 +90,18 @@ def test_safe_makes_control_characters_visible():
     from vm2c_tui.text import safe
 
     assert safe("\x1b[31mred\nline") == "\\x1b[31mred\\nline"
+
+
+async def test_quit_during_archive_releases_everything(disks, tmp_path, monkeypatch, no_leaks):
+    monkeypatch.setenv("VM2C_SLOW_TAR", "1")
+    src = disks.get("demo", "vdi")
+    app = Vm2cApp(browse_root=str(src.parent))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tour.to_archive(pilot, str(src), str(tmp_path / "out"))
+        await click(pilot, "#start")
+        partial = tmp_path / "out" / "img.tar.partial"
+        await wait_until(pilot, lambda: partial.exists())
+        await pilot.press("q")
+        await pilot.pause(0.5)
+    assert app.return_code == 0
+    assert not partial.exists() and app.state.conversion is None

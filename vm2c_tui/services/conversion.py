@@ -228,7 +228,7 @@ class Conversion:
         tar = outdir / "img.tar"
         start = time.monotonic()
         final = arc.write_tar(p.spec, tar, total=p.expected_bytes, files_total=p.files_total,
-                              on_progress=on_progress)
+                              index_dir=str(self._index_dir()), on_progress=on_progress)
         wh = p.whiteout_note()
         if wh and wh not in p.notes:
             p.notes.append(wh)
@@ -238,8 +238,14 @@ class Conversion:
 
     def stream(self, on_progress: arc.ProgressFn | None = None, result: list | None = None):
         p = self.prepared or self.prepare()
-        return arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.files_total, on_progress=on_progress,
-                              result=result)
+        return arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.files_total,
+                              index_dir=str(self._index_dir()), on_progress=on_progress, result=result)
+
+    def _index_dir(self) -> Path:
+        """tar's file index lives in the run's own temp dir, so `vm2c cleanup` removes it too."""
+        if not hasattr(self, "_idx"):
+            self._idx = self.session.tempdir("index")
+        return self._idx
 
     def commands(self, outdir: str = "OUT") -> list[str]:
         """What `--dry-run` prints and the wizard's commands panel shows."""

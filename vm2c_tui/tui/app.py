@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.worker import Worker, WorkerState
 
 from ..errors import Vm2cError
 from ..services import image
@@ -87,14 +89,30 @@ class Vm2cApp(App):
         lines += image_commands(str(s.output_dir), s.tag or s.default_tag(), s.method, shell, conv.labels())
         return lines
 
-    def action_quit_wizard(self) -> None:
+    async def action_quit_wizard(self) -> None:
+        """Stop a running archive (tar is killed, the partial file removed), release, exit 0."""
         self._cancel.set()
+        running = [w for w in self.workers if w.group == "archive" and w.is_running]
+        for w in running:
+            await asyncio.wait_for(asyncio.shield(w.wait()), timeout=30)
         self.state.release()
         self.exit(0)
 
     def on_unmount(self) -> None:
         self._cancel.set()
         self.state.release()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place an unexpected failure in a worker becomes words on the screen."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        message = error.message if isinstance(error, Vm2cError) else f"unexpected error: {error!r}"
+        if event.worker.group == "archive":
+            self.state.release()
+        show = getattr(self.screen, "show_error", None)
+        if show:
+            show(message)
 
     # -- the conversion (owned here, so it outlives the screens) ------------
     def prepare_conversion(self) -> Prepared:
@@ -210,5 +228,9 @@ class Vm2cApp(App):
 
 def run_app(source: str | None = None) -> int:
     app = Vm2cApp(source)
-    app.run()
+    try:
+        app.run()
+    finally:  # SIGTERM or a crash: still release what the conversion holds
+        app._cancel.set()
+        app.state.release()
     return app.return_code or 0
