@@ -25,7 +25,7 @@ async def test_whole_flow_to_a_running_image(disks, dockerd, tmp_path, no_leaks)
         assert (tmp_path / "out" / "img.tar").stat().st_size > 1 << 20
         assert app.state.conversion is None, "nothing stays mounted after the archive"
         await click(pilot, "#next")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "BuildScreen")
+        await tour.reach(pilot, "BuildScreen", "#tag")
         app.screen.query_one("#tag", Input).value = "vm2c-test/tui:flow"
         await click(pilot, "#build")
         await wait_until(pilot, lambda: app.state.smoke is not None, timeout=120)
@@ -69,13 +69,14 @@ async def test_guest_text_is_escaped_and_errors_stay_on_screen(tmp_path):
     bad = tmp_path / "not-a-disk[red].img"
     bad.write_bytes(os.urandom(8192))
     async with app.run_test(size=(80, 24)) as pilot:
+        await tour.reach(pilot, "SourceScreen", "#path")
         path = app.screen.query_one("#path", Input)
         path.value = str(bad)
         path.focus()
         await pilot.press("enter")
         await pilot.pause(0.5)
         await click(pilot, "#next")
-        await wait_until(pilot, lambda: type(app.screen).__name__ == "PartitionsScreen")
+        await tour.reach(pilot, "PartitionsScreen", "#error")
         err = app.screen.query_one("#error")
         await wait_until(pilot, lambda: not err.has_class("hidden"))
         assert "no partition table and no filesystem" in str(err.render())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,18 +81,25 @@ def _wrap(exc: Exception, what: str) -> Vm2cError:
     return Vm2cError(f"{what}: the Docker daemon failed or went away ({_short(exc)})")
 
 
-def import_stream(chunks: Iterable[bytes], ref: str, changes: list[str]) -> str:
-    """`docker import -` from a stream of tar chunks; returns the image id."""
-    repo, tag = parse_reference(ref)
+@contextmanager
+def daemon(what: str):
+    """A client for one operation: SDK failures become one-line Vm2cErrors, the client is closed."""
     c = client()
     try:
-        out = c.api.import_image(src=chunks, repository=repo, tag=tag, changes=changes, stream_src=True)
+        yield c
     except Vm2cError:
         raise
     except Exception as exc:
-        raise _wrap(exc, "docker import") from None
+        raise _wrap(exc, what) from None
     finally:
         c.close()
+
+
+def import_stream(chunks: Iterable[bytes], ref: str, changes: list[str]) -> str:
+    """`docker import -` from a stream of tar chunks; returns the image id."""
+    repo, tag = parse_reference(ref)
+    with daemon("docker import") as c:
+        out = c.api.import_image(src=chunks, repository=repo, tag=tag, changes=changes, stream_src=True)
     image_id = ""
     for line in str(out).splitlines():
         try:
@@ -111,9 +119,8 @@ def import_stream(chunks: Iterable[bytes], ref: str, changes: list[str]) -> str:
 def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> str:
     """The classic recipe: `docker build` of FROM scratch + ADD img.tar /."""
     parse_reference(ref)
-    c = client()
     image_id = ""
-    try:
+    with daemon("docker build") as c:
         for doc in c.api.build(path=str(context), tag=ref, rm=True, forcerm=True, decode=True):
             if "error" in doc:
                 raise Vm2cError(f"docker build: {doc['error'].strip()}")
@@ -128,27 +135,16 @@ def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> st
             m = re.match(r"Successfully built ([0-9a-f]+)", line)
             if m and not image_id:
                 image_id = m.group(1)
-    except Vm2cError:
-        raise
-    except Exception as exc:
-        raise _wrap(exc, "docker build") from None
-    finally:
-        c.close()
     if not image_id:
         raise Vm2cError("docker build finished without an image id")
     return image_id
 
 
 def describe(image_id: str, method: str) -> ImageResult:
-    c = client()
-    try:
+    with daemon("docker inspect") as c:
         img = c.images.get(image_id)
         return ImageResult(img.id, list(img.tags), int(img.attrs.get("Size", 0)),
                            len(img.attrs.get("RootFS", {}).get("Layers", [])), method)
-    except Exception as exc:
-        raise _wrap(exc, "docker inspect") from None
-    finally:
-        c.close()
 
 
 def smoke_test(image_id: str, shell: str) -> Smoke:
@@ -166,18 +162,15 @@ def smoke_test(image_id: str, shell: str) -> Smoke:
 
 def save(image: str, dest: Path) -> int:
     """`docker save` to DEST (which also proves the daemon can verify every layer)."""
-    c = client()
     partial = dest.with_name(dest.name + ".partial")
     try:
-        with open(partial, "wb") as f:
+        with daemon("docker save") as c, open(partial, "wb") as f:
             for chunk in c.images.get(image).save(chunk_size=1 << 20, named=True):
                 f.write(chunk)
         partial.replace(dest)
-    except Exception as exc:
+    except BaseException:
         partial.unlink(missing_ok=True)
-        raise _wrap(exc, "docker save") from None
-    finally:
-        c.close()
+        raise
     return dest.stat().st_size
 
 
@@ -185,8 +178,7 @@ def export_container(container: str, ref: str) -> tuple[ImageResult, int]:
     """The slimming loop: `docker export` a container and import it as one layer,
     keeping its image's Env, Cmd, WorkingDir, Entrypoint and Labels."""
     parse_reference(ref)
-    c = client()
-    try:
+    with daemon("docker export") as c:
         try:
             ctr = c.containers.get(container)
         except Exception:
@@ -204,11 +196,5 @@ def export_container(container: str, ref: str) -> tuple[ImageResult, int]:
         for k, v in (cfg.get("Labels") or {}).items():
             changes.append(f"LABEL {k}={json.dumps(v)}")
         stream = ctr.export(chunk_size=1 << 20)
-    except Vm2cError:
-        raise
-    except Exception as exc:
-        raise _wrap(exc, "docker export") from None
-    finally:
-        c.close()
-    image_id = import_stream(stream, ref, changes)
+        image_id = import_stream(stream, ref, changes)
     return describe(image_id, "export"), before

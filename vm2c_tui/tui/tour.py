@@ -28,8 +28,14 @@ def on(pilot: Pilot, name: str):
     return lambda: type(pilot.app.screen).__name__ == name
 
 
+async def reach(pilot: Pilot, name: str, selector: str) -> None:
+    """Wait for screen NAME to be active and composed (SELECTOR is in it)."""
+    await wait_until(pilot, lambda: on(pilot, name)() and bool(pilot.app.screen.query(selector)))
+
+
 async def choose_source(pilot: Pilot, source: str) -> None:
     app = pilot.app
+    await reach(pilot, "SourceScreen", "#path")
     path = app.screen.query_one("#path", Input)
     path.value = source
     path.focus()
@@ -41,7 +47,7 @@ async def choose_source(pilot: Pilot, source: str) -> None:
 async def to_partitions(pilot: Pilot, source: str) -> None:
     await choose_source(pilot, source)
     await press_button(pilot, "#next")
-    await wait_until(pilot, on(pilot, "PartitionsScreen"))
+    await reach(pilot, "PartitionsScreen", "DataTable")
     table = pilot.app.screen.query_one(DataTable)
     await wait_until(pilot, lambda: table.row_count > 0)
     await pilot.pause(0.2)
@@ -50,7 +56,7 @@ async def to_partitions(pilot: Pilot, source: str) -> None:
 async def to_mount(pilot: Pilot, source: str, outdir: str) -> None:
     await to_partitions(pilot, source)
     await press_button(pilot, "#next")
-    await wait_until(pilot, on(pilot, "MountScreen"))
+    await reach(pilot, "MountScreen", "#outdir")
     pilot.app.screen.query_one("#outdir", Input).value = outdir
     state = pilot.app.state
     await wait_until(pilot, lambda: state.conversion is not None and state.conversion.prepared is not None)
@@ -60,7 +66,7 @@ async def to_mount(pilot: Pilot, source: str, outdir: str) -> None:
 async def to_archive(pilot: Pilot, source: str, outdir: str) -> None:
     await to_mount(pilot, source, outdir)
     await press_button(pilot, "#next")
-    await wait_until(pilot, on(pilot, "ArchiveScreen"))
+    await reach(pilot, "ArchiveScreen", "#start")
     await pilot.pause(0.2)
 
 
@@ -75,7 +81,7 @@ async def archive_done(pilot: Pilot, source: str, outdir: str) -> None:
 async def to_build(pilot: Pilot, source: str, outdir: str, tag: str) -> None:
     await archive_done(pilot, source, outdir)
     await press_button(pilot, "#next")
-    await wait_until(pilot, on(pilot, "BuildScreen"))
+    await reach(pilot, "BuildScreen", "#tag")
     pilot.app.screen.query_one("#tag", Input).value = tag
     await pilot.pause(0.2)
 
