@@ -226,3 +226,18 @@ def test_live_tree_one_file_system_excludes_output_and_lists_writers(tmp_path, n
     assert diffs == []
     dry = vm2c("archive", "/", "-o", "/srv/out", "--dry-run", check=True).stdout
     assert "--one-file-system" in dry and "--exclude=./srv/out" in dry and "--directory=/" in dry
+
+
+def test_btrfs_root_in_a_subvolume_with_home_in_another(disks, tmp_path, no_leaks):
+    # Ubuntu's layout: the default subvolume is the top level; / is @, /home is @home
+    out = vm2c("inspect", disks.get("btrfs_subvol"), check=True).stdout
+    assert "Root filesystem: p1, btrfs subvolume @ (Demo Linux 1.0 (vm2c))" in out
+    vm2c("archive", disks.get("btrfs_subvol"), "-o", tmp_path / "out", "--preset", "none", "--no-sanitize",
+         check=True)
+    trees = disks.trees("btrfs_subvol")
+    expected = tree_manifest({"/": trees / "root", "/home": trees / "home"})
+    got = tar_manifest(tmp_path / "out" / "img.tar")
+    # mkfs.btrfs-made subvolume roots get their own inode times: compare them by type only
+    diffs = compare(expected, got, ignore=lambda p: p in (b".", b"./home"))
+    assert diffs == []
+    assert got[b"./home"]["type"] == "dir"

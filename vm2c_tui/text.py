@@ -81,7 +81,8 @@ def render_inspection(insp: Inspection) -> str:
         out += "\nNotes:\n" + "\n".join(notes) + "\n"
     root = insp.root_volume
     if root:
-        out += f"\nRoot filesystem: {root.id} ({safe(root.os.pretty_name) if root.os else 'unknown OS'})\n"
+        sub = f", btrfs subvolume {safe(root.subvol)}" if root.subvol else ""
+        out += f"\nRoot filesystem: {root.id}{sub} ({safe(root.os.pretty_name) if root.os else 'unknown OS'})\n"
         for e in root.fstab:
             where = f"-> {e.target}" if e.target else f"skipped: {e.skip}"
             out += f"  fstab {safe(e.spec, 60)} {safe(e.mountpoint, 40)} {e.fstype}  {where}\n"

@@ -58,9 +58,11 @@ def make_fs(fs: Fs, path: Path) -> None:
         cmd = ["mkfs.btrfs", "-q", "-f", "-U", fs.uuid]
         if fs.label:
             cmd += ["-L", fs.label]
-        if tree:
+        if tree and not fs.subvols:
             cmd += ["--rootdir", tree]
         sh(*cmd, str(path))
+        for name, sub_tree in (fs.subvols or {}).items():  # mkfs.btrfs 6.2 has no --subvol
+            _copy_into_mounted(path, "btrfs", sub_tree, subvol=name)
     elif fs.fstype == "vfat":
         cmd = ["mkfs.vfat", "-i", fs.volume_id]
         if fs.label:
@@ -77,10 +79,15 @@ def make_fs(fs: Fs, path: Path) -> None:
         raise ValueError(fs.fstype)
 
 
-def _copy_into_mounted(image: Path, fstype: str, tree: Path) -> None:
-    """mkfs.xfs -p loses hard links and xattrs: copy with GNU tar through a mount."""
-    with loop(image) as dev, tempfile.TemporaryDirectory() as mnt:
-        sh("mount", "-t", fstype, dev, mnt)
+def _copy_into_mounted(image: Path, fstype: str, tree: Path, subvol: str = "") -> None:
+    """mkfs.xfs -p loses hard links and xattrs: copy with GNU tar through a mount
+    (into a new btrfs subvolume when SUBVOL is given)."""
+    with loop(image) as dev, tempfile.TemporaryDirectory() as top_mnt:
+        sh("mount", "-t", fstype, dev, top_mnt)
+        mnt = top_mnt
+        if subvol:
+            sh("btrfs", "subvolume", "create", os.path.join(top_mnt, subvol))
+            mnt = os.path.join(top_mnt, subvol)
         try:
             tar = ["tar", "--xattrs", "--xattrs-include=*", "--acls", "--numeric-owner"]
             data = subprocess.run([*tar, "-C", str(tree), "-cf", "-", "."], capture_output=True, check=True).stdout
@@ -89,7 +96,7 @@ def _copy_into_mounted(image: Path, fstype: str, tree: Path) -> None:
             os.chmod(mnt, top.st_mode & 0o7777)
             os.utime(mnt, (top.st_mtime, top.st_mtime))
         finally:
-            sh("umount", mnt)
+            sh("umount", top_mnt)
 
 
 def _dd(src: Path, dest: Path, offset: int) -> None:

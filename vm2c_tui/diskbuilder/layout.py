@@ -20,6 +20,7 @@ class Fs:
     name: str
     tree: Path | None = None  # directory copied into the filesystem
     label: str = ""
+    subvols: dict[str, Path] | None = None  # btrfs: subvolume name -> tree (Ubuntu's @, @home)
 
     @property
     def uuid(self) -> str:

@@ -120,6 +120,20 @@ def bare(tmp: Path) -> Disk:
     return Disk("none", [Part(48, "linux", Fs("ext4", 48, "bare-root", root, "bare"))])
 
 
+def btrfs_subvol(tmp: Path) -> Disk:
+    """Ubuntu's btrfs layout: one filesystem, root in subvolume @, /home in @home."""
+    root, home = tmp / "root", tmp / "home"
+    fs = Fs("btrfs", 160, "subvol-fs", None, "ubuntu", subvols={"@": root, "@home": home})
+    base_tree(root, hostname="subvol", fstab=_fstab([
+        f"UUID={fs.uuid} / btrfs defaults,subvol=@ 0 1",
+        f"UUID={fs.uuid} /home btrfs defaults,subvol=@home 0 2",
+    ]))
+    split_off(root, "home", home)
+    for t in (root, home):
+        freeze_mtimes(t)
+    return Disk("gpt", [Part(160, "linux", fs)])
+
+
 HOST_SECRET = "/tmp/vm2c-host-secret"  # a host path a hostile guest points its symlinks at
 
 
@@ -164,7 +178,7 @@ def hostile_fstab(tmp: Path) -> Disk:
                         Part(16, "linux", fs_var)])
 
 
-RECIPES = {"demo": demo, "full": full, "mbr": mbr, "bare": bare, "hostile": hostile, "hostile_fstab": hostile_fstab}
+RECIPES = {"btrfs_subvol": btrfs_subvol, "demo": demo, "full": full, "mbr": mbr, "bare": bare, "hostile": hostile, "hostile_fstab": hostile_fstab}
 
 
 def build(name: str, dest: Path, keep_trees: bool = False) -> Path:

@@ -17,6 +17,7 @@ from .attach import RawView, loop_device
 from .guestpath import GuestPathError, GuestRoot
 from .model import Inspection, Volume
 from .mount import bind_ro, can_mount, mount_ro
+from .resolve import resolve_spec, subvol_of
 from .run import run
 from .session import Session
 
@@ -31,6 +32,7 @@ class MountPlan:
     via: str  # mount | mtools
     enabled: bool = True
     options: str = ""  # the guest's fstab options (mtools honours umask)
+    subvol: str = ""  # btrfs subvolume to mount
 
 
 @dataclass
@@ -52,11 +54,10 @@ def plan_mounts(insp: Inspection, root_id: str | None = None, use_fstab: bool = 
         raise Vm2cError(f"{insp.source}: no filesystem with id '{root_id}' "
                         f"(ids: {', '.join(v.id for v in insp.filesystems())})")
     _check_readable(root)
-    plans = [MountPlan(root.id, "/", root.fstype, root.offset, root.size, "mount")]
+    plans = [MountPlan(root.id, "/", root.fstype, root.offset, root.size, "mount", subvol=root.subvol)]
     notes: list[str] = []
     if use_fstab:
         if root_id != insp.root:
-            from .resolve import resolve_spec
             for e in root.fstab:
                 if not e.skip and e.mountpoint != "/":
                     vol = resolve_spec(e.spec, insp)
@@ -82,7 +83,8 @@ def plan_mounts(insp: Inspection, root_id: str | None = None, use_fstab: bool = 
                 notes.append(f"fstab {e.spec} {e.mountpoint}: this kernel cannot mount {vol.fstype}; left out")
                 continue
             plans.append(MountPlan(vol.id, os.path.normpath(e.mountpoint), vol.fstype, vol.offset, vol.size,
-                                   via, vol.id not in disabled, e.options))
+                                   via, vol.id not in disabled, e.options,
+                                   subvol_of(e.options)))
     plans[1:] = sorted(plans[1:], key=lambda p: p.mountpoint.count("/"))
     return plans, notes
 
@@ -100,6 +102,7 @@ def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembl
     top = base / "root"
     top.mkdir()
     asm = Assembly(top)
+    loops: dict[str, str] = {}  # one loop device per filesystem: btrfs refuses a second device of the same fs
     for plan in plans:
         if not plan.enabled:
             continue
@@ -120,8 +123,9 @@ def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembl
                 asm.problems.append(f"{plan.fs_id}: mount point {plan.mountpoint} is missing in the guest; left out")
                 continue
         if plan.via == "mount":
-            dev = loop_device(session, view.path, plan.offset, plan.size)
-            mount_ro(session, dev, plan.fstype, target)
+            if plan.fs_id not in loops:
+                loops[plan.fs_id] = loop_device(session, view.path, plan.offset, plan.size)
+            mount_ro(session, loops[plan.fs_id], plan.fstype, target, plan.subvol)
         else:
             staged = _mtools_copy(session, view.path, plan)
             bind_ro(session, staged, target)

@@ -168,7 +168,26 @@ def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progre
             except Vm2cError as exc:
                 vol.note = f"could not be mounted: {exc}"
                 continue
-            _remember(vol, read_facts(GuestRoot(str(mnt))))
+            facts = read_facts(GuestRoot(str(mnt)))
+            if vol.fstype == "btrfs" and facts.score < 4:
+                facts = _btrfs_subvol_root(vol, mnt, facts)
+            _remember(vol, facts)
+
+
+BTRFS_ROOT_SUBVOLS = ("@", "@root", "@rootfs", "root")  # Ubuntu, openSUSE-style, others
+
+
+def _btrfs_subvol_root(vol: Volume, mnt, facts):
+    """Distributions keep the root in a subvolume, visible as a directory of the top level."""
+    top = GuestRoot(str(mnt))
+    for name in BTRFS_ROOT_SUBVOLS:
+        if name + "/" not in facts.top:
+            continue
+        sub = read_facts(GuestRoot(top.resolve("/" + name)))
+        if sub.score >= 4:
+            vol.subvol = name
+            return sub
+    return facts
 
 
 def _remember(vol: Volume, facts) -> None:

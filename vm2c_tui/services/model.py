@@ -24,6 +24,7 @@ class Volume:
     top: list[str] = field(default_factory=list)
     shells: list[str] = field(default_factory=list)
     score: int = 0
+    subvol: str = ""  # btrfs: the subvolume holding the root (Ubuntu's @), "" for the default
     note: str = ""  # why it is listed but not read
     readable: bool = True  # one contiguous range (LVs can span several)
 

@@ -24,20 +24,26 @@ def can_mount(fstype: str) -> bool:
     return DRIVER.get(fstype, fstype) in kernel_filesystems()
 
 
-def mount_options(fstype: str) -> str:
-    extra = NO_REPLAY.get(DRIVER.get(fstype, fstype))
-    return f"{BASE_OPTS},{extra}" if extra else BASE_OPTS
+def mount_options(fstype: str, subvol: str = "") -> str:
+    opts = [BASE_OPTS]
+    if NO_REPLAY.get(DRIVER.get(fstype, fstype)):
+        opts.append(NO_REPLAY[DRIVER.get(fstype, fstype)])
+    if subvol and fstype == "btrfs":
+        opts.append(f"subvol={subvol}")
+    return ",".join(opts)
 
 
-def mount_cmd(dev: str, fstype: str, target: str) -> list[str]:
-    return ["mount", "-t", DRIVER.get(fstype, fstype), "-o", mount_options(fstype), dev, target]
+def mount_cmd(dev: str, fstype: str, target: str, subvol: str = "") -> list[str]:
+    return ["mount", "-t", DRIVER.get(fstype, fstype), "-o", mount_options(fstype, subvol), dev, target]
 
 
-def mount_ro(session: Session, dev: str, fstype: str, target: Path) -> Path:
+def mount_ro(session: Session, dev: str, fstype: str, target: Path, subvol: str = "") -> Path:
     if not can_mount(fstype):
         raise Vm2cError(f"this kernel cannot mount {fstype} (see `vm2c doctor`)")
+    if subvol and ("," in subvol or "\n" in subvol):
+        raise Vm2cError(f"btrfs subvolume name {subvol!r} cannot be passed as a mount option")
     target.mkdir(parents=True, exist_ok=True)
-    run(mount_cmd(dev, fstype, str(target)), what=f"mount {fstype}")
+    run(mount_cmd(dev, fstype, str(target), subvol), what=f"mount {fstype}")
     session.track("mount", str(target), lambda: release_mount(str(target)))
     return target
 

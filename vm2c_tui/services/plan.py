@@ -51,15 +51,17 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
         raw = f"{work}/disk.raw"
         lines.append(shell_line(copy_cmd(conv.source, info_fmt, raw)))
         undo.append(shell_line(["rm", "-f", raw]))
+    loops: dict[str, str] = {}
     for i, p in enumerate(plans, 1):
         if not p.enabled:
             continue
         target = f"{work}/root" + ("" if p.mountpoint == "/" else p.mountpoint)
         if p.via == "mount":
-            var = f"LOOP{i}"
-            lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size))})")
-            lines.append(shell_line(mount_cmd(ShellVar(var), p.fstype, target)))
-            undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
+            if p.fs_id not in loops:  # one loop device per filesystem, as assemble() does
+                loops[p.fs_id] = var = f"LOOP{i}"
+                lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size))})")
+                undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
+            lines.append(shell_line(mount_cmd(ShellVar(loops[p.fs_id]), p.fstype, target, p.subvol)))
         else:
             stage = f"{work}/fat{i}"
             lines.append(shell_line(["mkdir", "-p", stage]))

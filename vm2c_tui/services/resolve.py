@@ -60,7 +60,15 @@ def resolve_fstab(insp: Inspection) -> None:
         vol = resolve_spec(e.spec, insp)
         if vol is None:
             e.skip = "not on this disk"
-        elif vol.id == root.id:
+        elif vol.id == root.id and subvol_of(e.options) in ("", root.subvol):
             e.skip = "same filesystem as the root"
         else:
             e.target = vol.id
+
+
+def subvol_of(options: str) -> str:
+    """The btrfs subvolume an fstab line mounts (subvol=@home), "" for the default."""
+    for opt in options.split(","):
+        if opt.startswith("subvol="):
+            return opt[len("subvol="):].lstrip("/")
+    return ""
