@@ -214,3 +214,14 @@ def test_without_root_debugfs_also_stays_inside_the_guest(disks, public_dir, hos
     assert proc.returncode == 0, proc.stderr
     assert "HOST SECRET" not in proc.stdout
     assert json.loads(proc.stdout)["partitions"][0]["os"] is None
+
+
+def test_without_root_a_qcow2_falls_back_from_fuse_to_a_copy(disks, public_dir):
+    img = public_dir / "demo.qcow2"
+    subprocess.run(["cp", disks.get("demo", "qcow2"), img], check=True)
+    os.chmod(img, 0o644)
+    proc = as_nobody("inspect", img)
+    assert proc.returncode == 0, proc.stderr
+    assert "Read through: copy" in proc.stdout and "fuse failed" in proc.stdout
+    assert "[root]" in proc.stdout
+    assert not list(Path("/tmp").glob("vm2c-copy-*")) and not list(Path("/tmp").glob("vm2c-view-*"))

@@ -59,19 +59,26 @@ def available_methods(info: ImageInfo) -> list[tuple[str, str]]:
 
 
 def open_raw(session: Session, info: ImageInfo, method: str | None = None) -> RawView:
+    """The first mechanism that works, in order of preference; a failed one (FUSE
+    without root, say) falls through to the next, and the view says why."""
     methods = available_methods(info)
     if method:
         methods = [m for m in methods if m[0] == method]
         if not methods:
             raise Vm2cError(f"raw view '{method}' is not available for a {info.display_format} image here")
-    name, why = methods[0]
-    if name == "direct":
-        return RawView(str(info.path), name, why)
-    if name == "nbd":
-        return RawView(_nbd(session, info), name, why)
-    if name == "fuse":
-        return RawView(_fuse(session, info), name, why)
-    return RawView(_copy(session, info), name, why)
+    failures: list[str] = []
+    for name, why in methods:
+        try:
+            path = _OPENERS[name](session, info)
+        except Vm2cError as exc:
+            if method or name == methods[-1][0]:
+                raise
+            failures.append(f"{name} failed: {exc.message}")
+            continue
+        if failures:
+            why = f"{why}; " + "; ".join(failures)
+        return RawView(path, name, why)
+    raise Vm2cError("no raw view could be opened")  # unreachable: the last failure raised
 
 
 def _fuse(session: Session, info: ImageInfo) -> str:
@@ -140,6 +147,9 @@ def _copy(session: Session, info: ImageInfo) -> str:
     raw = work / "disk.raw"
     run(copy_cmd(str(info.path), info.format, str(raw)), what="qemu-img convert", timeout=None)
     return str(raw)
+
+
+_OPENERS = {"direct": lambda session, info: str(info.path), "nbd": _nbd, "fuse": _fuse, "copy": _copy}
 
 
 def loop_device(session: Session, raw: str, offset: int, size: int) -> str:
