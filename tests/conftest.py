@@ -118,11 +118,9 @@ def no_leaks():
 
 def fingerprint(path) -> tuple[str, int]:
     """sha256 and mtime of a source image: vm2c must change neither."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest(), os.stat(path).st_mtime_ns
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return digest, os.stat(path).st_mtime_ns
 
 
 def vm2c(*args: str, check: bool = False, **kw) -> subprocess.CompletedProcess:

@@ -10,11 +10,8 @@ from pathlib import Path
 
 
 def _hash_file(path: str) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _kind(mode: int) -> str:
@@ -74,12 +71,8 @@ def tar_manifest(path: Path) -> dict[bytes, dict]:
                     "char" if m.ischr() else "block" if m.isblk() else "fifo" if m.isfifo() else "other")
             e = {"type": kind, "mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid, "mtime": int(m.mtime)}
             if kind == "file":
-                h = hashlib.sha256()
-                f = tf.extractfile(m)
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
                 e["size"] = m.size
-                e["sha256"] = h.hexdigest()
+                e["sha256"] = hashlib.file_digest(tf.extractfile(m), "sha256").hexdigest()
                 e["ino"] = None
             elif kind == "symlink":
                 e["link"] = m.linkname

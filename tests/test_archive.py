@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -133,17 +134,24 @@ def test_dry_run_prints_commands_and_runs_nothing(disks, tmp_path, no_leaks):
     assert not out.exists()
 
 
-def test_refuses_when_output_has_too_little_space(disks, tmp_path, no_leaks):
+@contextlib.contextmanager
+def small_output(tmp_path, size: str):
+    """A tmpfs of SIZE as the output directory, unmounted afterwards."""
     small = tmp_path / "small"
     small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", small], check=True)
     try:
+        yield small
+    finally:
+        subprocess.run(["umount", small], check=True)
+
+
+def test_refuses_when_output_has_too_little_space(disks, tmp_path, no_leaks):
+    with small_output(tmp_path, "4m") as small:
         proc = vm2c("archive", disks.get("full"), "-o", small, "--preset", "none")
         assert proc.returncode == 2
         assert "MiB free" in proc.stderr and "Traceback" not in proc.stderr
         assert not (small / "img.tar").exists() and not (small / "img.tar.partial").exists()
-    finally:
-        subprocess.run(["umount", small], check=True)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -188,16 +196,11 @@ def _wait_for_partial(out, proc) -> None:
 def test_output_full_midway_removes_the_partial_file(disks, tmp_path, no_leaks):
     # The estimate counts used blocks; the 64 MiB sparse file expands in the tar, so a
     # 40 MiB output passes the free-space check and then fills up midway.
-    small = tmp_path / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", small], check=True)
-    try:
+    with small_output(tmp_path, "40m") as small:
         proc = vm2c("archive", disks.get("full"), "-o", small, "--preset", "none")
         assert proc.returncode == 2, proc.stderr
         assert "output filesystem is full" in proc.stderr and "Traceback" not in proc.stderr
         assert list(small.iterdir()) == []
-    finally:
-        subprocess.run(["umount", small], check=True)
 
 
 def test_live_tree_one_file_system_excludes_output_and_lists_writers(tmp_path, no_leaks):

@@ -15,6 +15,15 @@ from vm2c_tui.tui.widgets.commands import CommandsPanel
 click = press_button
 
 
+async def start_slow_archive(pilot, src, out):
+    """To the archive step with tar throttled (VM2C_SLOW_TAR), started; returns the partial file."""
+    await tour.to_archive(pilot, str(src), str(out))
+    await click(pilot, "#start")
+    partial = out / "img.tar.partial"
+    await wait_until(pilot, lambda: partial.exists())
+    return partial
+
+
 async def test_whole_flow_to_a_running_image(disks, dockerd, tmp_path, no_leaks):
     src = disks.get("demo", "qcow2")
     app = Vm2cApp(browse_root=str(src.parent))
@@ -42,10 +51,7 @@ async def test_commands_panel_answers_while_archive_runs_then_cancel(disks, tmp_
     src = disks.get("full")
     app = Vm2cApp(browse_root=str(src.parent))
     async with app.run_test(size=(80, 24)) as pilot:
-        await tour.to_archive(pilot, str(src), str(tmp_path / "out"))
-        await click(pilot, "#start")
-        partial = tmp_path / "out" / "img.tar.partial"
-        await wait_until(pilot, lambda: partial.exists())
+        partial = await start_slow_archive(pilot, src, tmp_path / "out")
         panel = app.screen.query_one(CommandsPanel)
         assert panel.has_class("hidden")
         await pilot.press("c")
@@ -98,10 +104,7 @@ async def test_quit_during_archive_releases_everything(disks, tmp_path, monkeypa
     src = disks.get("demo", "vdi")
     app = Vm2cApp(browse_root=str(src.parent))
     async with app.run_test(size=(80, 24)) as pilot:
-        await tour.to_archive(pilot, str(src), str(tmp_path / "out"))
-        await click(pilot, "#start")
-        partial = tmp_path / "out" / "img.tar.partial"
-        await wait_until(pilot, lambda: partial.exists())
+        partial = await start_slow_archive(pilot, src, tmp_path / "out")
         await pilot.press("q")
         await pilot.pause(0.5)
     assert app.return_code == 0

@@ -40,11 +40,7 @@ def _cmd_build(args) -> int:
         _warn_dropped_xattrs(tar)
         image_id = image.build_dockerfile(ctx, args.tag, on_log=lambda l: print(l, file=sys.stderr))
     else:
-        def chunks():
-            with open(tar, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    yield chunk
-        image_id = image.import_stream(chunks(), args.tag, changes(shell, labels))
+        image_id = image.import_file(tar, args.tag, changes(shell, labels))
     built = time.monotonic() - start
     res = image.describe(image_id, args.method)
     smoke = image.smoke_test(image_id, shell)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
-from .guestpath import GuestRoot
+from .guestpath import GuestPathError, GuestRoot
 from .presets import ALWAYS_EMPTY, Rule
 from .run import spawn
 
@@ -170,7 +170,7 @@ class TarProcess:
 
     def current_path(self) -> str:
         c = self.current
-        return c.decode("utf-8", "replace").rstrip("\n").removeprefix(".") if c else ""
+        return c.decode("utf-8", "replace").removeprefix(".") if c else ""
 
     def wait(self) -> None:
         rc = self.proc.wait()
@@ -178,9 +178,10 @@ class TarProcess:
         self.close_index()
         self._err_reader.join(5)
         if rc not in (0, 1):  # 1: a file changed while read (live system), still a complete archive
-            lines = [l for l in self._stderr.decode(errors="replace").splitlines() if l.strip()]
+            err = self._stderr.decode(errors="replace")
+            lines = [l for l in err.splitlines() if l.strip()]
             tail = lines[-1] if lines else f"exit status {rc}"
-            if "No space left on device" in self._stderr.decode(errors="replace"):
+            if "No space left on device" in err:
                 raise Vm2cError("output filesystem is full: img.tar could not be written (removed the partial file)")
             raise Vm2cError(f"tar failed: {tail}")
 
@@ -233,8 +234,7 @@ def _size(path: Path) -> int:
 
 
 def stream_tar(spec: TarSpec, *, total: int, files_total: FilesTotal = lambda: 0, index_dir: str | None = None,
-               on_progress: ProgressFn | None = None,
-               interval: float = 0.2, result: list | None = None) -> Iterator[bytes]:
+               on_progress: ProgressFn | None = None, interval: float = 0.2) -> Iterator[bytes]:
     """The tar as chunks (for `docker import` without a file on disk)."""
     start = time.monotonic()
     tar = TarProcess(spec, "-", stdout=subprocess.PIPE, index_dir=index_dir)
@@ -244,7 +244,7 @@ def stream_tar(spec: TarSpec, *, total: int, files_total: FilesTotal = lambda: 0
         out = tar.proc.stdout
         assert out is not None
         while True:
-            chunk = out.read1(CHUNK) if hasattr(out, "read1") else out.read(CHUNK)
+            chunk = out.read1(CHUNK)
             if not chunk:
                 break
             done += len(chunk)
@@ -260,14 +260,12 @@ def stream_tar(spec: TarSpec, *, total: int, files_total: FilesTotal = lambda: 0
     final = Progress(done, done, tar.files, tar.files, time.monotonic() - start, "")
     if on_progress:
         on_progress(final)
-    if result is not None:
-        result.append(final)
 
 
 def blank_machine_id(guest: GuestRoot) -> Path | None:
     """The guest's /etc/machine-id if it is a regular file (to be overlaid empty)."""
     try:
         host = Path(guest.resolve("/etc/machine-id", follow_last=False))
-    except Exception:
+    except GuestPathError:
         return None
     return host if host.is_file() and not host.is_symlink() else None

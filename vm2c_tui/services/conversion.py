@@ -9,7 +9,6 @@ Faces (CLI, wizard) drive these steps; nothing here knows about them.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +88,7 @@ class ArchiveResult:
     files: int
     seconds: float
     prepared: Prepared
+    labels: dict[str, str]  # as written in the Dockerfile, for a later import of the same tar
 
 
 def _du(tree: Path) -> int:
@@ -226,20 +226,20 @@ class Conversion:
         if free < need:
             raise Vm2cError(f"{outdir}: only {free >> 20} MiB free, the archive needs about {need >> 20} MiB")
         tar = outdir / "img.tar"
-        start = time.monotonic()
         final = arc.write_tar(p.spec, tar, total=p.expected_bytes, files_total=p.files_total,
                               index_dir=str(self._index_dir()), on_progress=on_progress)
         wh = p.whiteout_note()
         if wh and wh not in p.notes:
             p.notes.append(wh)
         dockerfile = outdir / "Dockerfile"
-        dockerfile.write_text(dockerfile_text(p.shell, self.labels()))
-        return ArchiveResult(tar, dockerfile, final.bytes_done, final.files_done, time.monotonic() - start, p)
+        labels = self.labels()
+        dockerfile.write_text(dockerfile_text(p.shell, labels))
+        return ArchiveResult(tar, dockerfile, final.bytes_done, final.files_done, final.elapsed, p, labels)
 
-    def stream(self, on_progress: arc.ProgressFn | None = None, result: list | None = None):
+    def stream(self, on_progress: arc.ProgressFn | None = None):
         p = self.prepared or self.prepare()
         return arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.files_total,
-                              index_dir=str(self._index_dir()), on_progress=on_progress, result=result)
+                              index_dir=str(self._index_dir()), on_progress=on_progress)
 
     def _index_dir(self) -> Path:
         """tar's file index lives in the run's own temp dir, so `vm2c cleanup` removes it too."""

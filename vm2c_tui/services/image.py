@@ -116,6 +116,16 @@ def import_stream(chunks: Iterable[bytes], ref: str, changes: list[str]) -> str:
     return image_id
 
 
+def import_file(tar: Path, ref: str, changes: list[str]) -> str:
+    """`docker import FILE`: the tar streamed in 1 MiB chunks, never read whole."""
+    def chunks():
+        with open(tar, "rb") as f:
+            while chunk := f.read(1 << 20):
+                yield chunk
+
+    return import_stream(chunks(), ref, changes)
+
+
 def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> str:
     """The classic recipe: `docker build` of FROM scratch + ADD img.tar /."""
     parse_reference(ref)

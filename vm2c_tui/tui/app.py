@@ -167,8 +167,6 @@ class Vm2cApp(App):
             s.release()
             self.call_from_thread(screen.finished, exc.message)
             return
-        finally:
-            pass
         # the tar is written: nothing needs to stay mounted for the build
         s.release()
         self.call_from_thread(screen.finished, None)
@@ -185,20 +183,14 @@ class Vm2cApp(App):
             image.parse_reference(s.tag)
             if not daemon_answers():
                 raise Vm2cError("no Docker daemon answers; save an image archive instead")
-            labels = self._labels(res)
+            labels = res.labels
             if s.method == "dockerfile":
                 res.dockerfile.write_text(dockerfile_text(shell, labels))
                 image_id = image.build_dockerfile(res.tar.parent, s.tag,
                                                   on_log=lambda l: screen.post_message(BuildLog(l)))
             else:
                 screen.post_message(BuildLog(f"docker import {res.tar} {s.tag}"))
-
-                def chunks():
-                    with open(res.tar, "rb") as f:
-                        while chunk := f.read(1 << 20):
-                            yield chunk
-
-                image_id = image.import_stream(chunks(), s.tag, changes(shell, labels))
+                image_id = image.import_file(res.tar, s.tag, changes(shell, labels))
             screen.post_message(BuildLog(f"image {image_id}; smoke test: {shell} -c 'cat /etc/os-release'"))
             s.image = image.describe(image_id, s.method)
             s.smoke = image.smoke_test(image_id, shell)
@@ -207,19 +199,12 @@ class Vm2cApp(App):
             return
         self.call_from_thread(screen.finished, None)
 
-    def _labels(self, res) -> dict[str, str]:
-        from .. import __version__
-
-        return {"org.vm2c.source": os.path.basename(self.state.source or ""),
-                "org.vm2c.root": self.state.options.root or (self.state.inspection.root if self.state.inspection else "/"),
-                "org.vm2c.os": res.prepared.os_name, "org.vm2c.version": __version__}
-
     @work(thread=True, exclusive=True, group="build", exit_on_error=False)
     def start_save(self, screen, shell: str) -> None:
         s = self.state
         dest = s.archive.tar.parent / "image-archive.tar"
         try:
-            load = write_image_archive(s.archive.tar, dest, s.tag, shell, self._labels(s.archive))
+            load = write_image_archive(s.archive.tar, dest, s.tag, shell, s.archive.labels)
         except Vm2cError as exc:
             self.call_from_thread(screen.finished, exc.message, True)
             return
