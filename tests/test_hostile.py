@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -169,8 +170,6 @@ def test_two_conversions_at_once_do_not_collide(disks, tmp_path, no_leaks):
 # -- privileges -------------------------------------------------------------------
 
 def as_nobody(*args, cwd="/tmp"):
-    import sys
-
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
                            sys.executable, "-m", "vm2c_tui", *map(str, args)],
@@ -179,13 +178,22 @@ def as_nobody(*args, cwd="/tmp"):
 
 @pytest.fixture
 def public_dir():
+    """A world-readable scratch dir, and a checkout nobody can reach: CI may clone into a 0700
+    directory (mktemp -d), so nobody gets search permission on its ancestors, by ACL, for the test."""
     import shutil
     import tempfile
 
+    granted = []
+    for d in [*Path(__file__).resolve().parents, Path(sys.prefix)]:
+        if d.is_dir() and not d.stat().st_mode & 0o001:
+            subprocess.run(["setfacl", "-m", "u:nobody:x", d], check=True)
+            granted.append(d)
     d = Path(tempfile.mkdtemp(prefix="vm2c-test-public-", dir="/tmp"))  # pytest's tmp_path is 0700
     os.chmod(d, 0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+    for g in granted:
+        subprocess.run(["setfacl", "-x", "u:nobody", g], check=True)
 
 
 def test_without_root_inspect_does_what_it_can(disks, public_dir):
