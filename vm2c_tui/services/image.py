@@ -77,7 +77,7 @@ class ImageResult:
 def _wrap(exc: Exception, what: str) -> Vm2cError:
     explanation = getattr(exc, "explanation", None)
     if explanation:  # the daemon answered, with a reason
-        return Vm2cError(f"{what}: {_short(Exception(explanation))}")
+        return Vm2cError(f"{what}: the Docker daemon reported: {_short(Exception(explanation))}")
     return Vm2cError(f"{what}: the Docker daemon failed or went away ({_short(exc)})")
 
 
@@ -107,7 +107,7 @@ def import_stream(chunks: Iterable[bytes], ref: str, changes: list[str]) -> str:
         except ValueError:
             continue
         if "error" in doc:
-            raise Vm2cError(f"docker import: {doc['error']}")
+            raise Vm2cError(f"docker import: the Docker daemon reported: {doc['error']}")
         status = doc.get("status", "")
         if status.startswith("sha256:"):
             image_id = status
