@@ -201,7 +201,7 @@ def test_without_root_inspect_does_what_it_can(disks, public_dir):
     img = tmp_path / "demo.raw"
     subprocess.run(["cp", "--sparse=always", disks.get("demo"), img], check=True)
     os.chmod(img, 0o644)
-    proc = as_nobody("inspect", "--json", img)
+    proc = as_nobody("inspect", "--engine", "kernel", "--json", img)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["table"] == "gpt"
@@ -210,25 +210,27 @@ def test_without_root_inspect_does_what_it_can(disks, public_dir):
     assert doc["root"] == "demo/root"  # read with debugfs, no mount
     root = next(v for p in doc["partitions"] for v in p["volumes"] if v["id"] == "demo/root")
     assert root["os"]["pretty_name"] == "Demo Linux 1.0 (vm2c)"
-    arch = as_nobody("archive", img, "-o", tmp_path / "out")
+    arch = as_nobody("archive", "--engine", "kernel", img, "-o", tmp_path / "out")
     assert arch.returncode == 2 and "needs root" in arch.stderr and "Traceback" not in arch.stderr
+    assert "--engine userspace" in arch.stderr
 
 
 def test_without_root_debugfs_also_stays_inside_the_guest(disks, public_dir, host_secret):
     img = public_dir / "hostile.raw"
     subprocess.run(["cp", "--sparse=always", disks.get("hostile"), img], check=True)
     os.chmod(img, 0o644)
-    proc = as_nobody("inspect", "--json", img)
-    assert proc.returncode == 0, proc.stderr
-    assert "HOST SECRET" not in proc.stdout
-    assert json.loads(proc.stdout)["partitions"][0]["os"] is None
+    for engine in ("kernel", "userspace"):  # debugfs, and the user-space readers
+        proc = as_nobody("inspect", "--engine", engine, "--json", img)
+        assert proc.returncode == 0, proc.stderr
+        assert "HOST SECRET" not in proc.stdout
+        assert json.loads(proc.stdout)["partitions"][0]["os"] is None
 
 
 def test_without_root_a_qcow2_falls_back_from_fuse_to_a_copy(disks, public_dir):
     img = public_dir / "demo.qcow2"
     subprocess.run(["cp", disks.get("demo", "qcow2"), img], check=True)
     os.chmod(img, 0o644)
-    proc = as_nobody("inspect", img)
+    proc = as_nobody("inspect", "--engine", "kernel", img)
     assert proc.returncode == 0, proc.stderr
     assert "Read through: copy" in proc.stdout and "fuse failed" in proc.stdout
     assert "[root]" in proc.stdout

@@ -13,10 +13,10 @@ from .errors import Vm2cError
 
 
 def _cmd_inspect(args) -> int:
-    from .services.inspect import inspect_image
+    from .services import engine
     from .text import render_inspection
 
-    insp = inspect_image(args.source, method=args.view)
+    insp = engine.inspect(args.source, args.engine, method=args.view)
     if args.json:
         print(json.dumps(insp.to_json(), indent=2))
     else:
@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("source")
     s.add_argument("--json", action="store_true")
     s.add_argument("--view", choices=["direct", "nbd", "fuse", "copy"], help="force a raw-view mechanism")
+    s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",
+                   help="userspace reads the image in Python (no root); auto picks it when not root")
     s.set_defaults(func=_cmd_inspect)
 
     s = sub.add_parser("doctor", help="what this machine offers")

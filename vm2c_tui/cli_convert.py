@@ -20,13 +20,16 @@ def _conversion_args(s) -> None:
     s.add_argument("--no-sanitize", action="store_true",
                    help="keep /etc/machine-id and the SSH host keys as they are")
     s.add_argument("--view", choices=["direct", "nbd", "fuse", "copy"], help="force a raw-view mechanism")
+    s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",
+                   help="kernel: loop devices and mounts, needs root; userspace: reads the image itself, "
+                        "no root (optional extra); auto: kernel as root, userspace otherwise")
 
 
 def _options(args):
     from .services.conversion import Options
 
     return Options(root=args.root, use_fstab=not args.no_fstab, preset=args.preset, excludes=args.exclude,
-                   sanitize=not args.no_sanitize, view=args.view)
+                   sanitize=not args.no_sanitize, view=args.view, engine=args.engine)
 
 
 class ProgressLine:
@@ -56,14 +59,16 @@ class ProgressLine:
             self.stream.write("\n")
 
 
-def require_root(what: str) -> None:
+def require_root(what: str, args) -> None:
+    """Early, before any work: the kernel route needs root (the user-space engine does not)."""
     import os
 
-    from .errors import Vm2cError
+    from .services.engine import choose, require_kernel_root
 
-    if os.geteuid() != 0:
-        raise Vm2cError(f"vm2c {what} needs root: it attaches loop devices and mounts the guest's filesystems "
-                        "read-only (`vm2c inspect` and `--dry-run` work without root)")
+    if os.path.isdir(args.source):
+        require_kernel_root("kernel", what)
+    else:
+        require_kernel_root(choose(args.engine), what)
 
 
 def _note(msg: str) -> None:
@@ -76,7 +81,7 @@ def _cmd_archive(args) -> int:
 
     out = Path(args.output)
     if not args.dry_run:
-        require_root("archive")
+        require_root("archive", args)
     with Conversion(args.source, _options(args)) as conv:
         if args.dry_run:
             conv.inspect()
@@ -88,7 +93,8 @@ def _cmd_archive(args) -> int:
         for n in prep.notes:
             _note(safe(n, 500))
         for m in prep.mounted:
-            _note(f"mounted {m.fs_id} at {m.mountpoint} ({m.fstype}, via {m.via})")
+            via = "user space" if conv.engine == "userspace" else m.via
+            _note(f"{'reading' if via == 'user space' else 'mounted'} {m.fs_id} at {m.mountpoint} ({m.fstype}, via {via})")
         if args.estimate:
             _note("preset savings: " + ", ".join(f"{k} {human(v)}" for k, v in conv.estimates().items()))
         _note(f"preset {args.preset} leaves out about {human(prep.preset_saving)}; "

@@ -87,7 +87,7 @@ def _cmd_convert(args) -> int:
     image.parse_reference(args.tag)
     from .cli_convert import require_root
 
-    require_root("convert")
+    require_root("convert", args)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     save = Path(args.save) if args.save else None

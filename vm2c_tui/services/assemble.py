@@ -21,6 +21,8 @@ from .resolve import resolve_spec, subvol_of
 from .run import run
 from .session import Session
 
+FAT_EPOCH = 315532800  # 1980-01-01
+
 
 @dataclass
 class MountPlan:
@@ -152,4 +154,5 @@ def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
         for f in filenames:
             os.chmod(os.path.join(dirpath, f), 0o666 & ~umask)
     os.chmod(stage, 0o777 & ~umask)
+    os.utime(stage, (FAT_EPOCH, FAT_EPOCH))  # FAT's root directory has no date: the earliest FAT can hold
     return stage

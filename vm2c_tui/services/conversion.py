@@ -11,19 +11,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 from .. import __version__
 from ..errors import Vm2cError
 from . import archive as arc
+from . import engine
 from .assemble import Assembly, MountPlan, assemble, plan_mounts
 from .attach import RawView, open_raw
 from .dockerfile import dockerfile_text, pick_shell
+from .engine import choose, require_kernel_root
 from .formats import identify
 from .guestinfo import read_facts
 from .guestpath import GuestRoot
-from .inspect import inspect_image
 from .model import Inspection
 from .mount import bind_ro
 from .presets import (
@@ -39,6 +41,9 @@ from .run import run
 from .session import Session
 from .system import free_space, writers_on
 
+if TYPE_CHECKING:
+    from .userspace.archive import UserspaceTree
+
 
 @dataclass
 class Options:
@@ -49,6 +54,7 @@ class Options:
     excludes: list[str] = field(default_factory=list)
     sanitize: bool = True
     view: str | None = None
+    engine: str | None = None  # auto | kernel | userspace (services/engine.py)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -68,12 +74,13 @@ class Prepared:
     notes: list[str]
     shell: str
     os_name: str
+    userspace: UserspaceTree | None = None  # the user-space engine's tree (tree and spec unused then)
 
     def files_total(self) -> int:
         return self.scan.entries if self.scan else 0
 
     def whiteout_note(self) -> str | None:
-        wh = self.scan.join().whiteouts if self.scan else []
+        wh = self.userspace.filters.whiteouts if self.userspace else self.scan.join().whiteouts if self.scan else []
         if not wh:
             return None
         return (f"{len(wh)} guest file(s) named .wh.* skipped (Docker would treat them as whiteouts): "
@@ -111,6 +118,7 @@ class Conversion:
         self.plans: list[MountPlan] = []
         self.plan_notes: list[str] = []
         self.prepared: Prepared | None = None
+        self.engine = "kernel" if self.live else choose(self.options.engine)
 
     def __enter__(self) -> Conversion:
         self.session.__enter__()
@@ -127,7 +135,7 @@ class Conversion:
         if self.live:  # a running system (/) or a tree already on this machine
             return None
         if self.inspection is None:
-            self.inspection = inspect_image(self.source, method=self.options.view, progress=progress)
+            self.inspection = engine.inspect(self.source, self.engine, method=self.options.view, progress=progress)
         return self.inspection
 
     def plan(self) -> list[MountPlan]:
@@ -143,9 +151,9 @@ class Conversion:
         """Attach, mount and assemble; estimate sizes; overlay the sanitised files."""
         note = progress or (lambda m: None)
         notes: list[str] = []
-        if os.geteuid() != 0:
-            raise Vm2cError("archiving needs root: vm2c attaches loop devices and mounts the guest's filesystems "
-                            "(read-only); `vm2c inspect` works without root")
+        if self.engine == "userspace":
+            return self._prepare_userspace(note)
+        require_kernel_root(self.engine, "archive")
         if self.live:
             tree = Path(self.source)
             mounted: list[MountPlan] = [MountPlan("/", "/", "", 0, 0, "live")]
@@ -190,9 +198,33 @@ class Conversion:
                                  notes, pick_shell(facts.shells), facts.os.pretty_name if facts.os else "")
         return self.prepared
 
+    def _prepare_userspace(self, note) -> Prepared:
+        from .userspace.prepare import prepare_userspace
+        from .userspace.prepare import savings as us_savings
+
+        plans = self.plans or self.plan()
+        note("opening the image in user space")
+        tree, facts, notes = prepare_userspace(self.session, self.source, plans, self.options)
+        opened = {(m.fs_id, m.mountpoint) for m in tree.mounts}
+        mounted = [p for p in plans if (p.fs_id, p.mountpoint) in opened]
+        used = tree.used_bytes()
+        saving = us_savings(tree, rules(self.options.preset, [m.mountpoint for m in mounted]))
+        self.prepared = Prepared(Path(self.source), arc.TarSpec(Path(self.source)), mounted, used, saving,
+                                 max(used - saving, 0),
+                                 None, ["/etc/ssh/ssh_host_* left out", "/etc/machine-id emptied"]
+                                 if self.options.sanitize else [], self.plan_notes + notes,
+                                 pick_shell(facts.shells), facts.os.pretty_name if facts.os else "", tree)
+        return self.prepared
+
     def estimates(self) -> dict[str, int]:
         """Bytes each preset would leave out of the assembled tree (walks only those parts)."""
         p = self.prepared or self.prepare()
+        if p.userspace is not None:
+            from .userspace.prepare import estimate_all as us_estimates
+
+            if not hasattr(self, "_estimates"):
+                self._estimates = us_estimates(p.userspace, [m.mountpoint for m in p.mounted])
+            return self._estimates
         if not hasattr(self, "_estimates"):
             self._estimates = estimate_all(GuestRoot(str(p.tree)), [m.mountpoint for m in p.mounted])
         return self._estimates
@@ -220,14 +252,22 @@ class Conversion:
 
     def write_archive(self, outdir: Path, on_progress: arc.ProgressFn | None = None) -> ArchiveResult:
         p = self.prepared or self.prepare(output_dir=outdir)
-        outdir.mkdir(parents=True, exist_ok=True)
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Vm2cError(f"{outdir}: cannot create the output directory ({exc.strerror})") from None
         need = int(p.expected_bytes * 1.05) + (16 << 20)
         free = free_space(str(outdir))
         if free < need:
             raise Vm2cError(f"{outdir}: only {free >> 20} MiB free, the archive needs about {need >> 20} MiB")
         tar = outdir / "img.tar"
-        final = arc.write_tar(p.spec, tar, total=p.expected_bytes, files_total=p.files_total,
-                              index_dir=str(self._index_dir()), on_progress=on_progress)
+        if p.userspace is not None:
+            from .userspace.archive import write_tar as us_write_tar
+
+            final = us_write_tar(p.userspace, tar, total=p.expected_bytes, on_progress=on_progress)
+        else:
+            final = arc.write_tar(p.spec, tar, total=p.expected_bytes, files_total=p.files_total,
+                                  index_dir=str(self._index_dir()), on_progress=on_progress)
         wh = p.whiteout_note()
         if wh and wh not in p.notes:
             p.notes.append(wh)
@@ -238,6 +278,10 @@ class Conversion:
 
     def stream(self, on_progress: arc.ProgressFn | None = None):
         p = self.prepared or self.prepare()
+        if p.userspace is not None:
+            from .userspace.archive import stream_tar as us_stream_tar
+
+            return us_stream_tar(p.userspace, total=p.expected_bytes, on_progress=on_progress)
         return arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.files_total,
                               index_dir=str(self._index_dir()), on_progress=on_progress)
 

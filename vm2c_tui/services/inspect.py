@@ -33,41 +33,64 @@ LISTED = {"swap": "swap", "crypto_LUKS": "encrypted (LUKS): not opened", "LVM2_m
 Progress = Callable[[str], None]
 
 
-def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: str | None = None,
-                  progress: Progress | None = None) -> Inspection:
-    note = progress or (lambda msg: None)
+def identify_noting(path: str | os.PathLike, note: Progress):
+    """The image's format, and the warnings every inspection starts with."""
     note("identifying the image format")
     info = identify(Path(path))
     warnings = list(info.warnings)
     held = holder_warning(str(info.path))
     if held:
         warnings.append(held)
+    return info, warnings
+
+
+def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: str | None = None,
+                  progress: Progress | None = None) -> Inspection:
+    note = progress or (lambda msg: None)
+    info, warnings = identify_noting(path, note)
     if not is_root():
         warnings.append("not running as root: only ext2/3/4 filesystems were read (with debugfs); "
                         "xfs and btrfs need root to be mounted")
     try:
         with Session("inspect", str(info.path)) as session:
             view = open_raw(session, info, method)
-            insp = _scan(info, view, warnings, note)
+            insp = scan(info, ToolReader(view.path, info.virtual_size), warnings, note, view.method, view.why)
             if look_inside:
                 _look_inside(session, view, insp, note)
     except Vm2cError as exc:
         if str(info.path) in exc.message:
             raise
         raise Vm2cError(f"{info.path}: {exc.message}", exit_code=exc.exit_code) from None
-    _pick_root(insp)
+    pick_root(insp)
     resolve_fstab(insp)
     insp.looked_inside = look_inside
     return insp
 
 
-def _scan(info, view: RawView, warnings: list[str], note: Progress) -> Inspection:
+class ToolReader:
+    """Tables, signatures and LVM labels read with sfdisk and blkid from a raw view's path."""
+
+    def __init__(self, path: str, size: int):
+        self.path, self.size = path, size
+
+    def table(self, warnings: list[str]):
+        return read_table(self.path, self.size, warnings)
+
+    def probe(self, offset: int, size: int):
+        return probe(self.path, offset, size)
+
+    def open(self):
+        return open(self.path, "rb")
+
+
+def scan(info, reader, warnings: list[str], note: Progress, method: str = "", why: str = "") -> Inspection:
+    """Table, signatures and LVM through READER (ToolReader here, the user-space engine's own)."""
     note("reading the partition table")
-    label, raw_parts = read_table(view.path, info.virtual_size, warnings)
+    label, raw_parts = reader.table(warnings)
     insp = Inspection(str(info.path), info.display_format, info.subformat, info.virtual_size, info.disk_size,
-                      label, [], None, warnings, view.method, view.why, info.backing_chain)
+                      label, [], None, warnings, method, why, info.backing_chain)
     if label == "none":
-        sig = probe(view.path, 0, info.virtual_size)
+        sig = reader.probe(0, info.virtual_size)
         if not sig.fstype:
             raise Vm2cError(f"{info.path}: no partition table and no filesystem found "
                             f"(not a disk image, or an unsupported one)")
@@ -82,12 +105,12 @@ def _scan(info, view: RawView, warnings: list[str], note: Progress) -> Inspectio
         if label == "dos" and rp.type_code.lower() in EXTENDED:
             part.note = "extended partition: holds the logical ones"
             continue
-        sig = probe(view.path, part.offset, part.size)
+        sig = reader.probe(part.offset, part.size)
         part.fstype, part.label, part.uuid = sig.fstype, sig.label, sig.uuid
     for part in insp.partitions:
         _classify(part)
     note("reading LVM metadata")
-    _scan_lvm(view, insp)
+    _scan_lvm(reader, insp)
     return insp
 
 
@@ -102,10 +125,10 @@ def _classify(v: Volume) -> None:
         v.note = f"{v.fstype}: this kernel cannot mount it; read with user-space tools where possible"
 
 
-def _scan_lvm(view: RawView, insp: Inspection) -> None:
+def _scan_lvm(reader, insp: Inspection) -> None:
     pvs: dict[str, Partition] = {}
     texts = []
-    with open(view.path, "rb") as f:
+    with reader.open() as f:
         for part in insp.partitions:
             if part.fstype != "LVM2_member":
                 continue
@@ -133,7 +156,7 @@ def _scan_lvm(view: RawView, insp: Inspection) -> None:
                 vol.readable = False
             else:
                 vol.offset = merged[0][0]
-                sig = probe(view.path, vol.offset, vol.size)
+                sig = reader.probe(vol.offset, vol.size)
                 vol.fstype, vol.label, vol.uuid = sig.fstype, sig.label, sig.uuid
                 _classify(vol)
             # the VG holding it is the partition whose metadata names it first
@@ -158,7 +181,7 @@ def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progre
         if not is_root() or not can_mount(vol.fstype):
             if vol.fstype in ("ext2", "ext3", "ext4") and which("debugfs"):
                 note(f"reading {vol.id} with debugfs")
-                _remember(vol, read_facts(DebugfsRoot(view.path, vol.offset)))
+                remember(vol, read_facts(DebugfsRoot(view.path, vol.offset)))
             continue
         note(f"looking inside {vol.id}")
         with Session("peek", insp.source) as peek:
@@ -171,7 +194,7 @@ def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progre
             facts = read_facts(GuestRoot(str(mnt)))
             if vol.fstype == "btrfs" and facts.score < 4:
                 facts = _btrfs_subvol_root(vol, mnt, facts)
-            _remember(vol, facts)
+            remember(vol, facts)
 
 
 BTRFS_ROOT_SUBVOLS = ("@", "@root", "@rootfs", "root")  # Ubuntu, openSUSE-style, others
@@ -190,11 +213,11 @@ def _btrfs_subvol_root(vol: Volume, mnt, facts):
     return facts
 
 
-def _remember(vol: Volume, facts) -> None:
+def remember(vol: Volume, facts) -> None:
     vol.os, vol.fstab, vol.top, vol.shells, vol.score = facts.os, facts.fstab, facts.top, facts.shells, facts.score
 
 
-def _pick_root(insp: Inspection) -> None:
+def pick_root(insp: Inspection) -> None:
     best = max(insp.filesystems(), key=lambda v: v.score, default=None)
     if best is not None and best.score >= 4:
         best.root = True

@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Static
 
 from ...errors import Vm2cError
-from ...services.inspect import inspect_image
+from ...services import engine
 from ...services.model import Volume
 from ...text import COLUMNS, rows, safe
 from .base import StepScreen
@@ -46,7 +46,7 @@ class PartitionsScreen(StepScreen):
     def inspect(self) -> None:
         state = self.app.state
         try:
-            insp = inspect_image(state.source, progress=lambda m: self.app.call_from_thread(self._status, m))
+            insp = engine.inspect(state.source, progress=lambda m: self.app.call_from_thread(self._status, m))
         except Vm2cError as exc:
             self.app.call_from_thread(self._failed, exc.message)
             return

@@ -1,0 +1,170 @@
+"""The user-space engine (issue 7): the same inspection and the same tar as the
+kernel route, for every fixture disk and format, with no root needed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from manifest import compare, tar_manifest
+from test_hostile import as_nobody, public_dir  # noqa: F401  (fixture)
+
+from vm2c_tui.services.conversion import Conversion, Options
+from vm2c_tui.services.engine import inspect as engine_inspect
+from vm2c_tui.services.formats import identify
+from vm2c_tui.services.userspace import tarwriter
+from vm2c_tui.services.userspace.fsbase import Meta
+from vm2c_tui.services.userspace.images import open_image
+
+EXCLUDES = {"hostile": ["huge"]}  # an 8 GiB sparse file: 8 GiB of zeros in every tar, no news in it
+FIXTURES = {  # recipe: (formats, root id when none is detected)
+    "full": (["raw", "qcow2", "vdi", "vmdk", "vmdk-stream", "vmdk-flat", "vhdx", "qcow2-backing"], None),
+    "demo": (["raw", "qcow2", "vdi", "vmdk"], None),
+    "mbr": (["raw", "qcow2", "vdi", "vmdk"], None),
+    "bare": (["raw", "qcow2", "vdi", "vmdk"], None),
+    "btrfs_subvol": (["raw", "qcow2", "vdi", "vmdk"], None),
+    "hostile": (["raw", "vdi"], "fs"),
+    "hostile_fstab": (["raw", "vdi"], None),
+}
+CASES = [(name, fmt) for name, (fmts, _) in FIXTURES.items() for fmt in fmts]
+
+
+def _archive(src: Path, out: Path, engine: str, root: str | None, excludes=()) -> dict:
+    with Conversion(src, Options(root=root, preset="none", engine=engine, excludes=list(excludes))) as conv:
+        conv.inspect()
+        conv.plan()
+        conv.prepare(output_dir=out)
+        res = conv.write_archive(out)
+    return tar_manifest(res.tar)
+
+
+def _link_groups(man: dict) -> list[list[bytes]]:
+    groups: dict = {}
+    for name, e in man.items():
+        if e.get("linked_to"):
+            groups.setdefault(e["linked_to"], []).append(name)
+    return sorted(sorted(g) for g in groups.values())
+
+
+@pytest.fixture(scope="module")
+def kernel_tars(disks, tmp_path_factory):
+    """The kernel route's tar of each fixture's raw image (its other formats are checked
+    against the raw one by test_archive), made once."""
+    out = {}
+    for name, (_, root) in FIXTURES.items():
+        d = tmp_path_factory.mktemp(f"kernel-{name}")
+        out[name] = _archive(disks.get(name), d, "kernel", root, EXCLUDES.get(name, ()))
+    return out
+
+
+@pytest.mark.parametrize("name,fmt", CASES, ids=[f"{n}-{f}" for n, f in CASES])
+def test_userspace_tar_matches_the_kernel_route(disks, kernel_tars, tmp_path, name, fmt, no_leaks):
+    src = disks.get(name, fmt)
+    before = hashlib.sha256(src.read_bytes()).hexdigest()
+    mine = _archive(src, tmp_path, "userspace", FIXTURES[name][1], EXCLUDES.get(name, ()))
+    theirs = kernel_tars[name]
+    assert compare(theirs, mine) == []
+    assert _link_groups(theirs) == _link_groups(mine)
+    assert len(mine) > 40
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == before
+
+
+@pytest.mark.parametrize("name,fmt", [c for c in CASES if c[1] in ("raw", "vdi", "vmdk-stream")])
+def test_userspace_inspection_matches_the_kernel_route(disks, name, fmt):
+    src = disks.get(name, fmt)
+    kernel = engine_inspect(src, "kernel").to_json()
+    mine = engine_inspect(src, "userspace").to_json()
+    assert mine == kernel
+
+
+def test_a_kernel_fuse_view_gives_the_kernel_route_the_same_tar_for_qcow2(disks, kernel_tars, tmp_path):
+    """The kernel route's own tar of a qcow2 (FUSE view) equals its raw one: the
+    differential test above may compare every format with the raw image's tar."""
+    assert compare(kernel_tars["full"], _archive(disks.get("full", "qcow2"), tmp_path, "kernel", None)) == []
+
+
+@pytest.mark.parametrize("name", list(FIXTURES))
+def test_without_root_inspect_and_archive_work_on_every_fixture(disks, public_dir, name):  # noqa: F811
+    fmts, root = FIXTURES[name]
+    for fmt in ("raw", fmts[1]):
+        src = disks.get(name, fmt)
+        img = public_dir / f"{name}-{fmt}{''.join(src.suffixes)}"
+        subprocess.run(["cp", "--sparse=always", src, img], check=True)
+        os.chmod(img, 0o644)
+        ins = as_nobody("inspect", "--json", img)
+        assert ins.returncode == 0, ins.stderr
+        doc = json.loads(ins.stdout)
+        assert doc["root"] is None if root else doc["root"]
+        out = public_dir / f"out-{name}-{fmt}"
+        out.mkdir()
+        os.chown(out, 65534, 65534)
+        args = ["archive", img, "-o", out] + (["--root", root] if root else [])
+        args += [a for pat in EXCLUDES.get(name, ()) for a in ("--exclude", pat)]
+        arch = as_nobody(*args)
+        assert arch.returncode == 0, arch.stderr
+        assert "via user space" in arch.stderr
+        with tarfile.open(out / "img.tar") as tf:
+            names = tf.getnames()
+        assert "./etc/passwd" in names and "./bin/busybox" in names
+
+
+def test_vdi_blocks_stored_out_of_order_read_right(tmp_path):
+    """VirtualBox writes blocks in the guest's write order; qemu-img in disk order.
+    Shuffled writes make the block map non-monotonic; reads crossing blocks must still match."""
+    img = tmp_path / "shuffled.vdi"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vdi", img, "8M"], check=True)
+    mib = 1 << 20
+    for i, blk in enumerate([5, 1, 7, 0, 3, 6, 2, 4]):
+        subprocess.run(["qemu-io", "-f", "vdi", "-c", f"write -P {i + 1} {blk * mib} {mib}", img],
+                       check=True, capture_output=True)
+    raw = tmp_path / "ref.raw"
+    subprocess.run(["qemu-img", "convert", "-f", "vdi", "-O", "raw", img, raw], check=True)
+    ref = raw.read_bytes()
+    disk = open_image(identify(img))
+    try:
+        for off, n in [(0, 8 * mib), (mib - 7, 14), (3 * mib - 100_000, 2 * mib + 200_001)]:
+            assert disk.pread(n, off) == ref[off:off + n]
+    finally:
+        disk.close()
+
+
+names = st.binary(min_size=1, max_size=300).filter(lambda b: b"\0" not in b and b"/" not in b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=names, uid=st.integers(0, 2**32 - 1), gid=st.integers(0, 2**32 - 1),
+       mtime=st.integers(-(2**40), 2**40), mode=st.integers(0, 0o7777),
+       xattrs=st.dictionaries(st.text(alphabet="abcdefgh.", min_size=1, max_size=20).map(lambda s: "user." + s),
+                              st.binary(max_size=64), max_size=3),
+       kind=st.sampled_from(["file", "dir", "symlink", "char", "fifo"]),
+       link=names, dev=st.tuples(st.integers(0, 4095), st.integers(0, 2**20 - 1)))
+def test_tar_writer_members_read_back_exactly(name, uid, gid, mtime, mode, xattrs, kind, link, dev):
+    import io
+
+    data = b"content" if kind == "file" else b""
+    meta = Meta(kind, mode, uid, gid, mtime, len(data), 1, 1, dev if kind == "char" else (0, 0),
+                link if kind == "symlink" else b"")
+    path = b"./" + name
+    blob = tarwriter.member(path + (b"/" if kind == "dir" else b""), meta, xattrs) + data
+    blob += tarwriter.padding(len(data)) + tarwriter.END
+    with tarfile.open(fileobj=io.BytesIO(blob), errors="surrogateescape") as tf:
+        (m,) = tf.getmembers()
+        assert m.name.encode("utf-8", "surrogateescape").rstrip(b"/") == path
+        assert (m.uid, m.gid, m.mode) == (uid, gid, mode)
+        assert round(m.mtime * 1e9) == pytest.approx(mtime, abs=1000)
+        got = {k[13:]: v.encode("utf-8", "surrogateescape") for k, v in m.pax_headers.items()
+               if k.startswith("SCHILY.xattr.")}
+        assert got == xattrs
+        if kind == "symlink":
+            assert m.linkname.encode("utf-8", "surrogateescape") == link
+        if kind == "char":
+            assert (m.devmajor, m.devminor) == dev
+        if kind == "file":
+            assert tf.extractfile(m).read() == data

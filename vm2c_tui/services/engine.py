@@ -1,0 +1,45 @@
+"""Which engine reads the image: the kernel route (loop devices and read-only
+mounts, GNU tar; needs root) or the user-space one (reads everything in
+Python; needs the optional dissect modules). `auto` takes the kernel route as
+root and the user-space engine otherwise."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import Vm2cError
+from . import userspace
+
+ENGINES = ("auto", "kernel", "userspace")
+
+
+def choose(requested: str | None = None) -> str:
+    req = requested or "auto"
+    if req not in ENGINES:
+        raise Vm2cError(f"unknown engine '{req}' (choose from {', '.join(ENGINES)})")
+    if req == "userspace":
+        userspace.require()
+        return req
+    if req == "kernel":
+        return req
+    if os.geteuid() == 0 or not userspace.available():
+        return "kernel"
+    return "userspace"
+
+
+def require_kernel_root(engine: str, what: str) -> None:
+    if engine == "kernel" and os.geteuid() != 0:
+        hint = ("; without root, use the user-space engine (--engine userspace)" if userspace.available()
+                else "; without root, install the user-space engine: pip install 'vm2c-tui[userspace]'")
+        raise Vm2cError(f"vm2c {what} needs root on the kernel route: it attaches loop devices and mounts the "
+                        f"guest's filesystems read-only{hint}")
+
+
+def inspect(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True):
+    if choose(engine) == "userspace":
+        from .userspace.inspect import inspect_userspace
+
+        return inspect_userspace(source, look_inside=look_inside, progress=progress)
+    from .inspect import inspect_image
+
+    return inspect_image(source, look_inside=look_inside, method=method, progress=progress)

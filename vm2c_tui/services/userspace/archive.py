@@ -1,0 +1,173 @@
+"""The user-space engine's tar: entries from the assembled tree, written as PAX
+members to a file or streamed in chunks, with the kernel route's progress events."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import Vm2cError
+from ..archive import Progress, ProgressFn
+from . import tarwriter
+from .fsbase import FsError
+from .tree import Filters, Mounted, walk
+
+CHUNK = 1 << 20
+MACHINE_ID = b"./etc/machine-id"
+
+
+@dataclass
+class UserspaceTree:
+    disk: object
+    mounts: list[Mounted]
+    filters: Filters
+    sanitize: bool
+    notes: list[str] = field(default_factory=list)
+
+    def used_bytes(self) -> int:
+        return sum(m.reader.used_bytes() for m in self.mounts)
+
+    def unreached(self) -> list[Mounted]:
+        return [m for m in self.mounts if not m.reached]
+
+
+class _Counter:
+    def __init__(self, total: int, on_progress: ProgressFn | None, interval: float):
+        self.total, self.on_progress, self.interval = total, on_progress, interval
+        self.bytes = self.files = 0
+        self.current = ""
+        self.start = self.last = time.monotonic()
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.on_progress and (force or now - self.last >= self.interval):
+            self.last = now
+            self.on_progress(Progress(self.bytes, self.total, self.files, 0, now - self.start, self.current))
+
+    def final(self) -> Progress:
+        p = Progress(self.bytes, self.bytes, self.files, self.files, time.monotonic() - self.start, "")
+        if self.on_progress:
+            self.on_progress(p)
+        return p
+
+
+def produce(tree: UserspaceTree, write, counter: _Counter) -> None:
+    """Write the whole tar through WRITE(bytes)."""
+    first_path: dict[tuple[int, int], bytes] = {}
+
+    def out(b: bytes) -> None:
+        write(b)
+        counter.bytes += len(b)
+
+    for e in walk(tree.mounts, tree.filters):
+        meta = e.meta
+        if meta.kind in ("socket", "other"):
+            continue  # GNU tar skips sockets too
+        counter.files += 1
+        counter.current = e.path[1:].decode("utf-8", "replace") or "/"
+        blank = tree.sanitize and e.path == MACHINE_ID and meta.kind == "file" and meta.size > 0
+        xattrs = {} if blank else e.reader.xattrs(e.node)
+        if blank:
+            meta.size = 0
+        key = (id(e.reader), meta.ino)
+        if meta.kind != "dir" and meta.nlink > 1:
+            if key in first_path:
+                out(tarwriter.member(e.name, meta, xattrs, hardlink_to=first_path[key]))
+                counter.tick()
+                continue
+            first_path[key] = e.name
+        out(tarwriter.member(e.name, meta, xattrs))
+        if meta.kind == "file" and meta.size:
+            done = 0
+            for chunk in e.reader.chunks(e.node):
+                out(chunk)
+                done += len(chunk)
+                counter.tick()
+            if done != meta.size:
+                raise FsError(f"{counter.current}: read {done} bytes of {meta.size}")
+            out(tarwriter.padding(meta.size))
+        counter.tick()
+    out(tarwriter.END)
+
+
+def write_tar(tree: UserspaceTree, dest: Path, *, total: int, on_progress: ProgressFn | None = None,
+              interval: float = 0.2) -> Progress:
+    partial = dest.with_name(dest.name + ".partial")
+    counter = _Counter(total, on_progress, interval)
+    try:
+        with open(partial, "wb", buffering=CHUNK) as f:
+            produce(tree, f.write, counter)
+        os.replace(partial, dest)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        if exc.errno == 28:
+            raise Vm2cError("output filesystem is full: img.tar could not be written (removed the partial file)") \
+                from None
+        raise Vm2cError(f"{dest}: {exc.strerror}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return counter.final()
+
+
+class _Stop(Exception):
+    pass
+
+
+def stream_tar(tree: UserspaceTree, *, total: int, on_progress: ProgressFn | None = None,
+               interval: float = 0.2) -> Iterator[bytes]:
+    """The tar in ~1 MiB chunks, produced by a thread so reading the disk and
+    sending to Docker overlap."""
+    counter = _Counter(total, on_progress, interval)
+    q: queue.Queue = queue.Queue(maxsize=16)
+    stop = threading.Event()
+    buf = bytearray()
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stop
+
+    def write(b: bytes) -> None:
+        buf.extend(b)
+        if len(buf) >= CHUNK:
+            put(bytes(buf))
+            buf.clear()
+
+    def run() -> None:
+        try:
+            produce(tree, write, counter)
+            if buf:
+                put(bytes(buf))
+            put(None)
+        except _Stop:
+            pass
+        except BaseException as exc:  # handed to the consumer, raised there
+            try:
+                put(exc)
+            except _Stop:
+                pass
+
+    worker = threading.Thread(target=run, name="vm2c-userspace-tar", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(10)
+    counter.final()

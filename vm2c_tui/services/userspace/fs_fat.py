@@ -1,0 +1,70 @@
+"""FAT (an EFI partition) through dissect.fat, shown the way the kernel route
+presents its mtools copy: owned by root, modes from the fstab umask, no xattrs.
+FAT stores local time without a zone; it is taken as UTC, as mtools does with TZ unset."""
+
+from __future__ import annotations
+
+import calendar
+
+from .fsbase import FsError, Meta, stream_chunks
+
+FAT_EPOCH_NS = 315532800 * 1_000_000_000  # 1980-01-01, the earliest date FAT can hold
+
+
+def _name(entry) -> str:
+    """The long name, or the 8.3 name in the case Windows NT recorded (DIR_NTRes bits 3 and 4)."""
+    if entry.ldirents:
+        return entry.name
+    base, _, ext = entry.short_name.partition(".")
+    flags = entry.dirent.DIR_NTRes
+    base = base.lower() if flags & 0x08 else base
+    ext = ext.lower() if flags & 0x10 else ext
+    return f"{base}.{ext}" if ext else base
+
+
+class FatReader:
+    def __init__(self, disk, offset: int, size: int, options: str = ""):
+        from dissect.fat import FATFS
+
+        from .images import Slice
+
+        try:
+            self.fs = FATFS(Slice(disk, offset, size))
+        except Exception as exc:
+            raise FsError(f"FAT filesystem unreadable: {exc}") from None
+        self.size = size
+        self.umask = next((int(o.split("=")[1], 8) for o in options.split(",") if o.startswith("umask=")), 0o022)
+        self._ino = {}
+
+    def used_bytes(self) -> int:
+        return 0  # not counted by the kernel route either (its copy is not a mount)
+
+    def root(self):
+        return self.fs.root
+
+    def children(self, node):
+        for child in node.iterdir():
+            if child.is_volume_id() or child.name in (".", ".."):
+                continue
+            yield _name(child).encode("utf-8", "surrogateescape"), child
+
+    def lookup(self, node, name: bytes):
+        return next((c for n, c in self.children(node) if n == name), None)
+
+    def meta(self, node) -> Meta:
+        is_dir = node.is_directory()
+        if node is self.fs.root:  # the root directory has no date of its own
+            return Meta("dir", 0o777 & ~self.umask, 0, 0, FAT_EPOCH_NS, 0, 1, 0)
+        try:
+            mtime = calendar.timegm(node.mtime.timetuple()) * 1_000_000_000
+        except (ValueError, OverflowError, AttributeError):
+            mtime = 0
+        mode = (0o777 if is_dir else 0o666) & ~self.umask
+        return Meta("dir" if is_dir else "file", mode, 0, 0, mtime, 0 if is_dir else node.size, 1,
+                    self._ino.setdefault(id(node), len(self._ino) + 1))
+
+    def chunks(self, node):
+        return stream_chunks(node.open(), node.size, "FAT")
+
+    def xattrs(self, node) -> dict[str, bytes]:
+        return {}

@@ -1,0 +1,60 @@
+"""What every user-space filesystem reader gives the tar writer."""
+
+from __future__ import annotations
+
+import stat
+import struct
+from dataclasses import dataclass
+
+from ...errors import Vm2cError
+
+KINDS = {stat.S_IFDIR: "dir", stat.S_IFREG: "file", stat.S_IFLNK: "symlink", stat.S_IFCHR: "char",
+         stat.S_IFBLK: "block", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket"}
+ACL_UNDEFINED_ID = 0xFFFFFFFF
+ACL_SHORT_TAGS = (0x01, 0x04, 0x10, 0x20)  # USER_OBJ GROUP_OBJ MASK OTHER: no id on disk
+
+
+@dataclass(slots=True)
+class Meta:
+    kind: str
+    mode: int  # permission bits incl. setuid/setgid/sticky
+    uid: int
+    gid: int
+    mtime_ns: int
+    size: int
+    nlink: int
+    ino: int
+    rdev: tuple[int, int] = (0, 0)
+    link: bytes = b""
+
+
+def kind_of(mode: int) -> str:
+    return KINDS.get(stat.S_IFMT(mode), "other")
+
+
+class FsError(Vm2cError):
+    pass
+
+
+def vfs_acl(entries: list[tuple[int, int, int]]) -> bytes:
+    """(tag, perm, id) entries as the kernel's system.posix_acl_* xattr value (version 2)."""
+    out = [struct.pack("<I", 2)]
+    for tag, perm, ident in entries:
+        out.append(struct.pack("<HHI", tag, perm, ACL_UNDEFINED_ID if tag in ACL_SHORT_TAGS else ident))
+    return b"".join(out)
+
+
+def decode_new_dev(v: int) -> tuple[int, int]:
+    """Linux new_encode_dev() as ext4 (i_block[1]) and btrfs store it."""
+    return (v & 0xFFF00) >> 8, (v & 0xFF) | ((v >> 12) & 0xFFF00)
+
+
+def stream_chunks(fh, size: int, what: str, step: int = 1 << 20):
+    """SIZE bytes of a file object in chunks; a short read is an error, never a short member."""
+    left = size
+    while left > 0:
+        data = fh.read(min(step, left))
+        if not data:
+            raise FsError(f"{what}: a file's data ends early")
+        yield data
+        left -= len(data)

@@ -1,0 +1,113 @@
+"""Set up a user-space conversion: open the image, a reader per planned
+filesystem, the exclude filters; and estimate what presets leave out."""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+from ...errors import Vm2cError
+from ..formats import identify
+from ..guestinfo import read_facts
+from ..presets import PRESETS, SANITIZE, rules
+from ..session import Session
+from .archive import UserspaceTree
+from .guest import ReaderRoot
+from .images import open_image
+from .readers import open_reader
+from .tree import Filters, Mounted
+
+
+def prepare_userspace(session: Session, source: str, plans, options) -> tuple[UserspaceTree, object, list[str]]:
+    from . import require
+
+    require()
+    disk = open_image(identify(Path(source)))
+    session.callback(disk.close)
+    notes: list[str] = []
+    mounts: list[Mounted] = []
+    for p in plans:
+        if not p.enabled:
+            continue
+        try:
+            reader = open_reader(disk, p.fstype, p.offset, p.size, p.subvol, p.options)
+        except Vm2cError as exc:
+            if p.mountpoint == "/":
+                raise
+            notes.append(f"{p.fs_id} at {p.mountpoint}: {exc.message}; left out")
+            continue
+        mounts.append(Mounted(p.mountpoint, p.fs_id, reader))
+    mounts = _placeable(mounts, notes)
+    excl = rules(options.preset, [m.mountpoint for m in mounts])
+    if options.sanitize:
+        excl += list(SANITIZE)
+    tree = UserspaceTree(disk, mounts, Filters.build(excl, list(options.excludes)), options.sanitize, notes)
+    return tree, read_facts(ReaderRoot(mounts[0].reader)), notes
+
+
+def _placeable(mounts: list[Mounted], notes: list[str]) -> list[Mounted]:
+    """Mounts whose mount point is a real directory of the tree above them, as
+    assemble() requires: a guest symlink there could put a mount over the root."""
+    kept = mounts[:1]
+    for m in mounts[1:]:
+        probe = UserspaceTree(None, kept, Filters(), False)
+        parent, _, name = m.mountpoint.rpartition("/")
+        found = _node_at(probe, parent or "/")
+        child = None
+        if found is not None and found[0].meta(found[1]).kind == "dir":
+            child = found[0].lookup(found[1], name.encode("utf-8", "surrogateescape"))
+        kind = found[0].meta(child).kind if child is not None else None
+        if kind == "dir":
+            kept.append(m)
+        elif kind == "symlink":
+            notes.append(f"{m.fs_id}: mount point {m.mountpoint} is a symlink in the guest; left out")
+        else:
+            notes.append(f"{m.fs_id}: mount point {m.mountpoint} is missing in the guest; left out")
+    return kept
+
+
+def _node_at(tree: UserspaceTree, path: str):
+    """(reader, node) of a guest path, entering mounts, following no symlinks."""
+    by_point = {m.mountpoint: m for m in tree.mounts}
+    reader = by_point["/"].reader
+    node = reader.root()
+    cur = ""
+    for part in [p for p in path.split("/") if p]:
+        if reader.meta(node).kind != "dir":
+            return None
+        node = reader.lookup(node, part.encode("utf-8", "surrogateescape"))
+        if node is None:
+            return None
+        cur += "/" + part
+        m = by_point.get(cur)
+        if m is not None and reader.meta(node).kind == "dir":
+            reader, node = m.reader, m.reader.root()
+    return reader, node
+
+
+def _size(reader, node, depth: int = 0) -> int:
+    meta = reader.meta(node)
+    total = (meta.size + 4095) // 4096 * 4096 if meta.kind == "file" else 4096
+    if meta.kind == "dir" and depth < 64:
+        total += sum(_size(reader, c, depth + 1) for _, c in reader.children(node))
+    return total
+
+
+def savings(tree: UserspaceTree, rule_list) -> int:
+    total = 0
+    for r in rule_list:
+        parent, _, last = r.pattern.removeprefix(".").rpartition("/")
+        found = _node_at(tree, parent or "/")
+        if found is None:
+            continue
+        reader, node = found
+        if reader.meta(node).kind != "dir":
+            continue
+        for name, child in reader.children(node):
+            if fnmatch.fnmatchcase(name.decode("utf-8", "surrogateescape"), last):
+                total += _size(reader, child)
+    return total
+
+
+def estimate_all(tree: UserspaceTree, mountpoints: list[str]) -> dict[str, int]:
+    return {name: savings(tree, rules(name, mountpoints)) for name in PRESETS}
