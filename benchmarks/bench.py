@@ -10,7 +10,8 @@ holds a copy of this machine's /usr/share and /usr/lib/x86_64-linux-gnu
      filesystem (target >= 90 % of its throughput), vm2c's peak memory (< 150 MB),
      and what each raw view (fuse, copy) costs for qcow2, vdi and vmdk;
   3. vm2c convert --method import vs the classic recipe (tar to a file, then
-     docker build FROM scratch + ADD) and vs `docker import` of a ready tar.
+     docker build FROM scratch + ADD) and vs `docker import` of a ready tar;
+  4. the user-space engine (--engine userspace) against the kernel route, per format.
 Writes benchmarks/results.json (merged, so `--only=archive,progress` re-measures a part)
 and benchmarks/results.md. Do not run tests at the same time: the figures are wall-clock.
 """
@@ -208,6 +209,30 @@ def bench_views(raw: Path, work: Path) -> dict:
     return res
 
 
+def bench_userspace(raw: Path, work: Path) -> dict:
+    """Issue 7: the user-space engine against the kernel route, per format, alternating
+    runs; file data rate = bytes of file data in the tar / wall time of the command."""
+    res = {}
+    for fmt in ("raw", "qcow2", "vdi", "vmdk"):
+        img = raw if fmt == "raw" else CACHE / f"big.{fmt}"
+        if not img.exists():
+            b.convert(raw, fmt, img)
+        times: dict[str, list[float]] = {"kernel": [], "userspace": []}
+        peak = 0
+        for _ in range(RUNS):
+            for engine in times:
+                t, rss = timed([*VM2C, "archive", img, "-o", work / "u", "--no-fstab", "--preset", "none",
+                                "--engine", engine])
+                shutil.rmtree(work / "u")
+                times[engine].append(t)
+                if engine == "userspace":
+                    peak = max(peak, rss)
+        res[f"us_{fmt}_kernel_s"] = median(times["kernel"])
+        res[f"us_{fmt}_userspace_s"] = median(times["userspace"])
+        res[f"us_{fmt}_peak_mb"] = peak / 2**20
+    return res
+
+
 def bench_convert(raw: Path, work: Path, driver: str = "overlay2") -> dict:
     daemon = PrivateDockerd(storage_driver=driver)
     host = daemon.start()
@@ -271,7 +296,7 @@ def bench_convert(raw: Path, work: Path, driver: str = "overlay2") -> dict:
     return {f"{driver}:{k}": v for k, v in out.items()}
 
 
-PARTS = ("inspect", "archive", "progress", "views", "convert-overlay2", "convert-vfs")
+PARTS = ("inspect", "archive", "progress", "views", "convert-overlay2", "convert-vfs", "userspace")
 
 
 def main() -> int:
@@ -290,7 +315,8 @@ def main() -> int:
         steps = {"inspect": lambda: bench_inspect(raw), "archive": lambda: bench_archive(raw, work),
                  "progress": lambda: bench_progress(raw, work), "views": lambda: bench_views(raw, work),
                  "convert-overlay2": lambda: bench_convert(raw, work, "overlay2"),
-                 "convert-vfs": lambda: bench_convert(raw, work, "vfs")}
+                 "convert-vfs": lambda: bench_convert(raw, work, "vfs"),
+                 "userspace": lambda: bench_userspace(raw, work)}
         for name in only:
             results.update(steps[name]())
             store.write_text(json.dumps(results, indent=1, sort_keys=True))
@@ -324,6 +350,14 @@ def render(r: dict) -> str:
         for view in ("fuse", "copy"):
             t = r[f"{fmt}_{view}_s"]
             lines.append(f"| archive from {fmt} via {view} | {t:.2f} s ({t / r['raw_archive_s']:.1f} x raw) | |")
+    for fmt in ("raw", "qcow2", "vdi", "vmdk"):
+        if f"us_{fmt}_userspace_s" not in r:
+            continue
+        k, u = r[f"us_{fmt}_kernel_s"], r[f"us_{fmt}_userspace_s"]
+        target = ">= 200 MB/s" if fmt == "raw" else "<= 2.5 x kernel"
+        lines.append(f"| [user space] archive from {fmt}: {u:.2f} s vs kernel route {k:.2f} s "
+                     f"({u / k:.2f} x), file data {r['data_bytes'] / u / 1e6:.0f} MB/s, "
+                     f"peak {r[f'us_{fmt}_peak_mb']:.0f} MB | {u / k:.2f} x | {target}; < 200 MB |")
     for d in ("overlay2", "vfs"):
         if f"{d}:recipe_s" not in r:
             continue

@@ -42,8 +42,10 @@ def saved_layers(tmp_path, image: str) -> list:
     return layers
 
 
-def test_convert_import_matches_source_and_saves(disks, dockerd, tmp_path, no_leaks):
-    proc = vm2c("convert", disks.get("full", "qcow2"), "--tag", "vm2c-test/full:import", "--json", check=True)
+@pytest.mark.parametrize("engine", ["kernel", "userspace"])
+def test_convert_import_matches_source_and_saves(disks, dockerd, tmp_path, no_leaks, engine):
+    proc = vm2c("convert", disks.get("full", "qcow2"), "--tag", "vm2c-test/full:import", "--json",
+                "--engine", engine, check=True)
     doc = json.loads(proc.stdout)
     assert doc["method"] == "import" and doc["root"] == "fullvg/root"
     assert doc["os"]["pretty_name"] == "Demo Linux 1.0 (vm2c)"

@@ -1,5 +1,7 @@
-"""ext2/3/4 through dissect.extfs, with our own fixes where it goes wrong
-(docs/userspace-engine.md): inline data, xattrs on 128-byte inodes, ACL format."""
+"""ext2/3/4: dissect.extfs finds the superblock and group descriptors; inodes,
+extent trees, directories and xattrs are parsed here, for speed and where dissect
+goes wrong (docs/userspace-engine.md): inline data, xattrs on 128-byte inodes,
+the ACL format, dates before 1970."""
 
 from __future__ import annotations
 
@@ -15,6 +17,20 @@ PREFIXES = {1: "user.", 4: "trusted.", 6: "security.", 7: "system.", 8: "system.
 XATTR_MAGIC = 0xEA020000
 
 
+INODE = struct.Struct("<HHIIIIIHHII")  # mode uid size_lo atime ctime mtime dtime gid links blocks_lo flags
+EXTENT_MAGIC = 0xF30A
+
+
+class Ino:
+    """One inode, parsed with struct on first use (dissect's cstruct parse was most of the time)."""
+
+    __slots__ = ("inum", "raw", "mode", "uid", "gid", "size", "links", "flags", "mtime_ns", "block", "acl_block")
+
+    def __init__(self, inum: int):
+        self.inum = inum
+        self.raw = None
+
+
 class ExtReader:
     def __init__(self, disk, offset: int, size: int):
         from dissect.extfs import ExtFS
@@ -26,8 +42,12 @@ class ExtReader:
             self.fs = ExtFS(Slice(disk, offset, size))
         except Exception as exc:
             raise FsError(f"ext filesystem unreadable: {exc}") from None
+        sb = self.fs.sb
         self.bs = self.fs.block_size
-        self.inode_size = self.fs.sb.s_inode_size
+        self.inode_size = sb.s_inode_size
+        self.per_group = sb.s_inodes_per_group
+        self.inodes_count = sb.s_inodes_count
+        self._tables: dict[int, int] = {}
 
     def used_bytes(self) -> int:
         sb = self.fs.sb
@@ -38,94 +58,160 @@ class ExtReader:
     def _64bit(self) -> bool:
         return bool(self.fs.sb.s_feature_incompat & 0x80)
 
-    def root(self):
-        return self.fs.get_inode(2)
+    # -- inodes ------------------------------------------------------------
+    def root(self) -> Ino:
+        return Ino(2)
 
-    def lookup(self, node, name: bytes):
-        for n, child in self.children(node):
-            if n == name:
-                return child
-        return None
+    def _load(self, node: Ino) -> Ino:
+        if node.raw is not None:
+            return node
+        group, index = divmod(node.inum - 1, self.per_group)
+        table = self._tables.get(group)
+        if table is None:
+            gd = self.fs._read_group_desc(group)
+            table = gd.bg_inode_table_lo | (getattr(gd, "bg_inode_table_hi", 0) << 32 if self._64bit() else 0)
+            self._tables[group] = table
+        raw = self.disk.pread(self.inode_size, self.offset + table * self.bs + index * self.inode_size)
+        if len(raw) < 128:
+            raise FsError(f"ext: inode {node.inum} lies past the end of the image (truncated?)")
+        mode, uid, size_lo, _, _, mtime, _, gid, links, _, flags = INODE.unpack_from(raw, 0)
+        acl_lo, size_hi = struct.unpack_from("<I I", raw, 104)
+        acl_hi, uid_hi, gid_hi = struct.unpack_from("<HHH", raw, 118)
+        sec = mtime - (1 << 32) if mtime >= 1 << 31 else mtime  # signed: dates before 1970
+        ns = 0
+        if self.inode_size > 128 and len(raw) >= 140 and struct.unpack_from("<H", raw, 128)[0] >= 12:
+            (extra,) = struct.unpack_from("<I", raw, 136)
+            sec += (extra & 3) << 32
+            ns = extra >> 2
+        node.raw, node.mode, node.flags, node.links = raw, mode, flags, links
+        node.uid, node.gid = uid | (uid_hi << 16), gid | (gid_hi << 16)
+        node.size = size_lo | (size_hi << 32)
+        node.mtime_ns = sec * 1_000_000_000 + ns
+        node.block = raw[40:100]
+        node.acl_block = acl_lo | (acl_hi << 32)
+        return node
 
-    def children(self, node):
-        ino = node.inode
-        if ino.i_flags & INLINE_DATA_FL:
-            data = bytes(ino.i_block)[4:] + self._inline_tail(node)
+    def meta(self, node: Ino) -> Meta:
+        i = self._load(node)
+        kind = kind_of(i.mode)
+        m = Meta(kind, stat.S_IMODE(i.mode), i.uid, i.gid, i.mtime_ns, i.size if kind == "file" else 0,
+                 i.links, i.inum)
+        if kind == "symlink":
+            m.link = self.read_all(i)
+        elif kind in ("char", "block"):
+            b0, b1 = struct.unpack_from("<II", i.block, 0)
+            m.rdev = ((b0 >> 8) & 0xFF, b0 & 0xFF) if b0 else decode_new_dev(b1)
+        return m
+
+    # -- directories ---------------------------------------------------------
+    def children(self, node: Ino):
+        i = self._load(node)
+        if i.flags & INLINE_DATA_FL:
+            data = i.block[4:] + self._inline_tail(i)
         else:
-            data = b"".join(self._chunks(node, node.size))
+            data = b"".join(self.chunks(i))
         pos, end = 0, len(data)
         while pos + 8 <= end:
-            inum, rec_len, name_len, ftype = struct.unpack_from("<IHBB", data, pos)
+            inum, rec_len, name_len = struct.unpack_from("<IHB", data, pos)
             if rec_len < 8 or pos + rec_len > end:
                 break
             name = data[pos + 8:pos + 8 + name_len]
             if inum and name not in (b".", b".."):
-                if not 0 < inum <= self.fs.sb.s_inodes_count:
+                if not 0 < inum <= self.inodes_count:
                     raise FsError(f"ext: directory entry points at inode {inum}, outside the filesystem")
-                yield name, self.fs.get_inode(inum)
+                yield name, Ino(inum)
             pos += rec_len
 
-    def meta(self, node) -> Meta:
-        i = node.inode
-        mode = i.i_mode
-        kind = kind_of(mode)
-        size = node.size
-        m = Meta(kind, stat.S_IMODE(mode), i.i_uid | (i.i_uid_high << 16), i.i_gid | (i.i_gid_high << 16),
-                 node.mtime_ns, size if kind == "file" else 0, i.i_links_count, node.inum)
-        if kind == "symlink":
-            m.link = self.read_all(node)
-        elif kind in ("char", "block"):
-            b0, b1 = struct.unpack_from("<II", bytes(i.i_block), 0)
-            m.rdev = ((b0 >> 8) & 0xFF, b0 & 0xFF) if b0 else decode_new_dev(b1)
-        return m
+    def lookup(self, node: Ino, name: bytes):
+        return next((c for n, c in self.children(node) if n == name), None)
 
-    def read_all(self, node) -> bytes:
+    # -- data ------------------------------------------------------------------
+    def read_all(self, node: Ino) -> bytes:
         return b"".join(self.chunks(node))
 
-    def chunks(self, node):
-        i = node.inode
-        size = node.size
-        if i.i_flags & INLINE_DATA_FL:
-            yield (bytes(i.i_block) + self._inline_tail(node))[:size]
-        elif stat.S_ISLNK(i.i_mode) and size < 60 and not (i.i_flags & EXTENTS_FL and i.i_blocks_lo):
-            yield bytes(i.i_block)[:size]
-        else:
-            yield from self._chunks(node, size)
-
-    def _chunks(self, node, size: int, step: int = 1 << 20):
-        left = size
-        for block, count in node.dataruns():
+    def extents(self, node: Ino) -> list[tuple[int | None, int]]:
+        """(byte offset in the disk or None for zeros, length) pieces of the file's data."""
+        i = self._load(node)
+        if i.flags & INLINE_DATA_FL or (stat.S_ISLNK(i.mode) and i.size < 60 and not self._has_blocks(i)):
+            return []
+        runs = self._extent_runs(i) if i.flags & EXTENTS_FL else self._indirect_runs(i)
+        out, pos, bs, left = [], 0, self.bs, i.size
+        for logical, physical, count in sorted(runs):
             if left <= 0:
                 break
-            n = min(count * self.bs, left)
-            if block is None:
-                while n > 0:
-                    k = min(n, step)
-                    yield bytes(k)
-                    n -= k
-                    left -= k
-                continue
-            pos = self.offset + block * self.bs
+            if logical > pos:
+                gap = min((logical - pos) * bs, left)
+                out.append((None, gap))
+                left -= gap
+            n = min(count * bs, left)
+            if n > 0:
+                out.append((None if physical is None else self.offset + physical * bs, n))
+                left -= n
+            pos = logical + count
+        if left > 0:
+            out.append((None, left))
+        return out
+
+    def _has_blocks(self, i: Ino) -> bool:
+        return bool(struct.unpack_from("<I", i.raw, 28)[0])
+
+    def chunks(self, node: Ino, step: int = 1 << 20):
+        i = self._load(node)
+        if i.flags & INLINE_DATA_FL:
+            yield (i.block + self._inline_tail(i))[:i.size]
+            return
+        if stat.S_ISLNK(i.mode) and i.size < 60 and not self._has_blocks(i):
+            yield i.block[:i.size]
+            return
+        for at, n in self.extents(i):
             while n > 0:
                 k = min(n, step)
-                data = self.disk.pread(k, pos)
-                if len(data) < k:
-                    raise FsError("ext: a file's data lies past the end of the image (truncated?)")
-                yield data
-                pos += k
+                if at is None:
+                    yield bytes(k)
+                else:
+                    data = self.disk.pread(k, at)
+                    if len(data) < k:
+                        raise FsError("ext: a file's data lies past the end of the image (truncated?)")
+                    yield data
+                    at += k
                 n -= k
-                left -= k
-        while left > 0:
-            k = min(left, step)
-            yield bytes(k)
-            left -= k
 
-    def _inline_tail(self, node) -> bytes:
-        return dict(self._raw_xattrs(node)).get((7, b"data"), b"")
+    def _extent_runs(self, i: Ino) -> list[tuple[int, int | None, int]]:
+        runs: list[tuple[int, int | None, int]] = []
+        self._walk_extents(i.block, runs, 0)
+        return runs
 
-    def xattrs(self, node) -> dict[str, bytes]:
+    def _walk_extents(self, buf: bytes, runs: list, depth: int) -> None:
+        magic, entries, _, level = struct.unpack_from("<HHHH", buf, 0)
+        if magic != EXTENT_MAGIC or depth > 8 or 12 + 12 * entries > len(buf):
+            raise FsError("ext: a corrupt extent tree")
+        for k in range(entries):
+            base = 12 + 12 * k
+            if level == 0:
+                logical, length, hi, lo = struct.unpack_from("<IHHI", buf, base)
+                if length > 32768:  # uninitialised (preallocated): reads as zeros
+                    runs.append((logical, None, length - 32768))
+                else:
+                    runs.append((logical, lo | (hi << 32), length))
+            else:
+                _, lo, hi = struct.unpack_from("<IIH", buf, base)
+                child = self.disk.pread(self.bs, self.offset + (lo | (hi << 32)) * self.bs)
+                self._walk_extents(child, runs, depth + 1)
+
+    def _indirect_runs(self, i: Ino) -> list[tuple[int, int | None, int]]:
+        """ext2/3 block maps: rare now; dissect's reader does them."""
+        runs, logical = [], 0
+        for block, count in self.fs.get_inode(i.inum).dataruns():
+            runs.append((logical, block or None, count))
+            logical += count
+        return runs
+
+    def _inline_tail(self, i: Ino) -> bytes:
+        return dict(self._raw_xattrs(i)).get((7, b"data"), b"")
+
+    def xattrs(self, node: Ino) -> dict[str, bytes]:
         out = {}
-        for (index, name), value in self._raw_xattrs(node):
+        for (index, name), value in self._raw_xattrs(self._load(node)):
             if index in ACL_NAMES:
                 out[ACL_NAMES[index]] = _ext_acl(value)
             elif index == 7 and name == b"data":
@@ -134,28 +220,19 @@ class ExtReader:
                 out[PREFIXES[index] + name.decode("utf-8", "surrogateescape")] = value
         return out
 
-    def _raw_xattrs(self, node):
+    def _raw_xattrs(self, i: Ino):
         """((name index, name), value) from the inode body and the xattr block; parsed here
         because dissect raised on 128-byte inodes."""
-        i = node.inode
-        raw = self._inode_bytes(node)
+        raw = i.raw
         if self.inode_size > 128 and len(raw) >= 132:
             (extra,) = struct.unpack_from("<H", raw, 128)
             body = raw[128 + extra:]
             if len(body) >= 4 and struct.unpack_from("<I", body, 0)[0] == XATTR_MAGIC:
                 yield from _entries(body, 4, 4)
-        block = i.i_file_acl_lo | (i.i_file_acl_high << 32)
-        if block:
-            data = self.disk.pread(self.bs, self.offset + block * self.bs)
+        if i.acl_block:
+            data = self.disk.pread(self.bs, self.offset + i.acl_block * self.bs)
             if len(data) >= 32 and struct.unpack_from("<I", data, 0)[0] == XATTR_MAGIC:
                 yield from _entries(data, 32, 0)
-
-    def _inode_bytes(self, node) -> bytes:
-        fs = self.fs
-        group, index = divmod(node.inum - 1, fs.sb.s_inodes_per_group)
-        gd = fs._read_group_desc(group)
-        table = gd.bg_inode_table_lo | (getattr(gd, "bg_inode_table_hi", 0) << 32 if self._64bit() else 0)
-        return self.disk.pread(self.inode_size, self.offset + table * self.bs + index * self.inode_size)
 
 
 def _entries(buf: bytes, first: int, value_base: int):

@@ -5,6 +5,7 @@ same way (anchored rules on ./path, unanchored ones on any trailing part)."""
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -40,16 +41,27 @@ class Filters:
         anchored = [f"./{d}/*" for d in ALWAYS_EMPTY] + [r.pattern for r in rules]
         return cls(anchored, list(user))
 
+    def __post_init__(self) -> None:  # one regex each: fnmatch per pattern per file was 15 % of the time
+        self._anchored = _union(self.anchored)
+        self._unanchored = _union(self.unanchored)
+
     def excluded(self, path: bytes) -> bool:
         p = path.decode("utf-8", "surrogateescape")
-        if any(fnmatch.fnmatchcase(p, pat) for pat in self.anchored):
+        if self._anchored and self._anchored.match(p):
             return True
-        parts = p.split("/")
-        tails = ["/".join(parts[i:]) for i in range(len(parts))]
-        if parts[-1].startswith(".wh."):
+        base = p.rpartition("/")[2]
+        if base.startswith(".wh."):
             self.whiteouts.append(p[1:])
             return True
-        return any(fnmatch.fnmatchcase(t, pat) for pat in self.unanchored for t in tails)
+        if self._unanchored:
+            parts = p.split("/")
+            return any(self._unanchored.match("/".join(parts[i:])) for i in range(len(parts)))
+        return False
+
+
+def _union(patterns: list[str]):
+    """GNU tar wildcards as one regex; `*` crosses `/` as tar's does when excluding."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), re.S) if patterns else None
 
 
 def walk(mounts: list[Mounted], filters: Filters) -> Iterator[Entry]:
