@@ -20,10 +20,11 @@ FULL_MOUNTS = {"/": "root", "/boot": "boot", "/var": "var", "/home": "home"}
 sha = fingerprint
 
 
-def _slow_archive(src, out) -> subprocess.Popen:
+def _slow_archive(src, out, engine: str = "kernel") -> subprocess.Popen:
     """vm2c archive with tar throttled, returned once img.tar.partial exists."""
     env = {**os.environ, "VM2C_SLOW_TAR": "1"}
-    proc = subprocess.Popen([*VM2C, "archive", src, "-o", out, "--preset", "none"], stderr=subprocess.PIPE,
+    proc = subprocess.Popen([*VM2C, "archive", src, "-o", out, "--preset", "none", "--engine", engine],
+                            stderr=subprocess.PIPE,
                             stdout=subprocess.PIPE, env=env)
     _wait_for_partial(out, proc)
     return proc
@@ -154,12 +155,13 @@ def test_refuses_when_output_has_too_little_space(disks, tmp_path, no_leaks):
         assert not (small / "img.tar").exists() and not (small / "img.tar.partial").exists()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_releases_everything(disks, tmp_path, sig, no_leaks):
+@pytest.mark.parametrize("sig,engine", [(signal.SIGINT, "kernel"), (signal.SIGTERM, "kernel"),
+                                        (signal.SIGINT, "userspace"), (signal.SIGTERM, "userspace")])
+def test_interrupt_releases_everything(disks, tmp_path, sig, engine, no_leaks):
     src = disks.get("full", "qcow2")
     before = sha(src)
     out = tmp_path / "out"
-    proc = _slow_archive(src, out)
+    proc = _slow_archive(src, out, engine)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -193,11 +195,12 @@ def _wait_for_partial(out, proc) -> None:
     raise AssertionError("archive never started")
 
 
-def test_output_full_midway_removes_the_partial_file(disks, tmp_path, no_leaks):
+@pytest.mark.parametrize("engine", ["kernel", "userspace"])
+def test_output_full_midway_removes_the_partial_file(disks, tmp_path, engine, no_leaks):
     # The estimate counts used blocks; the 64 MiB sparse file expands in the tar, so a
     # 40 MiB output passes the free-space check and then fills up midway.
     with small_output(tmp_path, "40m") as small:
-        proc = vm2c("archive", disks.get("full"), "-o", small, "--preset", "none")
+        proc = vm2c("archive", disks.get("full"), "-o", small, "--preset", "none", "--engine", engine)
         assert proc.returncode == 2, proc.stderr
         assert "output filesystem is full" in proc.stderr and "Traceback" not in proc.stderr
         assert list(small.iterdir()) == []

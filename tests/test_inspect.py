@@ -155,6 +155,7 @@ def test_doctor_lists_the_machine(tmp_path):
     for key in ("root", "nbd", "loop", "fuse", "device-mapper", "GNU tar", "docker", "work dir space"):
         assert key in names
     assert names["root"]["ok"] is True
+    assert names["user-space engine"]["ok"] is True  # scripts/setup installs the extra
     assert names["nbd"]["ok"] == bool([d for d in os.listdir("/dev") if d.startswith("nbd")])
     assert names["GNU tar"]["detail"].startswith("tar (GNU tar)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tarfile
 
 from conftest import docker_client
 from textual.widgets import Input
@@ -44,6 +45,19 @@ async def test_whole_flow_to_a_running_image(disks, dockerd, tmp_path, no_leaks)
     assert app.return_code == 0
     img = docker_client().images.get("vm2c-test/tui:flow")
     assert img.labels["org.vm2c.root"] == "demo/root"
+
+
+async def test_wizard_archives_with_the_userspace_engine(disks, tmp_path, no_leaks):
+    """The same steps with nothing mounted: what a non-root operator gets (auto picks it then)."""
+    src = disks.get("full", "vdi")
+    app = Vm2cApp(browse_root=str(src.parent), engine="userspace")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tour.archive_done(pilot, str(src), str(tmp_path / "out"))
+        assert app.state.archive is not None and app.state.archive.files > 100
+        assert app.state.inspection.raw_method == "userspace"
+        await pilot.press("q")
+    with tarfile.open(tmp_path / "out" / "img.tar") as tf:
+        assert tf.getmember("./srv/xattrs").pax_headers["SCHILY.xattr.user.comment"] == "kept by import"
 
 
 async def test_commands_panel_answers_while_archive_runs_then_cancel(disks, tmp_path, monkeypatch, no_leaks):

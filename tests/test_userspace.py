@@ -168,3 +168,117 @@ def test_tar_writer_members_read_back_exactly(name, uid, gid, mtime, mode, xattr
             assert (m.devmajor, m.devminor) == dev
         if kind == "file":
             assert tf.extractfile(m).read() == data
+
+
+# -- cases the fixtures do not hold: made here with real mkfs, mount and fallocate --------
+
+def _stale(path: Path, size: int) -> None:
+    """A file full of a non-zero pattern: blocks a filesystem never wrote show it, so reading
+    preallocated (unwritten) space as data would be seen."""
+    with open(path, "wb") as f:
+        f.write(b"\xabSTALE!\xcd" * (size // 8))
+
+
+def _populate(mnt: Path) -> None:
+    (mnt / "small").write_bytes(b"tiny")
+    (mnt / "inline-ish").write_bytes(bytes(range(150)))  # > 60 bytes: ext4 inline_data keeps it in the xattr area
+    (mnt / "dir").mkdir()
+    for i in range(3):
+        (mnt / "dir" / f"f{i}").write_text(str(i))
+    old = mnt / "before-1970"
+    old.write_text("old\n")
+    os.utime(old, ns=(-86_400 * 365 * 10 * 10**9, -86_400 * 365 * 10 * 10**9 + 123_456_789))
+    fine = mnt / "nanoseconds"
+    fine.write_text("ns\n")
+    os.utime(fine, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+    pre = mnt / "prealloc"
+    with open(pre, "wb") as f:
+        f.write(b"written head\n")
+    subprocess.run(["fallocate", "-o", "4096", "-l", str(4 << 20), pre], check=True)  # unwritten extents
+    subprocess.run(["fallocate", "-l", str(1 << 20), mnt / "prealloc-only"], check=True)
+    many = mnt / "many-xattrs"
+    many.write_text("x\n")
+    for i in range(20):  # past the inode: XFS moves them to a leaf block
+        os.setxattr(many, f"user.attr{i:02d}", b"v" * 24)
+    acl = mnt / "acl"
+    acl.write_text("acl\n")
+    subprocess.run(["setfacl", "-m", "u:1000:rw,g:100:r", acl], check=True)
+    (mnt / "acl-dir").mkdir()
+    subprocess.run(["setfacl", "-d", "-m", "u:1000:rx", mnt / "acl-dir"], check=True)
+    subprocess.run(["setcap", "cap_net_raw+ep", mnt / "small"], check=True)
+
+
+@pytest.fixture(scope="module")
+def edge_images(tmp_path_factory):
+    """ext4 with inline_data and xfs, each filled through a real mount (fallocate needs one)."""
+    d = tmp_path_factory.mktemp("edge")
+    out = {}
+    for name, mkfs in (("ext4-inline", ["mkfs.ext4", "-q", "-F", "-O", "inline_data,^has_journal"]),
+                       ("xfs", ["mkfs.xfs", "-q", "-f"])):
+        img = d / f"{name}.img"
+        _stale(img, 320 << 20)
+        subprocess.run([*mkfs, img], check=True)
+        mnt = d / f"{name}-mnt"
+        mnt.mkdir()
+        subprocess.run(["mount", "-o", "loop", img, mnt], check=True)
+        try:
+            _populate(mnt)
+        finally:
+            subprocess.run(["umount", mnt], check=True)
+        out[name] = img
+    return out
+
+
+@pytest.mark.parametrize("name", ["ext4-inline", "xfs"])
+def test_userspace_edge_cases_match_the_kernel_route(edge_images, tmp_path, name):
+    img = edge_images[name]
+    kernel = _archive(img, tmp_path / "k", "kernel", "fs")
+    mine = _archive(img, tmp_path / "u", "userspace", "fs")
+    assert compare(kernel, mine) == []
+    assert mine[b"./prealloc"]["size"] == 4096 + (4 << 20)
+    with tarfile.open(tmp_path / "u" / "img.tar") as tf:
+        data = tf.extractfile("./prealloc").read()
+        assert data.startswith(b"written head\n") and data[13:] == bytes(len(data) - 13)
+        assert tf.extractfile("./inline-ish").read() == bytes(range(150))
+    assert mine[b"./before-1970"]["mtime"] < 0
+    assert len([k for k in mine[b"./many-xattrs"]["xattrs"] if k.startswith("user.attr")]) == 20
+    assert "system.posix_acl_access" in mine[b"./acl"]["xattrs"]
+    assert "system.posix_acl_default" in mine[b"./acl-dir"]["xattrs"]
+    assert "security.capability" in mine[b"./small"]["xattrs"]
+
+
+def test_builtin_type_names_are_libfdisks():
+    from vm2c_tui.services.table import COMMON, type_names
+
+    for label, names in COMMON.items():
+        real = type_names(label)
+        assert {k: real.get(k) for k in names} == names
+
+
+@pytest.mark.parametrize("fmt", ["qcow2", "vmdk-stream", "vdi"])
+def test_userspace_engine_needs_no_system_tools(disks, tmp_path, fmt):
+    """As on macOS or Windows: no qemu-img, sfdisk, blkid, losetup or tar on PATH."""
+    src = disks.get("full", fmt)
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    run = [__import__("sys").executable, "-m", "vm2c_tui"]
+    ins = subprocess.run([*run, "inspect", "--engine", "userspace", "--json", src], env=env,
+                         capture_output=True, text=True)
+    assert ins.returncode == 0, ins.stderr
+    doc, ref = json.loads(ins.stdout), engine_inspect(src, "kernel").to_json()
+    assert any("qemu-img is not installed" in w for w in doc["warnings"])
+    assert doc["virtual_size"] == ref["virtual_size"] and doc["partitions"] == ref["partitions"]
+    arch = subprocess.run([*run, "archive", "--engine", "userspace", src, "-o", tmp_path / "out"], env=env,
+                          capture_output=True, text=True)
+    assert arch.returncode == 0, arch.stderr
+    assert tarfile.open(tmp_path / "out" / "img.tar").getmember("./usr/bin/ping").pax_headers[
+        "SCHILY.xattr.security.capability"]
+
+
+def test_hostile_vmdk_extent_outside_is_refused_without_qemu(tmp_path):
+    img = tmp_path / "evil.vmdk"
+    img.write_text('# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\n'
+                   'RW 16 FLAT "../../../../etc/passwd" 0\n')
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    proc = subprocess.run([__import__("sys").executable, "-m", "vm2c_tui", "inspect", "--engine", "userspace", img],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and "outside" in proc.stderr and "Traceback" not in proc.stderr

@@ -48,7 +48,7 @@ def _cmd_cleanup(args) -> int:
 def _cmd_tui(args) -> int:
     from .tui.app import run_app
 
-    return run_app(getattr(args, "source", None))
+    return run_app(getattr(args, "source", None), getattr(args, "engine", None))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("tui", help="the wizard (the default with no command)")
     s.add_argument("source", nargs="?")
+    s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",
+                   help="how the image is read (auto: the kernel route as root, user space otherwise)")
     s.set_defaults(func=_cmd_tui)
 
     from . import cli_convert

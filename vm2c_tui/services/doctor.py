@@ -6,6 +6,7 @@ import glob
 import os
 from dataclasses import dataclass
 
+from . import userspace
 from .mount import kernel_filesystems
 from .run import run, which
 from .system import free_space
@@ -31,9 +32,14 @@ def _version(cmd: list[str]) -> str:
 
 def checks(workdir: str = ".") -> list[Check]:
     root = os.geteuid() == 0
+    us = userspace.available()
     out = [Check("root", root, "uid 0" if root else f"uid {os.geteuid()}",
-                 "can attach and mount images" if root else
-                 "inspect lists tables, LVM and filesystems; mounting (OS detection, archive) needs root")]
+                 "can attach and mount images (kernel route)" if root else
+                 "the kernel route needs root; the user-space engine does not" if us else
+                 "inspect lists tables, LVM and ext filesystems; archive needs root or the user-space engine")]
+    out.append(Check("user-space engine", us, "dissect modules installed" if us else "not installed",
+                     "inspect and archive without root, nbd, FUSE or mount (--engine userspace; auto when not root)"
+                     if us else "pip install 'vm2c-tui[userspace]' (AGPL-3.0 dissect modules) to convert without root"))
     nbd = bool(glob.glob("/dev/nbd[0-9]*"))
     out.append(Check("nbd", nbd, "/dev/nbd* present" if nbd else "no /dev/nbd* (module not loaded or absent)",
                      "qemu-nbd attaches non-raw images" if nbd else "non-raw images are read through FUSE or a raw copy"))

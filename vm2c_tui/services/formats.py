@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
-from .run import run
+from .run import run, which
 
 # name -> qemu driver; order matters only for the header sniffing below
 FORMATS = ("raw", "qcow2", "vdi", "vmdk", "vpc", "vhdx")
@@ -85,6 +85,10 @@ def identify(path: Path) -> ImageInfo:
     """Format, sizes, backing chain; raises Vm2cError on a broken or hostile image."""
     path = Path(os.path.abspath(path))
     st = _check_file(path)
+    if not which("qemu-img"):
+        from .userspace.identify import identify_without_qemu
+
+        return identify_without_qemu(path)
     fmt = sniff(path)
     qinfo = run(["qemu-img", "info", "--output=json", "--backing-chain", "-f", fmt, str(path)],
                 check=False, timeout=60)

@@ -110,6 +110,8 @@ def run(
         )
     except subprocess.TimeoutExpired as exc:
         raise Vm2cError(f"{what or cmd[0]}: timed out after {timeout:.0f} s") from exc
+    except FileNotFoundError:
+        raise Vm2cError(f"{argv[0]} is not installed (vm2c doctor lists what is missing)") from None
     if check and proc.returncode != 0:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         tail = detail[-1] if detail else f"exit status {proc.returncode}"

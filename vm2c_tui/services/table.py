@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import Vm2cError
-from .run import run
+from .run import run, which
 
 EXTENDED = {"5", "f", "85"}
 
@@ -23,9 +23,25 @@ class RawPartition:
     name: str
 
 
+# libfdisk's names for the common types, for machines without sfdisk (the user-space engine)
+COMMON = {
+    "gpt": {"c12a7328-f81f-11d2-ba4b-00a0c93ec93b": "EFI System", "21686148-6449-6e6f-744e-656564454649": "BIOS boot",
+            "0fc63daf-8483-4772-8e79-3d69d8477de4": "Linux filesystem", "e6d6d379-f507-44c2-a23c-238f2a3df928":
+            "Linux LVM", "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f": "Linux swap",
+            "4f68bce3-e8cd-4db1-96e7-fbcaf984b709": "Linux root (x86-64)",
+            "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7": "Microsoft basic data",
+            "a19d880f-05fc-4d3b-a006-743f0f84911e": "Linux RAID"},
+    "dos": {"5": "Extended", "7": "HPFS/NTFS/exFAT", "b": "W95 FAT32", "c": "W95 FAT32 (LBA)", "f": "W95 Ext'd (LBA)",
+            "82": "Linux swap / Solaris", "83": "Linux", "85": "Linux extended", "8e": "Linux LVM", "ee": "GPT",
+            "ef": "EFI (FAT-12/16/32)", "fd": "Linux raid autodetect"},
+}
+
+
 @functools.cache
 def type_names(label: str) -> dict[str, str]:
     """libfdisk's own names (the ones cfdisk shows), from `sfdisk -T`."""
+    if not which("sfdisk"):
+        return COMMON.get(label, {})
     out = run(["sfdisk", "--label", label, "-T"], check=False).stdout.decode(errors="replace")
     names = {}
     for line in out.splitlines()[2:]:

@@ -38,9 +38,11 @@ class Vm2cApp(App):
         Binding("ctrl+q", "quit_wizard", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, source: str | None = None, browse_root: str | None = None) -> None:
+    def __init__(self, source: str | None = None, browse_root: str | None = None,
+                 engine: str | None = None) -> None:
         super().__init__()
         self.state = WizardState()
+        self.state.options.engine = engine
         self.initial_source = os.path.abspath(source) if source else None
         self.browse_root = browse_root or (os.path.dirname(self.initial_source) if self.initial_source else os.getcwd())
         self.commands_visible = False
@@ -211,8 +213,8 @@ class Vm2cApp(App):
         self.call_from_thread(screen.saved, f"✓ wrote {dest}; load it with: {load}")
 
 
-def run_app(source: str | None = None) -> int:
-    app = Vm2cApp(source)
+def run_app(source: str | None = None, engine: str | None = None) -> int:
+    app = Vm2cApp(source, engine=engine)
     try:
         app.run()
     finally:  # SIGTERM or a crash: still release what the conversion holds

@@ -59,6 +59,7 @@ class _Counter:
 def produce(tree: UserspaceTree, write, counter: _Counter) -> None:
     """Write the whole tar through WRITE(bytes)."""
     first_path: dict[tuple[int, int], bytes] = {}
+    slow = 0.02 if os.environ.get("VM2C_SLOW_TAR") else 0  # for demos and interruption tests, as tar's
 
     def out(b: bytes) -> None:
         write(b)
@@ -69,6 +70,8 @@ def produce(tree: UserspaceTree, write, counter: _Counter) -> None:
         if meta.kind in ("socket", "other"):
             continue  # GNU tar skips sockets too
         counter.files += 1
+        if slow:
+            time.sleep(slow)
         counter.current = e.path[1:].decode("utf-8", "replace") or "/"
         blank = tree.sanitize and e.path == MACHINE_ID and meta.kind == "file" and meta.size > 0
         xattrs = {} if blank else e.reader.xattrs(e.node)

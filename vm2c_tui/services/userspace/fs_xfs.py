@@ -138,9 +138,9 @@ class XfsReader:
 
 
 def _put(out: dict[str, bytes], flags: int, name: bytes, value: bytes) -> None:
-    if flags & ATTR_ROOT and name in ACL_NAMES:
+    if flags & ATTR_ROOT and name in ACL_NAMES:  # the kernel lists both names: keep both, as tar does
         out[ACL_NAMES[name]] = _xfs_acl(value)
-    elif flags & ATTR_ROOT:
+    if flags & ATTR_ROOT:
         out["trusted." + name.decode("utf-8", "surrogateescape")] = value
     elif flags & ATTR_SECURE:
         out["security." + name.decode("utf-8", "surrogateescape")] = value

@@ -19,7 +19,7 @@ from .vdi import VdiDisk
 class RawDisk:
     def __init__(self, path: str, size: int | None = None):
         self.fd = os.open(path, os.O_RDONLY)
-        self.size = size if size is not None else os.fstat(self.fd).st_size
+        self.size = size if size is not None else os.lseek(self.fd, 0, os.SEEK_END)  # block devices too
 
     def runs(self, offset: int, length: int):
         yield offset, max(min(length, self.size - offset), 0)

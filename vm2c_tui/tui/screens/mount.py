@@ -68,14 +68,17 @@ class MountScreen(StepScreen):
                 self.show_error(exc.message)
                 return
             root = plans[0]
+            userspace = state.inspection.raw_method == "userspace"
             self.query_one("#root-line", Static).update(
                 Text(f"Root: {root.fs_id} ({root.fstype}) at /", style="bold"))
             for p in plans[1:]:
-                mounts.mount(Checkbox(f"{p.fs_id} at {safe(p.mountpoint, 40)} ({p.fstype}, {p.via})",
+                via = "read in user space" if userspace else p.via
+                mounts.mount(Checkbox(f"{p.fs_id} at {safe(p.mountpoint, 40)} ({p.fstype}, {via})",
                                       value=p.fs_id not in state.options.disabled, name=p.fs_id))
             for n in notes:
                 mounts.mount(Static(Text(safe(n, 100), style="dim")))
-            name, why = available_methods(state.info)[0]
+            name, why = (("userspace", state.inspection.raw_why) if userspace
+                         else available_methods(state.info)[0])
             self.query_one("#method", Static).update(Text(f"Read through: {name} ({why})"))
         self.update_free()
         self.estimate()

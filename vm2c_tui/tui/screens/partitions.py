@@ -46,7 +46,7 @@ class PartitionsScreen(StepScreen):
     def inspect(self) -> None:
         state = self.app.state
         try:
-            insp = engine.inspect(state.source, progress=lambda m: self.app.call_from_thread(self._status, m))
+            insp = engine.inspect(state.source, state.options.engine, progress=lambda m: self.app.call_from_thread(self._status, m))
         except Vm2cError as exc:
             self.app.call_from_thread(self._failed, exc.message)
             return
