@@ -36,8 +36,9 @@ FIXTURES = {  # recipe: (formats, root id when none is detected)
 CASES = [(name, fmt) for name, (fmts, _) in FIXTURES.items() for fmt in fmts]
 
 
-def _archive(src: Path, out: Path, engine: str, root: str | None, excludes=()) -> dict:
-    with Conversion(src, Options(root=root, preset="none", engine=engine, excludes=list(excludes))) as conv:
+def _archive(src: Path, out: Path, engine: str, root: str | None, excludes=(), sparse=False) -> dict:
+    with Conversion(src, Options(root=root, preset="none", engine=engine, excludes=list(excludes),
+                                 sparse=sparse)) as conv:
         conv.inspect()
         conv.plan()
         conv.prepare(output_dir=out)
@@ -282,3 +283,27 @@ def test_hostile_vmdk_extent_outside_is_refused_without_qemu(tmp_path):
     proc = subprocess.run([__import__("sys").executable, "-m", "vm2c_tui", "inspect", "--engine", "userspace", img],
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "outside" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["full", "hostile"])
+def test_sparse_members_on_request_match_gnu_tars(disks, tmp_path, name):
+    """archive --sparse (a tar to keep): both engines write GNU sparse 1.0 members for the
+    same files; GNU tar reads ours; an 8 GiB hole costs nothing; build refuses the tar."""
+    root = FIXTURES[name][1]
+    kernel = _archive(disks.get(name), tmp_path / "k", "kernel", root, sparse=True)
+    mine = _archive(disks.get(name, "vdi"), tmp_path / "u", "userspace", root, sparse=True)
+    assert compare(kernel, mine) == []
+    tar = tmp_path / "u" / "img.tar"
+    assert not (tmp_path / "u" / "Dockerfile").exists()
+    listing = subprocess.run(["tar", "-tvf", tar], capture_output=True, text=True, check=True).stdout
+    sparse_file = "./huge" if name == "hostile" else "./srv/sparse.img"
+    size = mine[sparse_file.encode()]["size"]
+    assert any(line.endswith(sparse_file) and f" {size} " in line for line in listing.splitlines())
+    if name == "hostile":
+        assert size == 8 << 30 and tar.stat().st_size < 64 << 20
+    with tarfile.open(tar) as tf:
+        assert tf.getmember(sparse_file).sparse
+    from conftest import vm2c
+
+    refused = vm2c("build", tmp_path / "u", "--tag", "vm2c-test/sparse:no")
+    assert refused.returncode == 2 and "sparse members" in refused.stderr and "Traceback" not in refused.stderr

@@ -29,7 +29,8 @@ def _options(args):
     from .services.conversion import Options
 
     return Options(root=args.root, use_fstab=not args.no_fstab, preset=args.preset, excludes=args.exclude,
-                   sanitize=not args.no_sanitize, view=args.view, engine=args.engine)
+                   sanitize=not args.no_sanitize, view=args.view, engine=args.engine,
+                   sparse=getattr(args, "sparse", False))
 
 
 class ProgressLine:
@@ -106,6 +107,9 @@ def _cmd_archive(args) -> int:
         if wh:
             _note(safe(wh, 500))
     print(f"{res.tar}: {human(res.size)}, {res.files} entries in {res.seconds:.1f}s")
+    if args.sparse:
+        print("no Dockerfile: a tar with sparse members cannot become a Docker layer (archive without --sparse)")
+        return 0
     print(f"{res.dockerfile}: FROM scratch, ADD img.tar /, CMD [\"{prep.shell}\"]")
     for s in prep.sanitized:
         print(f"sanitised: {s}")
@@ -118,6 +122,9 @@ def add_parsers(sub) -> None:
     _conversion_args(s)
     s.add_argument("--output", "-o", required=True, metavar="DIR")
     s.add_argument("--dry-run", action="store_true", help="print the equivalent shell commands, run nothing")
+    s.add_argument("--sparse", action="store_true",
+                   help="store holes as GNU sparse members: a smaller img.tar to keep, NOT for Docker "
+                        "(docker save rejects such layers), so no Dockerfile is written")
     s.add_argument("--estimate", action="store_true",
                    help="also estimate what every preset would leave out, before archiving")
     s.set_defaults(func=_cmd_archive)

@@ -33,6 +33,9 @@ def _cmd_build(args) -> int:
     tar, dockerfile = ctx / "img.tar", ctx / "Dockerfile"
     if not tar.is_file():
         raise Vm2cError(f"{ctx}: no img.tar here (make one with vm2c archive SOURCE --output {ctx})")
+    if not dockerfile.is_file() and _has_sparse_members(tar):
+        raise Vm2cError(f"{tar} holds GNU sparse members (vm2c archive --sparse): Docker cannot save such a "
+                        f"layer; archive again without --sparse")
     image.parse_reference(args.tag)
     shell, labels = _dockerfile_settings(dockerfile)
     start = time.monotonic()
@@ -47,6 +50,16 @@ def _cmd_build(args) -> int:
     res.timings = {"build": round(built, 3)}
     _print_result(res, smoke)
     return 0 if smoke.ok else 3
+
+
+def _has_sparse_members(tar: Path) -> bool:
+    import tarfile
+
+    try:
+        with tarfile.open(tar) as tf:
+            return any(m.sparse is not None or "GNU.sparse.major" in m.pax_headers for m in tf)
+    except (tarfile.TarError, OSError) as exc:
+        raise Vm2cError(f"{tar}: not a readable tar ({exc})") from None
 
 
 def _dockerfile_settings(dockerfile: Path) -> tuple[str, dict[str, str]]:

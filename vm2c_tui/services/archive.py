@@ -1,8 +1,10 @@
 """The tar: GNU tar over the assembled tree, flags in one function, progress events.
 
-No `--sparse`: Docker rejects GNU sparse members at `docker save` ("could not
-verify layer data"), and img.tar exists to go into Docker. Sparse files are
-stored expanded (their holes as zeros), which is what the image will hold anyway.
+No `--sparse` by default: Docker rejects GNU sparse members at `docker save`
+("could not verify layer data"), and img.tar exists to go into Docker. Sparse
+files are stored expanded (their holes as zeros), which is what the image will
+hold anyway. `vm2c archive --sparse` asks for them, for a tar kept as a file;
+it then writes no Dockerfile and `vm2c build` refuses the tar.
 
 No `--acls` either: GNU tar writes ACLs as text with the *host's* user names
 (uid 1000 in the guest became "cloudsdk", the host's user 1000), and Docker
@@ -66,6 +68,7 @@ class TarSpec:
     excludes: list[Rule] = field(default_factory=list)  # anchored patterns
     user_excludes: list[str] = field(default_factory=list)
     one_file_system: bool = False
+    sparse: bool = False  # GNU sparse members: only for a tar kept as a file, never for Docker
 
 
 def tar_command(spec: TarSpec, output: str = "-", index_file: str | None = None) -> list[str]:
@@ -77,6 +80,8 @@ def tar_command(spec: TarSpec, output: str = "-", index_file: str | None = None)
            "--pax-option=delete=atime,delete=ctime", "--blocking-factor=2048"]
     if spec.one_file_system:
         cmd.append("--one-file-system")
+    if spec.sparse:
+        cmd += ["--sparse", "--sparse-version=1.0"]
     cmd.append("--anchored")
     for d in ALWAYS_EMPTY:
         cmd.append(f"--exclude=./{d}/*")

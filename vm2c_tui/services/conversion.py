@@ -55,6 +55,7 @@ class Options:
     sanitize: bool = True
     view: str | None = None
     engine: str | None = None  # auto | kernel | userspace (services/engine.py)
+    sparse: bool = False  # GNU sparse members: a tar to keep, not for Docker (no Dockerfile then)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -189,7 +190,7 @@ class Conversion:
         user = list(self.options.excludes)
         if self.live:
             excl += live_rules(tree, output_dir, self.options.sanitize)
-        spec = arc.TarSpec(tree, excl, user, one_file_system=self.live)
+        spec = arc.TarSpec(tree, excl, user, one_file_system=self.live, sparse=self.options.sparse)
         facts = read_facts(guest)
         expected = max(used - saving, 0)
         scan = arc.TreeScan(tree, self.live)
@@ -273,10 +274,15 @@ class Conversion:
             p.notes.append(wh)
         dockerfile = outdir / "Dockerfile"
         labels = self.labels()
-        dockerfile.write_text(dockerfile_text(p.shell, labels))
+        if self.options.sparse:  # Docker cannot save a layer with sparse members: no recipe for one
+            dockerfile.unlink(missing_ok=True)
+        else:
+            dockerfile.write_text(dockerfile_text(p.shell, labels))
         return ArchiveResult(tar, dockerfile, final.bytes_done, final.files_done, final.elapsed, p, labels)
 
     def stream(self, on_progress: arc.ProgressFn | None = None):
+        if self.options.sparse:
+            raise Vm2cError("sparse members are for a tar kept as a file: Docker cannot save a layer holding them")
         p = self.prepared or self.prepare()
         if p.userspace is not None:
             from .userspace.archive import stream_tar as us_stream_tar

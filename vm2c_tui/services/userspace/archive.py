@@ -28,6 +28,7 @@ class UserspaceTree:
     filters: Filters
     sanitize: bool
     notes: list[str] = field(default_factory=list)
+    sparse: bool = False  # GNU sparse members (archive --sparse; never for Docker)
 
     def used_bytes(self) -> int:
         return sum(m.reader.used_bytes() for m in self.mounts)
@@ -84,8 +85,23 @@ def produce(tree: UserspaceTree, write, counter: _Counter) -> None:
                 counter.tick()
                 continue
             first_path[key] = e.name
-        out(tarwriter.member(e.name, meta, xattrs))
-        if meta.kind == "file" and meta.size:
+        holes = _holes(tree, e, meta)
+        if holes is not None:
+            regions, pieces = holes
+            smap = tarwriter.sparse_map(regions, meta.size)
+            out(tarwriter.member(e.name, meta, xattrs, sparse=smap) + smap)
+            stored = 0
+            for at, n in pieces:
+                while n > 0:
+                    data = tree.disk.pread(min(n, CHUNK), at)
+                    if not data:
+                        raise FsError(f"{counter.current}: data lies past the end of the image")
+                    out(data)
+                    at, n, stored = at + len(data), n - len(data), stored + len(data)
+                    counter.tick()
+            out(tarwriter.padding(len(smap) + stored))
+        elif meta.kind == "file" and meta.size:
+            out(tarwriter.member(e.name, meta, xattrs))
             done = 0
             for chunk in e.reader.chunks(e.node):
                 out(chunk)
@@ -94,8 +110,32 @@ def produce(tree: UserspaceTree, write, counter: _Counter) -> None:
             if done != meta.size:
                 raise FsError(f"{counter.current}: read {done} bytes of {meta.size}")
             out(tarwriter.padding(meta.size))
+        else:
+            out(tarwriter.member(e.name, meta, xattrs))
         counter.tick()
     out(tarwriter.END)
+
+
+def _holes(tree: UserspaceTree, e, meta):
+    """(data regions in the file, their byte ranges in the disk) when a sparse member is
+    wanted and the file has holes; None otherwise."""
+    if not tree.sparse or meta.kind != "file" or not meta.size or not hasattr(e.reader, "extents"):
+        return None
+    extents = e.reader.extents(e.node)
+    if all(at is not None for at, _ in extents) and sum(n for _, n in extents) == meta.size:
+        return None
+    regions: list[tuple[int, int]] = []
+    pieces: list[tuple[int, int]] = []
+    pos = 0
+    for at, n in extents:
+        if at is not None:
+            if regions and regions[-1][0] + regions[-1][1] == pos:
+                regions[-1] = (regions[-1][0], regions[-1][1] + n)
+            else:
+                regions.append((pos, n))
+            pieces.append((at, n))
+        pos += n
+    return regions, pieces
 
 
 def write_tar(tree: UserspaceTree, dest: Path, *, total: int, on_progress: ProgressFn | None = None,

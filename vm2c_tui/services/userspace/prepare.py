@@ -41,7 +41,8 @@ def prepare_userspace(session: Session, source: str, plans, options) -> tuple[Us
     excl = rules(options.preset, [m.mountpoint for m in mounts])
     if options.sanitize:
         excl += list(SANITIZE)
-    tree = UserspaceTree(disk, mounts, Filters.build(excl, list(options.excludes)), options.sanitize, notes)
+    tree = UserspaceTree(disk, mounts, Filters.build(excl, list(options.excludes)), options.sanitize, notes,
+                         options.sparse)
     return tree, read_facts(ReaderRoot(mounts[0].reader)), notes
 
 

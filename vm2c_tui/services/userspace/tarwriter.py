@@ -61,10 +61,27 @@ def _mtime(ns: int) -> tuple[int, bytes | None]:
     return min(max(sec, 0), MAX_OCTAL[12]), text
 
 
+def sparse_map(regions: list[tuple[int, int]], size: int) -> bytes:
+    """The GNU sparse 1.0 map that starts the member's data: count, then offset/size pairs."""
+    if not regions or regions[-1][0] + regions[-1][1] < size:
+        regions = [*regions, (size, 0)]  # a hole at the end: GNU tar marks it the same way
+    text = b"%d\n" % len(regions) + b"".join(b"%d\n%d\n" % r for r in regions)
+    return text + padding(len(text))
+
+
 def member(name: bytes, meta: Meta, xattrs: dict[str, bytes] | None = None,
-           hardlink_to: bytes | None = None) -> bytes:
-    """The header block(s) of one member (PAX extended header first when needed)."""
+           hardlink_to: bytes | None = None, sparse: bytes | None = None) -> bytes:
+    """The header block(s) of one member (PAX extended header first when needed).
+    SPARSE is the member's sparse map: the header then describes map + stored data."""
     records = []
+    if sparse is not None:
+        real, stored = meta.size, sum(int(n) for n in sparse.rstrip(b"\0").split(b"\n")[2::2] if n)
+        records += [_record(b"GNU.sparse.major", b"1"), _record(b"GNU.sparse.minor", b"0"),
+                    _record(b"GNU.sparse.name", name), _record(b"GNU.sparse.realsize", str(real).encode())]
+        dirname, _, base = name.rpartition(b"/")
+        name = (dirname or b".") + b"/GNUSparseFile.0/" + base
+        meta = Meta(meta.kind, meta.mode, meta.uid, meta.gid, meta.mtime_ns, len(sparse) + stored, meta.nlink,
+                    meta.ino)
     typeflag = b"1" if hardlink_to is not None else TYPES[meta.kind]
     linkname = hardlink_to if hardlink_to is not None else meta.link
     size = meta.size if typeflag == b"0" else 0
