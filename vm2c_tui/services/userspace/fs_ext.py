@@ -53,7 +53,18 @@ class ExtReader:
         sb = self.fs.sb
         blocks = sb.s_blocks_count_lo | (getattr(sb, "s_blocks_count_hi", 0) << 32 if self._64bit() else 0)
         free = sb.s_free_blocks_count_lo | (getattr(sb, "s_free_blocks_count_hi", 0) << 32 if self._64bit() else 0)
-        return max(blocks - free, 0) * self.bs
+        return max(blocks - free - self._overhead(blocks), 0) * self.bs
+
+    def _overhead(self, blocks: int) -> int:
+        """Blocks of metadata (inode tables, bitmaps, journal), which statfs leaves out of "used"
+        as the kernel route counts it: the two engines estimate the same archive size."""
+        sb = self.fs.sb
+        groups = -(-(blocks - sb.s_first_data_block) // sb.s_blocks_per_group)
+        tables = groups * -(-(self.per_group * self.inode_size) // self.bs)
+        journal = 0
+        if sb.s_feature_compat & 0x4 and sb.s_journal_inum:
+            journal = -(-self._load(Ino(sb.s_journal_inum)).size // self.bs)
+        return tables + 2 * groups + journal
 
     def _64bit(self) -> bool:
         return bool(self.fs.sb.s_feature_incompat & 0x80)

@@ -31,7 +31,8 @@ class XfsReader:
 
     def used_bytes(self) -> int:
         sb = self.fs.sb
-        return max(sb.sb_dblocks - sb.sb_fdblocks, 0) * self.bs
+        log = sb.sb_logblocks if sb.sb_logstart else 0  # an internal log: statfs leaves it out, so do we
+        return max(sb.sb_dblocks - sb.sb_fdblocks - log, 0) * self.bs
 
     def root(self):
         return self.fs.get_inode(self.fs.sb.sb_rootino)
