@@ -182,6 +182,7 @@ def _stale(path: Path, size: int) -> None:
 
 def _populate(mnt: Path) -> None:
     (mnt / "small").write_bytes(b"tiny")
+    (mnt / "compressible").write_bytes(b"the same line, again and again\n" * 40000)  # btrfs: zstd extents
     (mnt / "inline-ish").write_bytes(bytes(range(150)))  # > 60 bytes: ext4 inline_data keeps it in the xattr area
     (mnt / "dir").mkdir()
     for i in range(3):
@@ -211,26 +212,34 @@ def _populate(mnt: Path) -> None:
 
 @pytest.fixture(scope="module")
 def edge_images(tmp_path_factory):
-    """ext4 with inline_data and xfs, each filled through a real mount (fallocate needs one)."""
+    """ext4 with inline_data, xfs, and btrfs compressing with zstd, each filled through a real
+    mount (fallocate needs one)."""
     d = tmp_path_factory.mktemp("edge")
     out = {}
-    for name, mkfs in (("ext4-inline", ["mkfs.ext4", "-q", "-F", "-O", "inline_data,^has_journal"]),
-                       ("xfs", ["mkfs.xfs", "-q", "-f"])):
+    for name, mkfs, opts in (("ext4-inline", ["mkfs.ext4", "-q", "-F", "-O", "inline_data,^has_journal"], "rw"),
+                             ("xfs", ["mkfs.xfs", "-q", "-f"], "rw"),
+                             ("btrfs-zstd", ["mkfs.btrfs", "-q", "-f"], "compress-force=zstd")):
         img = d / f"{name}.img"
         _stale(img, 320 << 20)
         subprocess.run([*mkfs, img], check=True)
         mnt = d / f"{name}-mnt"
         mnt.mkdir()
-        subprocess.run(["mount", "-o", "loop", img, mnt], check=True)
+        # our own loop device, detached by us: `mount -o loop` frees it asynchronously
+        loop = subprocess.run(["losetup", "-f", "--show", img], capture_output=True, text=True,
+                              check=True).stdout.strip()
         try:
-            _populate(mnt)
+            subprocess.run(["mount", "-o", opts, loop, mnt], check=True)
+            try:
+                _populate(mnt)
+            finally:
+                subprocess.run(["umount", mnt], check=True)
         finally:
-            subprocess.run(["umount", mnt], check=True)
+            subprocess.run(["losetup", "-d", loop], check=True)
         out[name] = img
     return out
 
 
-@pytest.mark.parametrize("name", ["ext4-inline", "xfs"])
+@pytest.mark.parametrize("name", ["ext4-inline", "xfs", "btrfs-zstd"])
 def test_userspace_edge_cases_match_the_kernel_route(edge_images, tmp_path, name):
     img = edge_images[name]
     kernel = _archive(img, tmp_path / "k", "kernel", "fs")

@@ -111,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except Exception as exc:  # a bug or an unforeseen input: still one line; --debug shows the traceback
+        if args.debug:
+            raise
+        print(f"vm2c: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

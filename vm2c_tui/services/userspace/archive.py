@@ -58,7 +58,19 @@ class _Counter:
 
 
 def produce(tree: UserspaceTree, write, counter: _Counter) -> None:
-    """Write the whole tar through WRITE(bytes)."""
+    """Write the whole tar through WRITE(bytes). A parser failing on something it cannot
+    read (a compression it lacks, a damaged structure) becomes one line naming the path."""
+    try:
+        _produce(tree, write, counter)
+    except (Vm2cError, OSError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        where = counter.current or "/"
+        raise FsError(f"{where}: the user-space engine cannot read it ({type(exc).__name__}: {exc}); "
+                      f"as root, --engine kernel reads it through a read-only mount") from None
+
+
+def _produce(tree: UserspaceTree, write, counter: _Counter) -> None:
     first_path: dict[tuple[int, int], bytes] = {}
     slow = 0.02 if os.environ.get("VM2C_SLOW_TAR") else 0  # for demos and interruption tests, as tar's
 

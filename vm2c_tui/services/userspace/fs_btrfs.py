@@ -1,5 +1,6 @@
 """btrfs through dissect.btrfs; xattrs (which it does not read) from the
-subvolume's XATTR_ITEMs here. SUBVOL picks the subvolume mounted as the top."""
+subvolume's XATTR_ITEMs here, and mtimes read signed. SUBVOL picks the subvolume
+mounted as the top. zstd extents need backports.zstd before Python 3.14 (in the extra)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ from .fsbase import FsError, Meta, decode_new_dev, kind_of, stream_chunks
 
 XATTR_ITEM_KEY = 24
 DIR_ITEM = struct.Struct("<QBQQHHB")  # location key (objectid, type, offset), transid, data_len, name_len, type
+
+
+def _signed_ns(ts) -> int:
+    """btrfs keeps seconds as a signed 64-bit number; dissect reads it unsigned (dates before 1970)."""
+    sec = ts.sec - (1 << 64) if ts.sec >= 1 << 63 else ts.sec
+    return sec * 1_000_000_000 + ts.nsec
 
 
 class BtrfsReader:
@@ -50,7 +57,7 @@ class BtrfsReader:
     def meta(self, node) -> Meta:
         item = node.inode
         kind = kind_of(item.mode)
-        m = Meta(kind, stat.S_IMODE(item.mode), item.uid, item.gid, node.mtime_ns,
+        m = Meta(kind, stat.S_IMODE(item.mode), item.uid, item.gid, _signed_ns(item.mtime),
                  item.size if kind == "file" else 0, item.nlink, (node.subvolume.objectid, node.inum))
         if kind == "symlink":
             m.link = node.link.encode("utf-8", "surrogateescape")
