@@ -316,3 +316,30 @@ def test_sparse_members_on_request_match_gnu_tars(disks, tmp_path, name):
 
     refused = vm2c("build", tmp_path / "u", "--tag", "vm2c-test/sparse:no")
     assert refused.returncode == 2 and "sparse members" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def _crafted_ext4(tmp_path: Path, name: str) -> Path:
+    tree = tmp_path / f"{name}-tree"
+    (tree / "d").mkdir(parents=True)
+    (tree / "d" / "AAAAAAAA").write_text("x\n")
+    (tree / "etc").mkdir()
+    img = tmp_path / f"{name}.img"
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^metadata_csum", "-d", tree, img, "16M"], check=True)
+    return img
+
+
+@pytest.mark.parametrize("attack", ["loop", "dotdot-name"])
+def test_crafted_directories_are_refused_in_user_space(tmp_path, attack):
+    """A crafted image must not make the walk run forever or put members outside the tree."""
+    img = _crafted_ext4(tmp_path, attack)
+    if attack == "loop":  # a directory linked into itself
+        subprocess.run(["debugfs", "-w", "-R", "ln /d /d/again", img], check=True, capture_output=True)
+    else:  # a name that climbs out: ../../xx
+        data = img.read_bytes()
+        assert data.count(b"AAAAAAAA") == 1
+        img.write_bytes(data.replace(b"AAAAAAAA", b"../../xx"))
+    proc = subprocess.run([__import__("sys").executable, "-m", "vm2c_tui", "archive", "--engine", "userspace",
+                           "--root", "fs", "--no-fstab", img, "-o", tmp_path / "out"], capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert "corrupt or crafted" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "img.tar").exists() and not (tmp_path / "out" / "img.tar.partial").exists()

@@ -19,6 +19,7 @@ XATTR_MAGIC = 0xEA020000
 
 INODE = struct.Struct("<HHIIIIIHHII")  # mode uid size_lo atime ctime mtime dtime gid links blocks_lo flags
 EXTENT_MAGIC = 0xF30A
+MAX_DIR = 256 << 20  # bytes of directory entries: ~4 million names; more is a crafted image
 
 
 class Ino:
@@ -117,6 +118,8 @@ class ExtReader:
     # -- directories ---------------------------------------------------------
     def children(self, node: Ino):
         i = self._load(node)
+        if i.size > MAX_DIR:
+            raise FsError(f"ext: a directory of {i.size} bytes (inode {i.inum}): corrupt or crafted")
         if i.flags & INLINE_DATA_FL:
             data = i.block[4:] + self._inline_tail(i)
         else:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..presets import ALWAYS_EMPTY, Rule
-from .fsbase import Meta
+from .fsbase import FsError, Meta
 
 
 @dataclass
@@ -64,21 +64,44 @@ def _union(patterns: list[str]):
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), re.S) if patterns else None
 
 
+MAX_PATH = 16 * 4096  # bytes: deeper than any real tree; a crafted one stops here
+
+
+def _check_name(path: bytes, name: bytes) -> None:
+    """A name read from a disk image is data: one with a slash, a NUL, or '.'/'..' would let a
+    crafted image put members outside the tree (../../etc/...) or shadow others."""
+    if not name or b"/" in name or b"\0" in name or name in (b".", b".."):
+        raise FsError(f"{path.decode('utf-8', 'replace')[1:] or '/'}: a directory entry named {name!r}: "
+                      f"the filesystem is corrupt or crafted; refusing to archive it")
+
+
 def walk(mounts: list[Mounted], filters: Filters) -> Iterator[Entry]:
-    """Entries in depth-first order; a directory before its contents."""
+    """Entries in depth-first order; a directory before its contents. Directory loops (a
+    crafted image can link a directory into itself) and absurd depths are refused."""
     by_point = {m.mountpoint.encode("utf-8", "surrogateescape"): m for m in mounts}
     top = by_point[b"/"]
     top.reached = True
     root = top.reader.root()
-    stack = [(b".", top.reader, root)]
+    stack = [(b".", top.reader, root, None)]
     while stack:
-        path, reader, node = stack.pop()
+        path, reader, node, parents = stack.pop()
         meta = reader.meta(node)
         yield Entry(path + b"/" if meta.kind == "dir" else path, path, reader, node, meta)
         if meta.kind != "dir":
             continue
+        key = (id(reader), meta.ino)
+        chain = parents
+        while chain is not None:
+            if chain[0] == key:
+                raise FsError(f"{path.decode('utf-8', 'replace')[1:]}: a directory loop (it is one of its own "
+                              f"parents): the filesystem is corrupt or crafted")
+            chain = chain[1]
+        if len(path) > MAX_PATH:
+            raise FsError(f"{path[:200].decode('utf-8', 'replace')}...: deeper than {MAX_PATH} bytes")
+        here = (key, parents)
         kids = []
         for name, child in reader.children(node):
+            _check_name(path, name)
             cpath = path + b"/" + name
             if filters.excluded(cpath):
                 continue
@@ -87,5 +110,5 @@ def walk(mounts: list[Mounted], filters: Filters) -> Iterator[Entry]:
             if m is not None and reader.meta(child).kind == "dir":
                 m.reached = True
                 r, c = m.reader, m.reader.root()
-            kids.append((cpath, r, c))
+            kids.append((cpath, r, c, here))
         stack.extend(reversed(kids))
