@@ -201,6 +201,7 @@ class Conversion:
 
     def _prepare_userspace(self, note) -> Prepared:
         from .userspace.prepare import prepare_userspace
+        from .userspace.prepare import sanitized as us_sanitized
         from .userspace.prepare import savings as us_savings
 
         plans = self.plans or self.plan()
@@ -212,8 +213,7 @@ class Conversion:
         saving = us_savings(tree, rules(self.options.preset, [m.mountpoint for m in mounted]))
         self.prepared = Prepared(Path(self.source), arc.TarSpec(Path(self.source)), mounted, used, saving,
                                  max(used - saving, 0),
-                                 None, ["/etc/ssh/ssh_host_* left out", "/etc/machine-id emptied"]
-                                 if self.options.sanitize else [], self.plan_notes + notes,
+                                 None, us_sanitized(tree) if self.options.sanitize else [], self.plan_notes + notes,
                                  pick_shell(facts.shells), facts.os.pretty_name if facts.os else "", tree)
         return self.prepared
 

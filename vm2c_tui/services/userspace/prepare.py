@@ -94,20 +94,32 @@ def _size(reader, node, depth: int = 0) -> int:
     return total
 
 
+def matches(tree: UserspaceTree, pattern: str):
+    """(guest path, reader, node) for an anchored rule whose wildcards are in its last part."""
+    parent, _, last = pattern.removeprefix(".").rpartition("/")
+    found = _node_at(tree, parent or "/")
+    if found is None or found[0].meta(found[1]).kind != "dir":
+        return
+    reader, node = found
+    for name, child in reader.children(node):
+        text = name.decode("utf-8", "surrogateescape")
+        if fnmatch.fnmatchcase(text, last):
+            yield f"{parent}/{text}", reader, child
+
+
 def savings(tree: UserspaceTree, rule_list) -> int:
-    total = 0
-    for r in rule_list:
-        parent, _, last = r.pattern.removeprefix(".").rpartition("/")
-        found = _node_at(tree, parent or "/")
-        if found is None:
-            continue
-        reader, node = found
-        if reader.meta(node).kind != "dir":
-            continue
-        for name, child in reader.children(node):
-            if fnmatch.fnmatchcase(name.decode("utf-8", "surrogateescape"), last):
-                total += _size(reader, child)
-    return total
+    return sum(_size(reader, node) for r in rule_list for _, reader, node in matches(tree, r.pattern))
+
+
+def sanitized(tree: UserspaceTree) -> list[str]:
+    """What sanitising changes, as the kernel route reports it."""
+    done = [f"{path} left out" for r in SANITIZE for path, _, _ in matches(tree, r.pattern)]
+    found = _node_at(tree, "/etc/machine-id")
+    if found is not None:
+        meta = found[0].meta(found[1])
+        if meta.kind == "file" and meta.size > 0:
+            done.append("/etc/machine-id emptied")
+    return done
 
 
 def estimate_all(tree: UserspaceTree, mountpoints: list[str]) -> dict[str, int]:
