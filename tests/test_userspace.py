@@ -25,7 +25,7 @@ from vm2c_tui.services.userspace.images import open_image
 
 EXCLUDES = {"hostile": ["huge"]}  # an 8 GiB sparse file: 8 GiB of zeros in every tar, no news in it
 FIXTURES = {  # recipe: (formats, root id when none is detected)
-    "full": (["raw", "qcow2", "vdi", "vmdk", "vmdk-stream", "vmdk-flat", "vhdx", "qcow2-backing"], None),
+    "full": (["raw", "qcow2", "vdi", "vmdk", "vmdk-stream", "vmdk-flat", "vhd", "vhdx", "qcow2-backing"], None),
     "demo": (["raw", "qcow2", "vdi", "vmdk"], None),
     "mbr": (["raw", "qcow2", "vdi", "vmdk"], None),
     "bare": (["raw", "qcow2", "vdi", "vmdk"], None),
