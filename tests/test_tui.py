@@ -6,7 +6,7 @@ import os
 import tarfile
 
 from conftest import docker_client
-from textual.widgets import Input
+from textual.widgets import Input, Switch
 
 from vm2c_tui.tui import tour
 from vm2c_tui.tui.app import Vm2cApp
@@ -48,13 +48,25 @@ async def test_whole_flow_to_a_running_image(disks, dockerd, tmp_path, no_leaks)
 
 
 async def test_wizard_archives_with_the_userspace_engine(disks, tmp_path, no_leaks):
-    """The same steps with nothing mounted: what a non-root operator gets (auto picks it then)."""
+    """The mount step's switch moves the conversion to the user-space engine (what a
+    non-root operator gets by default): the commands panel says so, nothing is mounted."""
     src = disks.get("full", "vdi")
-    app = Vm2cApp(browse_root=str(src.parent), engine="userspace")
+    app = Vm2cApp(browse_root=str(src.parent))
     async with app.run_test(size=(80, 24)) as pilot:
-        await tour.archive_done(pilot, str(src), str(tmp_path / "out"))
-        assert app.state.archive is not None and app.state.archive.files > 100
-        assert app.state.inspection.raw_method == "userspace"
+        await tour.to_mount(pilot, str(src), str(tmp_path / "out"))
+        assert app.state.conversion.engine == "kernel"  # root: the kernel route by default
+        switch = app.screen.query_one("#engine", Switch)
+        assert not switch.value
+        switch.value = True  # as a click would
+        await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.engine ==
+                         "userspace" and app.state.conversion.prepared is not None)
+        assert "user-space engine" in str(app.screen.query_one("#read-with").render())
+        assert any("user space" in line for line in app.state.conversion.commands())
+        await click(pilot, "#next")
+        await tour.reach(pilot, "ArchiveScreen", "#start")
+        await click(pilot, "#start")
+        await wait_until(pilot, lambda: app.state.archive is not None)
+        assert app.state.archive.files > 100 and app.state.archive.prepared.userspace is not None
         await pilot.press("q")
     with tarfile.open(tmp_path / "out" / "img.tar") as tf:
         assert tf.getmember("./srv/xattrs").pax_headers["SCHILY.xattr.user.comment"] == "kept by import"

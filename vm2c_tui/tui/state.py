@@ -29,7 +29,7 @@ class WizardState:
 
     def options_key(self) -> tuple:
         o = self.options
-        return (self.source, o.root, o.use_fstab, tuple(sorted(o.disabled)), o.sanitize)
+        return (self.source, o.root, o.use_fstab, tuple(sorted(o.disabled)), o.sanitize, o.engine)
 
     def release(self) -> None:
         """Unmount and detach whatever the open conversion holds."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from rich.text import Text
@@ -20,6 +21,7 @@ from textual.widgets import (
 )
 
 from ...errors import Vm2cError
+from ...services import engine, userspace
 from ...services.assemble import plan_mounts
 from ...services.attach import available_methods
 from ...services.presets import PRESETS
@@ -36,7 +38,7 @@ class MountScreen(StepScreen):
         with VerticalScroll(id="mount-main"):
             yield Static(id="root-line")
             yield Vertical(id="mounts")
-            yield Static(id="method")
+            yield Static(id="read-with")
             with Horizontal(id="options-row"):
                 with RadioSet(id="preset"):
                     for name in PRESETS:
@@ -45,6 +47,11 @@ class MountScreen(StepScreen):
                     with Horizontal(classes="switch-row"):
                         yield Switch(value=state.options.sanitize, id="sanitize")
                         yield Label("sanitise (empty machine-id, no SSH host keys)")
+                    if state.source != "/" and userspace.available():
+                        with Horizontal(classes="switch-row"):
+                            yield Switch(value=engine.choose(state.options.engine) == "userspace", id="engine",
+                                         disabled=os.geteuid() != 0)  # without root it is the only way
+                            yield Label("read in user space (no mounts)")
                     yield Static(id="estimate")
             with Horizontal(id="out-row"):
                 yield Label("Output dir ")
@@ -68,19 +75,30 @@ class MountScreen(StepScreen):
                 self.show_error(exc.message)
                 return
             root = plans[0]
-            userspace = state.inspection.raw_method == "userspace"
             self.query_one("#root-line", Static).update(
                 Text(f"Root: {root.fs_id} ({root.fstype}) at /", style="bold"))
             for p in plans[1:]:
-                via = "read in user space" if userspace else p.via
-                mounts.mount(Checkbox(f"{p.fs_id} at {safe(p.mountpoint, 40)} ({p.fstype}, {via})",
+                mounts.mount(Checkbox(f"{p.fs_id} at {safe(p.mountpoint, 40)} ({p.fstype})",
                                       value=p.fs_id not in state.options.disabled, name=p.fs_id))
             for n in notes:
                 mounts.mount(Static(Text(safe(n, 100), style="dim")))
-            name, why = (("userspace", state.inspection.raw_why) if userspace
-                         else available_methods(state.info)[0])
-            self.query_one("#method", Static).update(Text(f"Read through: {name} ({why})"))
+            self.show_method()
         self.update_free()
+        self.estimate()
+
+    def show_method(self) -> None:
+        state = self.app.state
+        if engine.choose(state.options.engine) == "userspace":
+            line = "Read with: the user-space engine (no root, loop device, mount or tar process)"
+        else:
+            name, why = available_methods(state.info)[0]
+            line = f"Read with: read-only loop mounts; raw view: {name} ({why})"
+        self.query_one("#read-with", Static).update(Text(line))
+
+    @on(Switch.Changed, "#engine")
+    def engine_switched(self, event: Switch.Changed) -> None:
+        self.app.state.options.engine = "userspace" if event.value else "kernel"
+        self.show_method()
         self.estimate()
 
     @on(Checkbox.Changed)
