@@ -446,3 +446,13 @@ def test_fuzz_userspace_walk_never_hangs(small_ext, muts):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_auto_takes_the_userspace_engine_where_the_kernel_route_cannot_run(disks, tmp_path):
+    """Root, but no losetup/mount/tar on PATH (a slim container): auto reads in user space."""
+    src = disks.get("demo", "vdi")
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    proc = subprocess.run([__import__("sys").executable, "-m", "vm2c_tui", "archive", src, "-o", tmp_path / "out"],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "via user space" in proc.stderr

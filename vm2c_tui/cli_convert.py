@@ -22,7 +22,7 @@ def _conversion_args(s) -> None:
     s.add_argument("--view", choices=["direct", "nbd", "fuse", "copy"], help="force a raw-view mechanism")
     s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",
                    help="kernel: loop devices and mounts, needs root; userspace: reads the image itself, "
-                        "no root (optional extra); auto: kernel as root, userspace otherwise")
+                        "no root (optional extra); auto: the kernel route where it can run, userspace otherwise")
 
 
 def _options(args):

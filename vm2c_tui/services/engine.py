@@ -1,7 +1,7 @@
 """Which engine reads the image: the kernel route (loop devices and read-only
 mounts, GNU tar; needs root) or the user-space one (reads everything in
-Python; needs the optional dissect modules). `auto` takes the kernel route as
-root and the user-space engine otherwise."""
+Python; needs the optional dissect modules). `auto` takes the kernel route where
+it works (root, loop devices, the tools) and the user-space engine otherwise."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 
 from ..errors import Vm2cError
 from . import userspace
+from .run import which
 
 ENGINES = ("auto", "kernel", "userspace")
 
@@ -22,9 +23,15 @@ def choose(requested: str | None = None) -> str:
         return req
     if req == "kernel":
         return req
-    if os.geteuid() == 0 or not userspace.available():
+    if kernel_route_available() or not userspace.available():
         return "kernel"
     return "userspace"
+
+
+def kernel_route_available() -> bool:
+    """Root, loop devices and the tools the kernel route runs (a container may lack them)."""
+    return (os.geteuid() == 0 and os.path.exists("/dev/loop-control")
+            and all(which(t) for t in ("losetup", "mount", "umount", "tar")))
 
 
 def require_kernel_root(engine: str, what: str) -> None:
