@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rich.text import Text
@@ -50,7 +49,7 @@ class MountScreen(StepScreen):
                     if state.source != "/" and userspace.available():
                         with Horizontal(classes="switch-row"):
                             yield Switch(value=engine.choose(state.options.engine) == "userspace", id="engine",
-                                         disabled=os.geteuid() != 0)  # without root it is the only way
+                                         disabled=not engine.kernel_route_available())  # else the only way
                             yield Label("read in user space (no mounts)")
                     yield Static(id="estimate")
             with Horizontal(id="out-row"):
