@@ -6,6 +6,7 @@ filesystem read-only for a moment to read its os-release and fstab.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -51,16 +52,27 @@ def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: 
     if not is_root():
         warnings.append("not running as root: only ext2/3/4 filesystems were read (with debugfs); "
                         "xfs and btrfs need root to be mounted")
+    with naming(info.path), Session("inspect", str(info.path)) as session:
+        view = open_raw(session, info, method)
+        insp = scan(info, ToolReader(view.path, info.virtual_size), warnings, note, view.method, view.why)
+        if look_inside:
+            _look_inside(session, view, insp, note)
+    return conclude(insp, look_inside)
+
+
+@contextlib.contextmanager
+def naming(path):
+    """An error from inside an inspection says which image it is about."""
     try:
-        with Session("inspect", str(info.path)) as session:
-            view = open_raw(session, info, method)
-            insp = scan(info, ToolReader(view.path, info.virtual_size), warnings, note, view.method, view.why)
-            if look_inside:
-                _look_inside(session, view, insp, note)
+        yield
     except Vm2cError as exc:
-        if str(info.path) in exc.message:
+        if str(path) in exc.message:
             raise
-        raise Vm2cError(f"{info.path}: {exc.message}", exit_code=exc.exit_code) from None
+        raise Vm2cError(f"{path}: {exc.message}", exit_code=exc.exit_code) from None
+
+
+def conclude(insp: Inspection, look_inside: bool) -> Inspection:
+    """What every inspection ends with, whichever engine read the disk: the root, the fstab targets."""
     pick_root(insp)
     resolve_fstab(insp)
     insp.looked_inside = look_inside

@@ -8,13 +8,13 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import Vm2cError
 from ..archive import Progress, ProgressFn
 from . import tarwriter
-from .fsbase import FsError
+from .fsbase import FsError, extent_chunks
 from .tree import Filters, Mounted, walk
 
 CHUNK = 1 << 20
@@ -27,14 +27,10 @@ class UserspaceTree:
     mounts: list[Mounted]
     filters: Filters
     sanitize: bool
-    notes: list[str] = field(default_factory=list)
     sparse: bool = False  # GNU sparse members (archive --sparse; never for Docker)
 
     def used_bytes(self) -> int:
         return sum(m.reader.used_bytes() for m in self.mounts)
-
-    def unreached(self) -> list[Mounted]:
-        return [m for m in self.mounts if not m.reached]
 
 
 class _Counter:
@@ -102,16 +98,10 @@ def _produce(tree: UserspaceTree, write, counter: _Counter) -> None:
             regions, pieces = holes
             smap = tarwriter.sparse_map(regions, meta.size)
             out(tarwriter.member(e.name, meta, xattrs, sparse=smap) + smap)
-            stored = 0
-            for at, n in pieces:
-                while n > 0:
-                    data = tree.disk.pread(min(n, CHUNK), at)
-                    if not data:
-                        raise FsError(f"{counter.current}: data lies past the end of the image")
-                    out(data)
-                    at, n, stored = at + len(data), n - len(data), stored + len(data)
-                    counter.tick()
-            out(tarwriter.padding(len(smap) + stored))
+            for chunk in extent_chunks(tree.disk, pieces, counter.current):
+                out(chunk)
+                counter.tick()
+            out(tarwriter.padding(len(smap) + sum(n for _, n in pieces)))
         elif meta.kind == "file" and meta.size:
             out(tarwriter.member(e.name, meta, xattrs))
             done = 0
@@ -133,8 +123,8 @@ def _holes(tree: UserspaceTree, e, meta):
     wanted and the file has holes; None otherwise."""
     if not tree.sparse or meta.kind != "file" or not meta.size or not hasattr(e.reader, "extents"):
         return None
-    extents = e.reader.extents(e.node)
-    if all(at is not None for at, _ in extents) and sum(n for _, n in extents) == meta.size:
+    extents = e.reader.extents(e.node)  # they cover the whole file, holes as None
+    if all(at is not None for at, _ in extents):
         return None
     regions: list[tuple[int, int]] = []
     pieces: list[tuple[int, int]] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import stat
 import struct
 
-from .fsbase import FsError, Meta, decode_new_dev, kind_of, stream_chunks
+from .fsbase import FsError, Meta, Reader, decode_new_dev, kind_of, open_fs, stream_chunks
 
 XATTR_ITEM_KEY = 24
 DIR_ITEM = struct.Struct("<QBQQHHB")  # location key (objectid, type, offset), transid, data_len, name_len, type
@@ -19,14 +19,12 @@ def _signed_ns(ts) -> int:
     return sec * 1_000_000_000 + ts.nsec
 
 
-class BtrfsReader:
+class BtrfsReader(Reader):
     def __init__(self, disk, offset: int, size: int, subvol: str = ""):
         from dissect.btrfs import Btrfs
 
-        from .images import Slice
-
+        self.fs = open_fs(Btrfs, disk, offset, size, "btrfs")
         try:
-            self.fs = Btrfs(Slice(disk, offset, size))
             if subvol:
                 found = self.fs.find_subvolume(subvol if subvol.startswith("/") else "/" + subvol)
                 found = found or self.fs.find_subvolume(subvol.strip("/"))
@@ -50,9 +48,6 @@ class BtrfsReader:
         for name, child in node.iterdir():
             if name not in (".", ".."):
                 yield name.encode("utf-8", "surrogateescape"), child
-
-    def lookup(self, node, name: bytes):
-        return next((c for n, c in self.children(node) if n == name), None)
 
     def meta(self, node) -> Meta:
         item = node.inode

@@ -8,7 +8,7 @@ from __future__ import annotations
 import stat
 import struct
 
-from .fsbase import FsError, Meta, decode_new_dev, kind_of, vfs_acl
+from .fsbase import FsError, Meta, Reader, decode_new_dev, extent_chunks, kind_of, open_fs, vfs_acl
 
 INLINE_DATA_FL = 0x10000000
 EXTENTS_FL = 0x80000
@@ -32,17 +32,12 @@ class Ino:
         self.raw = None
 
 
-class ExtReader:
+class ExtReader(Reader):
     def __init__(self, disk, offset: int, size: int):
         from dissect.extfs import ExtFS
 
-        from .images import Slice
-
         self.disk, self.offset = disk, offset
-        try:
-            self.fs = ExtFS(Slice(disk, offset, size))
-        except Exception as exc:
-            raise FsError(f"ext filesystem unreadable: {exc}") from None
+        self.fs = open_fs(ExtFS, disk, offset, size, "ext")
         sb = self.fs.sb
         self.bs = self.fs.block_size
         self.inode_size = sb.s_inode_size
@@ -136,9 +131,6 @@ class ExtReader:
                 yield name, Ino(inum)
             pos += rec_len
 
-    def lookup(self, node: Ino, name: bytes):
-        return next((c for n, c in self.children(node) if n == name), None)
-
     # -- data ------------------------------------------------------------------
     def read_all(self, node: Ino) -> bytes:
         return b"".join(self.chunks(node))
@@ -169,26 +161,14 @@ class ExtReader:
     def _has_blocks(self, i: Ino) -> bool:
         return bool(struct.unpack_from("<I", i.raw, 28)[0])
 
-    def chunks(self, node: Ino, step: int = 1 << 20):
+    def chunks(self, node: Ino):
         i = self._load(node)
         if i.flags & INLINE_DATA_FL:
             yield (i.block + self._inline_tail(i))[:i.size]
-            return
-        if stat.S_ISLNK(i.mode) and i.size < 60 and not self._has_blocks(i):
+        elif stat.S_ISLNK(i.mode) and i.size < 60 and not self._has_blocks(i):
             yield i.block[:i.size]
-            return
-        for at, n in self.extents(i):
-            while n > 0:
-                k = min(n, step)
-                if at is None:
-                    yield bytes(k)
-                else:
-                    data = self.disk.pread(k, at)
-                    if len(data) < k:
-                        raise FsError("ext: a file's data lies past the end of the image (truncated?)")
-                    yield data
-                    at += k
-                n -= k
+        else:
+            yield from extent_chunks(self.disk, self.extents(i), "ext")
 
     def _extent_runs(self, i: Ino) -> list[tuple[int, int | None, int]]:
         runs: list[tuple[int, int | None, int]] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import calendar
 
-from .fsbase import FsError, Meta, stream_chunks
+from .fsbase import Meta, Reader, open_fs, stream_chunks
 
 FAT_EPOCH_NS = 315532800 * 1_000_000_000  # 1980-01-01, the earliest date FAT can hold
 
@@ -22,17 +22,11 @@ def _name(entry) -> str:
     return f"{base}.{ext}" if ext else base
 
 
-class FatReader:
+class FatReader(Reader):
     def __init__(self, disk, offset: int, size: int, options: str = ""):
         from dissect.fat import FATFS
 
-        from .images import Slice
-
-        try:
-            self.fs = FATFS(Slice(disk, offset, size))
-        except Exception as exc:
-            raise FsError(f"FAT filesystem unreadable: {exc}") from None
-        self.size = size
+        self.fs = open_fs(FATFS, disk, offset, size, "FAT")
         self.umask = next((int(o.split("=")[1], 8) for o in options.split(",") if o.startswith("umask=")), 0o022)
         self._ino = {}
 
@@ -47,9 +41,6 @@ class FatReader:
             if child.is_volume_id() or child.name in (".", ".."):
                 continue
             yield _name(child).encode("utf-8", "surrogateescape"), child
-
-    def lookup(self, node, name: bytes):
-        return next((c for n, c in self.children(node) if n == name), None)
 
     def meta(self, node) -> Meta:
         is_dir = node.is_directory()

@@ -7,24 +7,19 @@ from __future__ import annotations
 import stat
 import struct
 
-from .fsbase import FsError, Meta, kind_of, vfs_acl
+from .fsbase import FsError, Meta, Reader, extent_chunks, kind_of, open_fs, vfs_acl
 
 ATTR_ROOT, ATTR_SECURE, ATTR_INCOMPLETE, ATTR_LOCAL = 0x02, 0x04, 0x80, 0x01
 ACL_NAMES = {b"SGI_ACL_FILE": "system.posix_acl_access", b"SGI_ACL_DEFAULT": "system.posix_acl_default"}
 LEAF_MAGICS = {0xFBEE: 32, 0x3BEE: 80}  # attr leaf v4 / v5 (CRC): header size
 
 
-class XfsReader:
+class XfsReader(Reader):
     def __init__(self, disk, offset: int, size: int):
         from dissect.xfs import XFS
 
-        from .images import Slice
-
         self.disk, self.offset = disk, offset
-        try:
-            self.fs = XFS(Slice(disk, offset, size))
-        except Exception as exc:
-            raise FsError(f"xfs filesystem unreadable: {exc}") from None
+        self.fs = open_fs(XFS, disk, offset, size, "xfs")
         self.bs = self.fs.block_size
         sb = self.fs.sb
         self.agblklog, self.agblocks = sb.sb_agblklog, sb.sb_agblocks
@@ -43,9 +38,6 @@ class XfsReader:
             if name not in (b".", b".."):
                 yield name, child
 
-    def lookup(self, node, name: bytes):
-        return next((c for n, c in self.children(node) if n == name), None)
-
     def meta(self, node) -> Meta:
         i = node.inode
         kind = kind_of(i.di_mode)
@@ -59,34 +51,35 @@ class XfsReader:
             m.rdev = ((dev >> 18) & 0x3FFF, dev & 0x3FFFF)
         return m
 
-    def chunks(self, node, step: int = 1 << 20):
-        left = node.inode.di_size
+    def chunks(self, node):
         if node.inode.di_format == 1:  # local: data inside the inode
-            yield node.datafork().read(left)
-            return
-        pos = 0  # file block reached
+            yield node.datafork().read(node.inode.di_size)
+        else:
+            yield from extent_chunks(self.disk, self.extents(node), "xfs")
+
+    def extents(self, node) -> list[tuple[int | None, int]]:
+        """(byte offset in the disk or None for zeros, length) pieces of the file's data;
+        holes and unwritten (preallocated, never written) extents read as zeros."""
+        if node.inode.di_format == 1:
+            return []
+        out: list[tuple[int | None, int]] = []
+        left, pos = node.inode.di_size, 0  # pos: the file block reached
         for off, fsb, count, unwritten in sorted(node._iter_blocks()):
             if left <= 0:
                 break
-            if off > pos:  # a hole
-                yield from _zeros(min((off - pos) * self.bs, left), step)
-                left -= min((off - pos) * self.bs, left)
+            if off > pos:
+                gap = min((off - pos) * self.bs, left)
+                out.append((None, gap))
+                left -= gap
             n = min(count * self.bs, left)
-            if unwritten:  # preallocated, never written: reads as zeros
-                yield from _zeros(n, step)
-            else:
+            if n > 0:
                 agno, agbno = fsb >> self.agblklog, fsb & ((1 << self.agblklog) - 1)
-                at = self.offset + (agno * self.agblocks + agbno) * self.bs
-                k = 0
-                while k < n:
-                    data = self.disk.pread(min(step, n - k), at + k)
-                    if not data:
-                        raise FsError("xfs: a file's data lies past the end of the image (truncated?)")
-                    yield data
-                    k += len(data)
-            left -= n
+                out.append((None if unwritten else self.offset + (agno * self.agblocks + agbno) * self.bs, n))
+                left -= n
             pos = off + count
-        yield from _zeros(left, step)
+        if left > 0:
+            out.append((None, left))
+        return out
 
     def xattrs(self, node) -> dict[str, bytes]:
         i = node.inode
@@ -159,10 +152,3 @@ def _xfs_acl(value: bytes) -> bytes:
         tag, ident, perm = struct.unpack_from(">IIH", value, 4 + 12 * k)
         entries.append((tag, perm, ident))
     return vfs_acl(entries)
-
-
-def _zeros(n: int, step: int):
-    while n > 0:
-        k = min(n, step)
-        yield bytes(k)
-        n -= k

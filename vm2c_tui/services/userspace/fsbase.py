@@ -36,6 +36,40 @@ class FsError(Vm2cError):
     pass
 
 
+class Reader:
+    """What every filesystem reader offers the walk: root(), children(node) -> (name, node),
+    meta(node), xattrs(node), chunks(node), used_bytes(); lookup comes from children."""
+
+    def lookup(self, node, name: bytes):
+        return next((c for n, c in self.children(node) if n == name), None)
+
+
+def open_fs(factory, disk, offset: int, size: int, what: str):
+    """A dissect filesystem over DISK[offset:offset+size]; its failure as one FsError line."""
+    from .images import Slice
+
+    try:
+        return factory(Slice(disk, offset, size))
+    except Exception as exc:
+        raise FsError(f"{what} filesystem unreadable: {exc}") from None
+
+
+def extent_chunks(disk, extents, what: str, step: int = 1 << 20):
+    """File data from (disk offset or None for zeros, length) pieces, in chunks of at most STEP."""
+    for at, n in extents:
+        while n > 0:
+            k = min(n, step)
+            if at is None:
+                yield bytes(k)
+            else:
+                data = disk.pread(k, at)
+                if len(data) < k:
+                    raise FsError(f"{what}: a file's data lies past the end of the image (truncated?)")
+                yield data
+                at += k
+            n -= k
+
+
 def vfs_acl(entries: list[tuple[int, int, int]]) -> bytes:
     """(tag, perm, id) entries as the kernel's system.posix_acl_* xattr value (version 2)."""
     out = [struct.pack("<I", 2)]

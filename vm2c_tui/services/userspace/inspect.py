@@ -8,9 +8,8 @@ import os
 
 from ...errors import Vm2cError
 from ..guestinfo import read_facts
-from ..inspect import BTRFS_ROOT_SUBVOLS, LINUX_FS, Progress, identify_noting, pick_root, remember, scan
+from ..inspect import BTRFS_ROOT_SUBVOLS, LINUX_FS, Progress, conclude, identify_noting, naming, remember, scan
 from ..model import Inspection
-from ..resolve import resolve_fstab
 from .guest import ReaderRoot
 from .images import Slice, open_image
 from .partitions import read_table
@@ -43,22 +42,16 @@ def inspect_userspace(path: str | os.PathLike, *, look_inside: bool = True,
     info, warnings = identify_noting(path, note)
     disk = open_image(info)
     try:
-        insp = scan(info, DiskReader(disk), warnings, note, "userspace", WHY)
-        if look_inside:
-            for vol in insp.filesystems():
-                if vol.fstype in LINUX_FS and vol.readable:
-                    note(f"reading {vol.id} in user space")
-                    _look(disk, vol)
-    except Vm2cError as exc:
-        if str(info.path) in exc.message:
-            raise
-        raise Vm2cError(f"{info.path}: {exc.message}", exit_code=exc.exit_code) from None
+        with naming(info.path):
+            insp = scan(info, DiskReader(disk), warnings, note, "userspace", WHY)
+            if look_inside:
+                for vol in insp.filesystems():
+                    if vol.fstype in LINUX_FS and vol.readable:
+                        note(f"reading {vol.id} in user space")
+                        _look(disk, vol)
     finally:
         disk.close()
-    pick_root(insp)
-    resolve_fstab(insp)
-    insp.looked_inside = look_inside
-    return insp
+    return conclude(insp, look_inside)
 
 
 def _look(disk, vol) -> None:

@@ -41,7 +41,7 @@ def prepare_userspace(session: Session, source: str, plans, options) -> tuple[Us
     excl = rules(options.preset, [m.mountpoint for m in mounts])
     if options.sanitize:
         excl += list(SANITIZE)
-    tree = UserspaceTree(disk, mounts, Filters.build(excl, list(options.excludes)), options.sanitize, notes,
+    tree = UserspaceTree(disk, mounts, Filters.build(excl, list(options.excludes)), options.sanitize,
                          options.sparse)
     return tree, read_facts(ReaderRoot(mounts[0].reader)), notes
 
@@ -51,9 +51,8 @@ def _placeable(mounts: list[Mounted], notes: list[str]) -> list[Mounted]:
     assemble() requires: a guest symlink there could put a mount over the root."""
     kept = mounts[:1]
     for m in mounts[1:]:
-        probe = UserspaceTree(None, kept, Filters(), False)
         parent, _, name = m.mountpoint.rpartition("/")
-        found = _node_at(probe, parent or "/")
+        found = _node_at(kept, parent or "/")
         child = None
         if found is not None and found[0].meta(found[1]).kind == "dir":
             child = found[0].lookup(found[1], name.encode("utf-8", "surrogateescape"))
@@ -67,9 +66,9 @@ def _placeable(mounts: list[Mounted], notes: list[str]) -> list[Mounted]:
     return kept
 
 
-def _node_at(tree: UserspaceTree, path: str):
+def _node_at(mounts: list[Mounted], path: str):
     """(reader, node) of a guest path, entering mounts, following no symlinks."""
-    by_point = {m.mountpoint: m for m in tree.mounts}
+    by_point = {m.mountpoint: m for m in mounts}
     reader = by_point["/"].reader
     node = reader.root()
     cur = ""
@@ -97,7 +96,7 @@ def _size(reader, node, depth: int = 0) -> int:
 def matches(tree: UserspaceTree, pattern: str):
     """(guest path, reader, node) for an anchored rule whose wildcards are in its last part."""
     parent, _, last = pattern.removeprefix(".").rpartition("/")
-    found = _node_at(tree, parent or "/")
+    found = _node_at(tree.mounts, parent or "/")
     if found is None or found[0].meta(found[1]).kind != "dir":
         return
     reader, node = found
@@ -114,7 +113,7 @@ def savings(tree: UserspaceTree, rule_list) -> int:
 def sanitized(tree: UserspaceTree) -> list[str]:
     """What sanitising changes, as the kernel route reports it."""
     done = [f"{path} left out" for r in SANITIZE for path, _, _ in matches(tree, r.pattern)]
-    found = _node_at(tree, "/etc/machine-id")
+    found = _node_at(tree.mounts, "/etc/machine-id")
     if found is not None:
         meta = found[0].meta(found[1])
         if meta.kind == "file" and meta.size > 0:

@@ -18,7 +18,6 @@ class Mounted:
     mountpoint: str  # "/" or "/boot" ...
     fs_id: str
     reader: object
-    reached: bool = False
 
 
 @dataclass
@@ -80,7 +79,6 @@ def walk(mounts: list[Mounted], filters: Filters) -> Iterator[Entry]:
     crafted image can link a directory into itself) and absurd depths are refused."""
     by_point = {m.mountpoint.encode("utf-8", "surrogateescape"): m for m in mounts}
     top = by_point[b"/"]
-    top.reached = True
     root = top.reader.root()
     stack = [(b".", top.reader, root, None)]
     while stack:
@@ -108,7 +106,6 @@ def walk(mounts: list[Mounted], filters: Filters) -> Iterator[Entry]:
             r, c = reader, child
             m = by_point.get(cpath[1:])
             if m is not None and reader.meta(child).kind == "dir":
-                m.reached = True
                 r, c = m.reader, m.reader.root()
             kids.append((cpath, r, c, here))
         stack.extend(reversed(kids))
