@@ -28,7 +28,6 @@ class FatReader(Reader):
 
         self.fs = open_fs(FATFS, disk, offset, size, "FAT")
         self.umask = next((int(o.split("=")[1], 8) for o in options.split(",") if o.startswith("umask=")), 0o022)
-        self._ino = {}
 
     def used_bytes(self) -> int:
         return 0  # not counted by the kernel route either (its copy is not a mount)
@@ -52,7 +51,7 @@ class FatReader(Reader):
             mtime = 0
         mode = (0o777 if is_dir else 0o666) & ~self.umask
         return Meta("dir" if is_dir else "file", mode, 0, 0, mtime, 0 if is_dir else node.size, 1,
-                    self._ino.setdefault(id(node), len(self._ino) + 1))
+                    node.cluster or 0)  # FAT has no inodes: the first cluster names a directory
 
     def chunks(self, node):
         return stream_chunks(node.open(), node.size, "FAT")
