@@ -94,8 +94,10 @@ def _on_sigterm(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # --debug stamps each line with ms since start, so slow steps show up
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(name)s: %(message)s", stream=sys.stderr)
+                        format=("%(relativeCreated)7.0fms " if args.debug else "") + "%(name)s: %(message)s",
+                        stream=sys.stderr)
     signal.signal(signal.SIGTERM, _on_sigterm)
     if args.command is None:
         args.func, args.source = _cmd_tui, None
