@@ -417,9 +417,10 @@ def test_fuzz_userspace_walk_never_hangs(small_ext, muts):
     import signal
 
     from vm2c_tui.errors import Vm2cError
+    from vm2c_tui.services.excludes import Filters
     from vm2c_tui.services.userspace.archive import UserspaceTree, _Counter, produce
     from vm2c_tui.services.userspace.fs_ext import ExtReader
-    from vm2c_tui.services.userspace.tree import Filters, Mounted
+    from vm2c_tui.services.userspace.tree import Mounted
 
     buf = bytearray(small_ext)
     for off, val in muts:

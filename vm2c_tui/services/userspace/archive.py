@@ -13,9 +13,10 @@ from pathlib import Path
 
 from ...errors import Vm2cError
 from ..archive import Progress, ProgressFn
+from ..excludes import Filters
 from . import tarwriter
 from .fsbase import FsError, extent_chunks
-from .tree import Filters, Mounted, walk
+from .tree import Mounted, walk
 
 CHUNK = 1 << 20
 MACHINE_ID = b"./etc/machine-id"

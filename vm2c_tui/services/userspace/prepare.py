@@ -7,6 +7,7 @@ import fnmatch
 from pathlib import Path
 
 from ...errors import Vm2cError
+from ..excludes import Filters
 from ..formats import identify
 from ..guestinfo import read_facts
 from ..presets import PRESETS, SANITIZE, rules
@@ -15,7 +16,7 @@ from .archive import UserspaceTree
 from .guest import ReaderRoot
 from .images import open_image
 from .readers import open_reader
-from .tree import Filters, Mounted
+from .tree import Mounted
 
 
 def prepare_userspace(session: Session, source: str, plans, options) -> tuple[UserspaceTree, object, list[str]]:

@@ -4,12 +4,10 @@ same way (anchored rules on ./path, unanchored ones on any trailing part)."""
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..presets import ALWAYS_EMPTY, Rule
+from ..excludes import Filters
 from .fsbase import FsError, Meta
 
 
@@ -27,40 +25,6 @@ class Entry:
     reader: object
     node: object
     meta: Meta
-
-
-@dataclass
-class Filters:
-    anchored: list[str] = field(default_factory=list)
-    unanchored: list[str] = field(default_factory=list)
-    whiteouts: list[str] = field(default_factory=list)  # guest files named .wh.*, skipped and reported
-
-    @classmethod
-    def build(cls, rules: list[Rule], user: list[str]) -> Filters:
-        anchored = [f"./{d}/*" for d in ALWAYS_EMPTY] + [r.pattern for r in rules]
-        return cls(anchored, list(user))
-
-    def __post_init__(self) -> None:  # one regex each: fnmatch per pattern per file was 15 % of the time
-        self._anchored = _union(self.anchored)
-        self._unanchored = _union(self.unanchored)
-
-    def excluded(self, path: bytes) -> bool:
-        p = path.decode("utf-8", "surrogateescape")
-        if self._anchored and self._anchored.match(p):
-            return True
-        base = p.rpartition("/")[2]
-        if base.startswith(".wh."):
-            self.whiteouts.append(p[1:])
-            return True
-        if self._unanchored:
-            parts = p.split("/")
-            return any(self._unanchored.match("/".join(parts[i:])) for i in range(len(parts)))
-        return False
-
-
-def _union(patterns: list[str]):
-    """GNU tar wildcards as one regex; `*` crosses `/` as tar's does when excluding."""
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), re.S) if patterns else None
 
 
 MAX_PATH = 16 * 4096  # bytes: deeper than any real tree; a crafted one stops here

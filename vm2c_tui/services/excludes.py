@@ -1,0 +1,45 @@
+"""GNU tar's exclude rules (as `archive.tar_command` passes them) applied in Python:
+by the user-space engine's walk, and by the read-ahead so it skips what tar skips."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+from .presets import ALWAYS_EMPTY, Rule
+
+
+@dataclass
+class Filters:
+    anchored: list[str] = field(default_factory=list)
+    unanchored: list[str] = field(default_factory=list)
+    whiteouts: list[str] = field(default_factory=list)  # guest files named .wh.*, skipped and reported
+
+    @classmethod
+    def build(cls, rules: list[Rule], user: list[str]) -> Filters:
+        anchored = [f"./{d}/*" for d in ALWAYS_EMPTY] + [r.pattern for r in rules]
+        return cls(anchored, list(user))
+
+    def __post_init__(self) -> None:  # one regex each: fnmatch per pattern per file was 15 % of the time
+        self._anchored = _union(self.anchored)
+        self._unanchored = _union(self.unanchored)
+
+    def excluded(self, path: bytes) -> bool:
+        p = path.decode("utf-8", "surrogateescape")
+        if self._anchored and self._anchored.match(p):
+            return True
+        base = p.rpartition("/")[2]
+        if base.startswith(".wh."):
+            self.whiteouts.append(p[1:])
+            return True
+        if self._unanchored:
+            parts = p.split("/")
+            return any(self._unanchored.match("/".join(parts[i:])) for i in range(len(parts)))
+        return False
+
+
+def _union(patterns: list[str]):
+    """GNU tar wildcards as one regex; `*` crosses `/` as tar's does when excluding."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), re.S) if patterns else None
+
