@@ -14,9 +14,7 @@ xattrs (binary, numeric ids), which `--xattrs-include=*` keeps and Docker applie
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import subprocess
 import tempfile
 import threading
@@ -26,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
+from .excludes import Filters
 from .guestpath import GuestPathError, GuestRoot
 from .presets import ALWAYS_EMPTY, Rule
-from .run import spawn
+from .readahead import ReadAhead
+from .run import die_with_parent, spawn
 
 CHUNK = 1 << 20
 
@@ -109,7 +109,7 @@ class TreeScan:
         self.whiteouts: list[str] = []
         cmd = ["find", str(tree)] + (["-xdev"] if one_file_system else []) + ["-printf", "%P\\0"]
         self._proc = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                           preexec_fn=_die_with_parent)
+                           preexec_fn=die_with_parent)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -131,12 +131,6 @@ class TreeScan:
         self._thread.join(10)
 
 
-def _die_with_parent() -> None:
-    """tar must not outlive a vm2c killed with SIGKILL: it would keep the mounts busy."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class TarProcess:
     """tar running over a tree. Its verbose index (a name per file) goes to a regular
     file that is read at each progress tick: a pipe would wake a reader per file,
@@ -146,7 +140,7 @@ class TarProcess:
         fd, self.index_path = tempfile.mkstemp(prefix="vm2c-index-", dir=index_dir)  # 0600
         self._index = os.fdopen(fd, "rb", buffering=0)
         self.proc = spawn(tar_command(spec, output, self.index_path), stdout=stdout, stderr=subprocess.PIPE,
-                          stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                          stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         self.files = 0
         self.current = b""
         self._tail = b""
@@ -210,13 +204,21 @@ def _progress_loop(tar: TarProcess, done_bytes: Callable[[], int], total: int, f
         time.sleep(interval)
 
 
+def read_ahead(spec: TarSpec, position: Callable[[], int]) -> ReadAhead | None:
+    """Files read ahead of tar (readahead.py); VM2C_READAHEAD=0 turns it off (benchmarks, tight memory)."""
+    if os.environ.get("VM2C_READAHEAD") == "0":
+        return None
+    return ReadAhead(spec.tree, Filters.build(spec.excludes, spec.user_excludes), position, spec.one_file_system)
+
+
 def write_tar(spec: TarSpec, dest: Path, *, total: int, files_total: FilesTotal = lambda: 0,
-              index_dir: str | None = None,
-              on_progress: ProgressFn | None = None, interval: float = 0.2) -> Progress:
+              index_dir: str | None = None, on_progress: ProgressFn | None = None,
+              interval: float = 0.2) -> Progress:
     """tar straight to DEST (no copy through Python); progress from the file's size."""
     partial = dest.with_name(dest.name + ".partial")
     start = time.monotonic()
     tar = TarProcess(spec, str(partial), index_dir=index_dir)
+    reader = read_ahead(spec, lambda: _size(partial))
     try:
         _progress_loop(tar, lambda: _size(partial), total, files_total, on_progress, interval, start)
         tar.wait()
@@ -225,6 +227,9 @@ def write_tar(spec: TarSpec, dest: Path, *, total: int, files_total: FilesTotal 
         tar.kill()
         partial.unlink(missing_ok=True)
         raise
+    finally:
+        if reader:
+            reader.stop()
     final = Progress(dest.stat().st_size, dest.stat().st_size, tar.files, tar.files, time.monotonic() - start, "")
     if on_progress:
         on_progress(final)
@@ -245,6 +250,7 @@ def stream_tar(spec: TarSpec, *, total: int, files_total: FilesTotal = lambda: 0
     tar = TarProcess(spec, "-", stdout=subprocess.PIPE, index_dir=index_dir)
     done = 0
     last = 0.0
+    reader = read_ahead(spec, lambda: done)
     try:
         out = tar.proc.stdout
         assert out is not None
@@ -261,6 +267,8 @@ def stream_tar(spec: TarSpec, *, total: int, files_total: FilesTotal = lambda: 0
             yield chunk
         tar.wait()
     finally:
+        if reader:
+            reader.stop()
         tar.kill()
     final = Progress(done, done, tar.files, tar.files, time.monotonic() - start, "")
     if on_progress:

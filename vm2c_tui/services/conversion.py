@@ -107,6 +107,13 @@ def _du(tree: Path) -> int:
         return 0
 
 
+def _close_quietly(gen) -> None:
+    try:
+        gen.close()
+    except ValueError:  # running in another thread: its own finally will stop tar
+        pass
+
+
 class Conversion:
     def __init__(self, source: str | os.PathLike, options: Options | None = None,
                  inspection: Inspection | None = None):
@@ -288,8 +295,12 @@ class Conversion:
             from .userspace.archive import stream_tar as us_stream_tar
 
             return us_stream_tar(p.userspace, total=p.expected_bytes, on_progress=on_progress)
-        return arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.files_total,
-                              index_dir=str(self._index_dir()), on_progress=on_progress)
+        chunks = arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.files_total,
+                                index_dir=str(self._index_dir()), on_progress=on_progress)
+        # a consumer that fails midway (daemon gone) may hold the generator in its traceback:
+        # closing it here stops tar and the read-ahead before the tree is unmounted
+        self.session.callback(_close_quietly, chunks)
+        return chunks
 
     def _index_dir(self) -> Path:
         """tar's file index lives in the run's own temp dir, so `vm2c cleanup` removes it too."""

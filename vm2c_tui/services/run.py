@@ -8,10 +8,12 @@ failure into `Vm2cError`. `shell_line()` is the same rendering that feeds
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -121,6 +123,13 @@ def run(
 
 def text(cmd: Cmd, **kw) -> str:
     return run(cmd, **kw).stdout.decode(errors="replace")
+
+
+def die_with_parent() -> None:
+    """preexec_fn for tar and find: they must not outlive a vm2c killed with SIGKILL,
+    they would keep the mounts busy."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def spawn(cmd: Cmd, **popen_kw) -> subprocess.Popen:
