@@ -74,9 +74,10 @@ def build_disk() -> Path:
     return raw
 
 
-def timed(cmd, env=None) -> tuple[float, int]:
+def timed(cmd, env=None, durable: bool = False) -> tuple[float, int]:
     """Wall time and the peak RSS of the process itself (polled every 20 ms).
-    Dirty pages of the previous run are flushed first, so no run pays for another's writes."""
+    Dirty pages of the previous run are flushed first, so no run pays for another's writes;
+    DURABLE adds the final `sync` to the time (see bench_convert)."""
     subprocess.run(["sync"], check=True)
     start = time.monotonic()
     proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -91,7 +92,32 @@ def timed(cmd, env=None) -> tuple[float, int]:
     err = proc.stderr.read()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd}: {err.decode(errors='replace')}")
+    if durable:
+        subprocess.run(["sync"], check=True)
     return time.monotonic() - start, peak
+
+
+def disk_stat(path: Path) -> list[int]:
+    st = os.stat(path)
+    return [int(x) for x in Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/stat")
+            .read_text().split()]
+
+
+def wait_for_quiet_disk(path: Path, quiet: float = 2.0, cap: float = 180.0) -> float:
+    """Until the disk holding PATH has had nothing in flight and no new write or discard
+    for QUIET seconds; returns the time waited."""
+    start = last_change = time.monotonic()
+    prev = None
+    while time.monotonic() - start < cap:
+        f = disk_stat(path)
+        now = (f[4], f[11] if len(f) > 11 else 0)  # writes completed, discards completed
+        if f[8] or now != prev:  # f[8]: I/Os in flight
+            last_change = time.monotonic()
+        prev = now
+        if time.monotonic() - last_change >= quiet:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - start
 
 
 def median(xs):
@@ -245,6 +271,10 @@ def bench_userspace(raw: Path, work: Path) -> dict:
 
 
 def bench_convert(raw: Path, work: Path, driver: str = "overlay2") -> dict:
+    """Every time here ends with `sync` (durable: the image is on disk). dockerd syncs the whole
+    filesystem under its data root whenever it creates a container (moby/moby#47630), so without
+    it a step that starts a container (vm2c's smoke test, the recipe's ADD) pays for flushing its
+    own writes and one that doesn't (a bare import) leaves them to the next step."""
     daemon = PrivateDockerd(storage_driver=driver)
     host = daemon.start()
     env = {**os.environ, "DOCKER_HOST": host, "DOCKER_BUILDKIT": "0"}
@@ -261,12 +291,12 @@ def bench_convert(raw: Path, work: Path, driver: str = "overlay2") -> dict:
     mnt = work / "mnt2"
     mnt.mkdir()
     res = {"vm2c_convert_s": [], "vm2c_convert_nosmoke_s": [], "vm2c_convert_us_s": [], "recipe_s": [],
-           "recipe_tar_s": [], "recipe_build_s": [], "import_file_s": []}
+           "recipe_tar_s": [], "recipe_build_s": [], "import_file_s": [], "settle_s": []}
 
     def vm2c_convert(key: str, tag: str, *extra: str):
         def step():
             res[key].append(timed([*VM2C, "convert", raw, "--tag", tag, "--no-fstab", "--preset", "none",
-                                   "--no-sanitize", *extra], env=env)[0])
+                                   "--no-sanitize", *extra], env=env, durable=True)[0])
         return step
 
     def recipe():
@@ -283,6 +313,7 @@ def bench_convert(raw: Path, work: Path, driver: str = "overlay2") -> dict:
         sh("losetup", "-d", loop)
         t1 = time.monotonic()
         sh("docker", "-H", host, "build", "-q", "-t", "bench/recipe:1", ctx, env=env)
+        subprocess.run(["sync"], check=True)
         t2 = time.monotonic()
         res["recipe_s"].append(t2 - t0)
         res["recipe_tar_s"].append(t1 - t0)
@@ -292,13 +323,15 @@ def bench_convert(raw: Path, work: Path, driver: str = "overlay2") -> dict:
         t3 = time.monotonic()
         with open(ctx / "img.tar", "rb") as f:
             client.api.import_image(src=f, repository="bench/import", tag="1")
+        subprocess.run(["sync"], check=True)
         res["import_file_s"].append(time.monotonic() - t3)
         shutil.rmtree(ctx)
 
     def settle():
-        """Removing a 1.3 GB image leaves the disk busy for a while: let it finish first."""
+        """Removing a 1.3 GB image leaves the disk busy for a while (this root fs is mounted
+        with `discard`: the freed blocks are trimmed after the delete returns): wait for quiet."""
         subprocess.run(["sync"], check=True)
-        time.sleep(5)
+        res["settle_s"].append(wait_for_quiet_disk(daemon.base))
 
     steps = [vm2c_convert("vm2c_convert_s", "bench/vm2c:1"),
              vm2c_convert("vm2c_convert_nosmoke_s", "bench/vm2c:2", "--no-smoke"),
@@ -314,6 +347,7 @@ def bench_convert(raw: Path, work: Path, driver: str = "overlay2") -> dict:
         client.close()
         daemon.stop()
     out = {k: median(v) for k, v in res.items()}
+    out.update({f"{k}:runs": v for k, v in res.items()})
     out["convert_vs_recipe"] = out["vm2c_convert_s"] / out["recipe_s"]
     out["convert_vs_import_floor"] = out["vm2c_convert_s"] / out["import_file_s"]
     out["nosmoke_vs_recipe"] = out["vm2c_convert_nosmoke_s"] / out["recipe_s"]
