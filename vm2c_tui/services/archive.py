@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
-from .excludes import Filters
+from .excludes import Filters, anchored_patterns
 from .guestpath import GuestPathError, GuestRoot
-from .presets import ALWAYS_EMPTY, Rule
+from .presets import Rule
 from .readahead import ReadAhead
 from .run import die_with_parent, spawn
 
@@ -83,10 +83,7 @@ def tar_command(spec: TarSpec, output: str = "-", index_file: str | None = None)
     if spec.sparse:
         cmd += ["--sparse", "--sparse-version=1.0"]
     cmd.append("--anchored")
-    for d in ALWAYS_EMPTY:
-        cmd.append(f"--exclude=./{d}/*")
-    for r in spec.excludes:
-        cmd.append(f"--exclude={r.pattern}")
+    cmd += [f"--exclude={pat}" for pat in anchored_patterns(spec.excludes)]
     cmd.append("--no-anchored")
     cmd.append("--exclude=.wh.*")  # would turn into whiteouts in a Docker layer
     for pat in spec.user_excludes:
@@ -221,9 +218,10 @@ def write_tar(spec: TarSpec, dest: Path, *, total: int, files_total: FilesTotal 
     partial = dest.with_name(dest.name + ".partial")
     start = time.monotonic()
     tar = TarProcess(spec, str(partial), index_dir=index_dir)
-    reader = read_ahead(spec, lambda: _size(partial))
+    written = lambda: _size(partial)  # noqa: E731 - tar's position, for the read-ahead and the progress
+    reader = read_ahead(spec, written)
     try:
-        _progress_loop(tar, lambda: _size(partial), total, files_total, on_progress, interval, start)
+        _progress_loop(tar, written, total, files_total, on_progress, interval, start)
         tar.wait()
         os.replace(partial, dest)
     except BaseException:

@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 from .presets import ALWAYS_EMPTY, Rule
 
 
+def anchored_patterns(rules: list[Rule]) -> list[str]:
+    """The anchored excludes, in the order tar is given them: ALWAYS_EMPTY's contents, then RULES."""
+    return [f"./{d}/*" for d in ALWAYS_EMPTY] + [r.pattern for r in rules]
+
+
 @dataclass
 class Filters:
     anchored: list[str] = field(default_factory=list)
@@ -18,8 +23,7 @@ class Filters:
 
     @classmethod
     def build(cls, rules: list[Rule], user: list[str]) -> Filters:
-        anchored = [f"./{d}/*" for d in ALWAYS_EMPTY] + [r.pattern for r in rules]
-        return cls(anchored, list(user))
+        return cls(anchored_patterns(rules), list(user))
 
     def __post_init__(self) -> None:  # one regex each: fnmatch per pattern per file was 15 % of the time
         self._anchored = _union(self.anchored)
@@ -42,4 +46,3 @@ class Filters:
 def _union(patterns: list[str]):
     """GNU tar wildcards as one regex; `*` crosses `/` as tar's does when excluding."""
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns), re.S) if patterns else None
-

@@ -75,13 +75,13 @@ class ReadAhead:
                 for rec in records:
                     if self._stop.is_set():
                         return
-                    if (size := self._wanted(rec)) is not None:
-                        self._advise(self.tree + b"/" + rec.split(b" ", 5)[5], size)
+                    if (wanted := self._wanted(rec)) is not None:
+                        self._advise(self.tree + b"/" + wanted[0], wanted[1])
         except Exception:  # noqa: BLE001 - a hint: never let it break or litter the archive
             return
 
-    def _wanted(self, rec: bytes) -> int | None:
-        """The bytes tar will read for this find record, or None if tar won't."""
+    def _wanted(self, rec: bytes) -> tuple[bytes, int] | None:
+        """The path and the bytes tar will read for this find record, or None if tar won't."""
         dev, ino, nlink, blocks, size, rel = rec.split(b" ", 5)
         parent = rel.rpartition(b"/")[0]
         if self._dir_excluded(parent) or self.filters.excluded(b"./" + rel):
@@ -92,7 +92,7 @@ class ReadAhead:
             if (dev, ino) in self._seen:
                 return None
             self._seen.add((dev, ino))
-        return int(size)
+        return rel, int(size)
 
     def _dir_excluded(self, rel: bytes) -> bool:
         """Iterative (a crafted tree can be deeper than Python's recursion limit)."""
@@ -146,10 +146,3 @@ class ReadAhead:
         self._proc.wait()
         if self._proc.stdout:
             self._proc.stdout.close()
-
-    def __enter__(self) -> ReadAhead:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
