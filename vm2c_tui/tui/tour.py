@@ -13,8 +13,14 @@ async def wait_until(pilot: Pilot, cond, timeout: float = 60) -> None:
     end = loop.time() + timeout
     while not cond():
         if loop.time() > end:
-            raise TimeoutError(f"the wizard did not reach {cond}")
+            raise TimeoutError(f"the wizard did not reach {cond}{_shown_error(pilot)}")
         await pilot.pause(0.05)
+
+
+def _shown_error(pilot: Pilot) -> str:
+    """What the screen says went wrong, for a timeout's message."""
+    errors = [w for w in pilot.app.screen.query("#error") if not w.has_class("hidden")]
+    return f" (on {type(pilot.app.screen).__name__}: {errors[0].render()})" if errors else ""
 
 
 async def press_button(pilot: Pilot, selector: str) -> None:
