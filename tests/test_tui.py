@@ -21,7 +21,8 @@ async def start_slow_archive(pilot, src, out):
     await tour.to_archive(pilot, str(src), str(out))
     await click(pilot, "#start")
     partial = out / "img.tar.partial"
-    await wait_until(pilot, lambda: partial.exists())
+    await wait_until(pilot, lambda: partial.exists() or pilot.app.state.archive is not None)
+    assert pilot.app.state.archive is None, "the throttled archive finished before it could be interrupted"
     return partial
 
 
