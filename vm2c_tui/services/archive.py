@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,8 +28,10 @@ from .guestpath import GuestPathError, GuestRoot
 from .presets import Rule
 from .readahead import ReadAhead
 from .run import die_with_parent, spawn
+from .treescan import TarCursor, TreeScan
 
 CHUNK = 1 << 20
+SAMPLE = 0.02  # where tar is, looked up 50 times a second (~0.1 ms each): small files are open briefly
 
 
 @dataclass
@@ -71,7 +72,7 @@ class TarSpec:
     sparse: bool = False  # GNU sparse members: only for a tar kept as a file, never for Docker
 
 
-def tar_command(spec: TarSpec, output: str = "-", index_file: str | None = None) -> list[str]:
+def tar_command(spec: TarSpec, output: str = "-") -> list[str]:
     """The one place where tar's flags are decided."""
     # No --selinux (security.selinux travels with the other xattrs) and no --sort=name:
     # each costs a pass per file, measured at 20-30 % of the archive's time (benchmarks/).
@@ -88,8 +89,6 @@ def tar_command(spec: TarSpec, output: str = "-", index_file: str | None = None)
     cmd.append("--exclude=.wh.*")  # would turn into whiteouts in a Docker layer
     for pat in spec.user_excludes:
         cmd.append(f"--exclude={pat}")
-    if index_file is not None:
-        cmd += ["--verbose", f"--index-file={index_file}"]
     if os.environ.get("VM2C_SLOW_TAR"):  # for demos and interruption tests: 1 s per record
         # a record is 1 MiB (--blocking-factor): a checkpoint every 10 records never
         # fired on the 6 MiB demo disk, whose tar then beat the tests that interrupt it
@@ -98,82 +97,28 @@ def tar_command(spec: TarSpec, output: str = "-", index_file: str | None = None)
     return cmd
 
 
-class TreeScan:
-    """One pass of find beside tar (not before it: on 2 cores it hides behind the
-    archive): the entry count feeds the progress, and guest files named .wh.*,
-    which tar skips (Docker would read them as whiteouts), are reported."""
-
-    def __init__(self, tree: Path, one_file_system: bool = False):
-        self.entries = 0
-        self.whiteouts: list[str] = []
-        cmd = ["find", str(tree)] + (["-xdev"] if one_file_system else []) + ["-printf", "%P\\0"]
-        self._proc = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                           preexec_fn=die_with_parent)
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
-        paths = self._proc.stdout.read().split(b"\0")
-        self._proc.wait()
-        self.whiteouts = ["/" + os.fsdecode(p) for p in paths if p and os.path.basename(p).startswith(b".wh.")]
-        self.entries = len(paths) - 1
-
-    def join(self) -> TreeScan:
-        self._thread.join()
-        return self
-
-    def stop(self) -> None:
-        """Before the tree is unmounted: find must not keep it busy."""
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._thread.join(10)
-
-
 class TarProcess:
-    """tar running over a tree. Its verbose index (a name per file) goes to a regular
-    file that is read at each progress tick: a pipe would wake a reader per file,
-    which measured at +11 % of tar's time against +3 % for the file (benchmarks/)."""
+    """tar running over a tree; where it is comes from a TarCursor (treescan.py), so
+    tar is not asked for a line per file (--verbose cost it ~15 %, benchmarks/)."""
 
-    def __init__(self, spec: TarSpec, output: str, stdout=None, index_dir: str | None = None):
-        fd, self.index_path = tempfile.mkstemp(prefix="vm2c-index-", dir=index_dir)  # 0600
-        self._index = os.fdopen(fd, "rb", buffering=0)
-        self.proc = spawn(tar_command(spec, output, self.index_path), stdout=stdout, stderr=subprocess.PIPE,
+    def __init__(self, spec: TarSpec, output: str, scan: TreeScan | None, stdout=None):
+        self.proc = spawn(tar_command(spec, output), stdout=stdout, stderr=subprocess.PIPE,
                           stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
-        self.files = 0
-        self.current = b""
-        self._tail = b""
+        self.cursor = TarCursor(self.proc.pid, spec.tree, scan)
         self._stderr = b""
         self._err_reader = threading.Thread(target=self._read_err, daemon=True)
         self._err_reader.start()
 
-    def update(self) -> None:
-        """Count the names tar listed since the last call; remember the newest."""
-        while chunk := self._index.read(1 << 20):
-            self.files += chunk.count(b"\n")
-            self._tail = (self._tail + chunk)[-4096:]
-        end = self._tail.rfind(b"\n")
-        if end > 0:
-            self.current = self._tail[self._tail.rfind(b"\n", 0, end) + 1:end]
-
-    def close_index(self) -> None:
-        self._index.close()
-        try:
-            os.unlink(self.index_path)
-        except FileNotFoundError:
-            pass
-
     def _read_err(self) -> None:
         self._stderr = self.proc.stderr.read() if self.proc.stderr else b""
 
-    def current_path(self) -> str:
-        c = self.current
-        return c.decode("utf-8", "replace").removeprefix(".") if c else ""
+    def progress(self, done: int, total: int, start: float) -> Progress:
+        c = self.cursor
+        files_total = c.scan.entries if c.scan else 0
+        return Progress(done, total, c.done, files_total, time.monotonic() - start, c.current)
 
     def wait(self) -> None:
         rc = self.proc.wait()
-        self.update()
-        self.close_index()
         self._err_reader.join(5)
         if rc not in (0, 1):  # 1: a file changed while read (live system), still a complete archive
             err = self._stderr.decode(errors="replace")
@@ -182,26 +127,25 @@ class TarProcess:
             if "No space left on device" in err:
                 raise Vm2cError("output filesystem is full: img.tar could not be written (removed the partial file)")
             raise Vm2cError(f"tar failed: {tail}")
+        self.cursor.finish()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        self.close_index()
 
 
-FilesTotal = Callable[[], int]
-
-
-def _progress_loop(tar: TarProcess, done_bytes: Callable[[], int], total: int, files_total: FilesTotal,
+def _progress_loop(tar: TarProcess, done_bytes: Callable[[], int], total: int,
                    on_progress: ProgressFn | None, interval: float, start: float) -> None:
+    next_event = 0.0
     while tar.proc.poll() is None:
         if on_progress:
-            tar.update()
-            on_progress(Progress(done_bytes(), total, tar.files, files_total(), time.monotonic() - start,
-                                 tar.current_path()))
-        try:  # not sleep(): tar's end is noticed within ~50 ms, not up to a whole interval later
-            tar.proc.wait(interval)
+            tar.cursor.poll()
+            if (now := time.monotonic()) >= next_event:
+                next_event = now + interval
+                on_progress(tar.progress(done_bytes(), total, start))
+        try:  # not sleep(): tar's end is noticed at once, not up to a whole interval later
+            tar.proc.wait(SAMPLE if on_progress else interval)
         except subprocess.TimeoutExpired:
             pass
 
@@ -213,17 +157,16 @@ def read_ahead(spec: TarSpec, position: Callable[[], int]) -> ReadAhead | None:
     return ReadAhead(spec.tree, Filters.build(spec.excludes, spec.user_excludes), position, spec.one_file_system)
 
 
-def write_tar(spec: TarSpec, dest: Path, *, total: int, files_total: FilesTotal = lambda: 0,
-              index_dir: str | None = None, on_progress: ProgressFn | None = None,
-              interval: float = 0.2) -> Progress:
+def write_tar(spec: TarSpec, dest: Path, *, total: int, scan: TreeScan | None = None,
+              on_progress: ProgressFn | None = None, interval: float = 0.2) -> Progress:
     """tar straight to DEST (no copy through Python); progress from the file's size."""
     partial = dest.with_name(dest.name + ".partial")
     start = time.monotonic()
-    tar = TarProcess(spec, str(partial), index_dir=index_dir)
+    tar = TarProcess(spec, str(partial), scan)
     written = lambda: _size(partial)  # noqa: E731 - tar's position, for the read-ahead and the progress
     reader = read_ahead(spec, written)
     try:
-        _progress_loop(tar, written, total, files_total, on_progress, interval, start)
+        _progress_loop(tar, written, total, on_progress, interval, start)
         tar.wait()
         os.replace(partial, dest)
     except BaseException:
@@ -233,7 +176,8 @@ def write_tar(spec: TarSpec, dest: Path, *, total: int, files_total: FilesTotal 
     finally:
         if reader:
             reader.stop()
-    final = Progress(dest.stat().st_size, dest.stat().st_size, tar.files, tar.files, time.monotonic() - start, "")
+    size = dest.stat().st_size
+    final = tar.progress(size, size, start)
     if on_progress:
         on_progress(final)
     return final
@@ -246,13 +190,13 @@ def _size(path: Path) -> int:
         return 0
 
 
-def stream_tar(spec: TarSpec, *, total: int, files_total: FilesTotal = lambda: 0, index_dir: str | None = None,
+def stream_tar(spec: TarSpec, *, total: int, scan: TreeScan | None = None,
                on_progress: ProgressFn | None = None, interval: float = 0.2) -> Iterator[bytes]:
     """The tar as chunks (for `docker import` without a file on disk)."""
     start = time.monotonic()
-    tar = TarProcess(spec, "-", stdout=subprocess.PIPE, index_dir=index_dir)
+    tar = TarProcess(spec, "-", scan, stdout=subprocess.PIPE)
     done = 0
-    last = 0.0
+    last = sampled = 0.0
     reader = read_ahead(spec, lambda: done)
     try:
         out = tar.proc.stdout
@@ -263,19 +207,20 @@ def stream_tar(spec: TarSpec, *, total: int, files_total: FilesTotal = lambda: 0
                 break
             done += len(chunk)
             now = time.monotonic()
-            if on_progress and now - last >= interval:
-                last = now
-                tar.update()
-                on_progress(Progress(done, total, tar.files, files_total(), now - start, tar.current_path()))
+            if on_progress and now - sampled >= SAMPLE:
+                sampled = now
+                tar.cursor.poll()
+                if now - last >= interval:
+                    last = now
+                    on_progress(tar.progress(done, total, start))
             yield chunk
         tar.wait()
     finally:
         if reader:
             reader.stop()
         tar.kill()
-    final = Progress(done, done, tar.files, tar.files, time.monotonic() - start, "")
     if on_progress:
-        on_progress(final)
+        on_progress(tar.progress(done, done, start))
 
 
 def blank_machine_id(guest: GuestRoot) -> Path | None:

@@ -23,6 +23,7 @@ from .assemble import Assembly, MountPlan, assemble, plan_mounts
 from .attach import RawView, open_raw
 from .dockerfile import dockerfile_text, pick_shell
 from .engine import choose, require_kernel_root
+from .excludes import Filters
 from .formats import identify
 from .guestinfo import read_facts
 from .guestpath import GuestRoot
@@ -40,6 +41,7 @@ from .presets import (
 from .run import run
 from .session import Session
 from .system import free_space, writers_on
+from .treescan import TreeScan
 
 if TYPE_CHECKING:
     from .userspace.archive import UserspaceTree
@@ -70,15 +72,12 @@ class Prepared:
     used_bytes: int  # of the assembled filesystems
     preset_saving: int  # bytes the chosen preset leaves out
     expected_bytes: int  # what the tar should hold
-    scan: arc.TreeScan | None
+    scan: TreeScan | None
     sanitized: list[str]
     notes: list[str]
     shell: str
     os_name: str
     userspace: UserspaceTree | None = None  # the user-space engine's tree (tree and spec unused then)
-
-    def files_total(self) -> int:
-        return self.scan.entries if self.scan else 0
 
     def whiteout_note(self) -> str | None:
         wh = self.userspace.filters.whiteouts if self.userspace else self.scan.join().whiteouts if self.scan else []
@@ -200,7 +199,7 @@ class Conversion:
         spec = arc.TarSpec(tree, excl, user, one_file_system=self.live, sparse=self.options.sparse)
         facts = read_facts(guest)
         expected = max(used - saving, 0)
-        scan = arc.TreeScan(tree, self.live)
+        scan = TreeScan(tree, Filters.build(spec.excludes, spec.user_excludes), self.live)
         self.session.callback(scan.stop)
         self.prepared = Prepared(tree, spec, mounted, used, saving, expected, scan, sanitized,
                                  notes, pick_shell(facts.shells), facts.os.pretty_name if facts.os else "")
@@ -274,8 +273,7 @@ class Conversion:
 
             final = us_write_tar(p.userspace, tar, total=p.expected_bytes, on_progress=on_progress)
         else:
-            final = arc.write_tar(p.spec, tar, total=p.expected_bytes, files_total=p.files_total,
-                                  index_dir=str(self._index_dir()), on_progress=on_progress)
+            final = arc.write_tar(p.spec, tar, total=p.expected_bytes, scan=p.scan, on_progress=on_progress)
         wh = p.whiteout_note()
         if wh and wh not in p.notes:
             p.notes.append(wh)
@@ -295,18 +293,11 @@ class Conversion:
             from .userspace.archive import stream_tar as us_stream_tar
 
             return us_stream_tar(p.userspace, total=p.expected_bytes, on_progress=on_progress)
-        chunks = arc.stream_tar(p.spec, total=p.expected_bytes, files_total=p.files_total,
-                                index_dir=str(self._index_dir()), on_progress=on_progress)
+        chunks = arc.stream_tar(p.spec, total=p.expected_bytes, scan=p.scan, on_progress=on_progress)
         # a consumer that fails midway (daemon gone) may hold the generator in its traceback:
         # closing it here stops tar and the read-ahead before the tree is unmounted
         self.session.callback(_close_quietly, chunks)
         return chunks
-
-    def _index_dir(self) -> Path:
-        """tar's file index lives in the run's own temp dir, so `vm2c cleanup` removes it too."""
-        if not hasattr(self, "_idx"):
-            self._idx = self.session.tempdir("index")
-        return self._idx
 
     def commands(self, outdir: str = "OUT") -> list[str]:
         """What `--dry-run` prints and the wizard's commands panel shows."""

@@ -28,6 +28,26 @@ class Filters:
     def __post_init__(self) -> None:  # one regex each: fnmatch per pattern per file was 15 % of the time
         self._anchored = _union(self.anchored)
         self._unanchored = _union(self.unanchored)
+        self._dirs: dict[bytes, bool] = {}  # directory -> excluded (itself or an ancestor)
+
+    def skips(self, rel: bytes) -> bool:
+        """Whether tar leaves out REL (relative to the tree, as find's %P), counting the
+        directories above it: an excluded directory takes its contents with it."""
+        return self._dir_excluded(rel.rpartition(b"/")[0]) or self.excluded(b"./" + rel)
+
+    def _dir_excluded(self, rel: bytes) -> bool:
+        """Iterative (a crafted tree can be deeper than Python's recursion limit)."""
+        todo = []
+        while rel and rel not in self._dirs:
+            todo.append(rel)
+            rel = rel.rpartition(b"/")[0]
+        hit = self._dirs.get(rel, False)
+        if len(self._dirs) > 100_000:  # a pre-order walk does not ask about old entries again
+            self._dirs.clear()
+        for d in reversed(todo):
+            hit = hit or self.excluded(b"./" + d)
+            self._dirs[d] = hit
+        return hit
 
     def excluded(self, path: bytes) -> bool:
         p = path.decode("utf-8", "surrogateescape")

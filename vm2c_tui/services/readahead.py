@@ -52,7 +52,6 @@ class ReadAhead:
         self.files = 0
         self._stop = threading.Event()
         self._seen: set[tuple[bytes, bytes]] = set()  # (dev, ino) of hard-linked files advised
-        self._dirs: dict[bytes, bool] = {}  # directory -> excluded (itself or an ancestor)
         cmd = ["find", str(tree)] + (["-xdev"] if one_file_system else []) + \
               ["-type", "f", "-size", "+0", "-printf", "%D %i %n %b %s %P\\0"]
         # stdout is a pipe this thread drains at tar's pace: find blocks when it is full
@@ -83,8 +82,7 @@ class ReadAhead:
     def _wanted(self, rec: bytes) -> tuple[bytes, int] | None:
         """The path and the bytes tar will read for this find record, or None if tar won't."""
         dev, ino, nlink, blocks, size, rel = rec.split(b" ", 5)
-        parent = rel.rpartition(b"/")[0]
-        if self._dir_excluded(parent) or self.filters.excluded(b"./" + rel):
+        if self.filters.skips(rel):
             return None
         if int(blocks) * 512 < int(size):
             return None
@@ -93,20 +91,6 @@ class ReadAhead:
                 return None
             self._seen.add((dev, ino))
         return rel, int(size)
-
-    def _dir_excluded(self, rel: bytes) -> bool:
-        """Iterative (a crafted tree can be deeper than Python's recursion limit)."""
-        todo = []
-        while rel and rel not in self._dirs:
-            todo.append(rel)
-            rel = rel.rpartition(b"/")[0]
-        hit = self._dirs.get(rel, False)
-        if len(self._dirs) > 100_000:  # pre-order walk: old entries are not asked again
-            self._dirs.clear()
-        for d in reversed(todo):
-            hit = hit or self.filters.excluded(b"./" + d)
-            self._dirs[d] = hit
-        return hit
 
     def _wait_for_room(self) -> bool:
         """Until tar is less than LEAD behind (so at most LEAD + STEP ahead)."""
