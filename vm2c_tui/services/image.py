@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
-from .daemonfs import DaemonFlush
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 # a first component is a registry host only with a dot, a port, or "localhost" (as Docker decides)
@@ -99,7 +98,7 @@ def daemon(what: str):
 def import_stream(chunks: Iterable[bytes], ref: str, changes: list[str]) -> str:
     """`docker import -` from a stream of tar chunks; returns the image id."""
     repo, tag = parse_reference(ref)
-    with daemon("docker import") as c, DaemonFlush(c, _host()):
+    with daemon("docker import") as c:
         out = c.api.import_image(src=chunks, repository=repo, tag=tag, changes=changes, stream_src=True)
     image_id = ""
     for line in str(out).splitlines():
@@ -131,7 +130,7 @@ def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> st
     """The classic recipe: `docker build` of FROM scratch + ADD img.tar /."""
     parse_reference(ref)
     image_id = ""
-    with daemon("docker build") as c, DaemonFlush(c, _host()):
+    with daemon("docker build") as c:
         for doc in c.api.build(path=str(context), tag=ref, rm=True, forcerm=True, decode=True):
             if "error" in doc:
                 raise Vm2cError(f"docker build: {doc['error'].strip()}")
