@@ -40,10 +40,11 @@ def test_tar_matches_source_tree_exactly(disks, fmt, tmp_path, no_leaks):
     src = disks.get("full", fmt)
     before = sha(src)
     out = tmp_path / "out"
-    vm2c("archive", src, "-o", out, "--preset", "none", "--no-sanitize", check=True)
+    proc = vm2c("archive", src, "-o", out, "--preset", "none", "--no-sanitize", check=True)
     trees = disks.trees("full")
     expected = tree_manifest({mp: trees / d for mp, d in FULL_MOUNTS.items()})
     got = tar_manifest(out / "img.tar")
+    assert f", {len(got)} entries in " in proc.stdout  # vm2c's walk counts what tar archived
     diffs = compare(expected, got, ignore=_ignore_mkfs_and_wh)
     assert diffs == []
     assert sha(src) == before
@@ -228,6 +229,8 @@ def test_live_tree_one_file_system_excludes_output_and_lists_writers(tmp_path, n
     assert f"pid {writer.pid}" in proc.stderr and "stop them first" in proc.stderr
     got = tar_manifest(out / "img.tar")
     assert not any(p.startswith(b"./out") for p in got)
+    # the entry count comes from vm2c's own walk (treescan.py), not from tar: it must agree
+    assert f", {len(got)} entries in " in proc.stdout
     diffs = compare(expected, got, ignore=lambda p: p == b"." or os.path.basename(p).startswith(b".wh."))
     assert diffs == []
     dry = vm2c("archive", "/", "-o", "/srv/out", "--dry-run", check=True).stdout
