@@ -105,12 +105,25 @@ class TarProcess:
         self.proc = spawn(tar_command(spec, output), stdout=stdout, stderr=subprocess.PIPE,
                           stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         self.cursor = TarCursor(self.proc.pid, spec.tree, scan)
+        self._sampled = self._reported = float("-inf")
         self._stderr = b""
         self._err_reader = threading.Thread(target=self._read_err, daemon=True)
         self._err_reader.start()
 
     def _read_err(self) -> None:
         self._stderr = self.proc.stderr.read() if self.proc.stderr else b""
+
+    def tick(self, done_bytes: Callable[[], int], total: int, start: float, on_progress: ProgressFn,
+             interval: float) -> None:
+        """Where tar is, sampled every SAMPLE (small files are open briefly); an event every INTERVAL."""
+        now = time.monotonic()
+        if now - self._sampled < SAMPLE:
+            return
+        self._sampled = now
+        self.cursor.poll()
+        if now - self._reported >= interval:
+            self._reported = now
+            on_progress(self.progress(done_bytes(), total, start))
 
     def progress(self, done: int, total: int, start: float) -> Progress:
         c = self.cursor
@@ -137,13 +150,9 @@ class TarProcess:
 
 def _progress_loop(tar: TarProcess, done_bytes: Callable[[], int], total: int,
                    on_progress: ProgressFn | None, interval: float, start: float) -> None:
-    next_event = 0.0
     while tar.proc.poll() is None:
         if on_progress:
-            tar.cursor.poll()
-            if (now := time.monotonic()) >= next_event:
-                next_event = now + interval
-                on_progress(tar.progress(done_bytes(), total, start))
+            tar.tick(done_bytes, total, start, on_progress, interval)
         try:  # not sleep(): tar's end is noticed at once, not up to a whole interval later
             tar.proc.wait(SAMPLE if on_progress else interval)
         except subprocess.TimeoutExpired:
@@ -196,8 +205,8 @@ def stream_tar(spec: TarSpec, *, total: int, scan: TreeScan | None = None,
     start = time.monotonic()
     tar = TarProcess(spec, "-", scan, stdout=subprocess.PIPE)
     done = 0
-    last = sampled = 0.0
-    reader = read_ahead(spec, lambda: done)
+    streamed = lambda: done  # noqa: E731 - tar's position, for the read-ahead and the progress
+    reader = read_ahead(spec, streamed)
     try:
         out = tar.proc.stdout
         assert out is not None
@@ -206,13 +215,8 @@ def stream_tar(spec: TarSpec, *, total: int, scan: TreeScan | None = None,
             if not chunk:
                 break
             done += len(chunk)
-            now = time.monotonic()
-            if on_progress and now - sampled >= SAMPLE:
-                sampled = now
-                tar.cursor.poll()
-                if now - last >= interval:
-                    last = now
-                    on_progress(tar.progress(done, total, start))
+            if on_progress:
+                tar.tick(streamed, total, start, on_progress, interval)
             yield chunk
         tar.wait()
     finally:
