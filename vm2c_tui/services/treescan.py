@@ -3,8 +3,8 @@
 tar's `--verbose` index (a line per file) cost tar ~15 % of its time over a
 warm cache (benchmarks/). Instead, a walk beside tar lists the entries tar will
 archive, in tar's order (pre-order, readdir's order, as GNU tar's default
-`--sort=none`), with tar's exclude rules applied; at each progress tick
-the regular file tar has open (/proc/PID/fd) is looked up in that list, and its
+`--sort=none`), with tar's exclude rules applied; 50 times a second the file
+or directory tar has open (/proc/PID/fd) is looked up in that list, and its
 place there is the number of entries done. Nothing is asked of tar per file.
 """
 
@@ -51,11 +51,12 @@ class TreeScan:
             self._add(b"")
             stack = [self._listing(b"")]
             while stack and not self._stop.is_set():
-                for entry in stack[-1]:
-                    rel = entry[0]
-                    if self.filters.excluded(b"./" + rel) or not self._add_entry(entry):
+                for rel, is_dir, sub_dev, is_socket in stack[-1]:
+                    # excluded first: a socket named .wh.* is still reported; GNU tar skips sockets
+                    if self.filters.excluded(b"./" + rel) or is_socket:
                         continue
-                    if entry[1] and (not self.one_file_system or entry[2] == dev):
+                    self._add(rel)
+                    if is_dir and (not self.one_file_system or sub_dev == dev):
                         stack.append(self._listing(rel))
                         break  # pre-order: the directory's contents before its next sibling
                 else:
@@ -77,12 +78,6 @@ class TreeScan:
                 sock = odd and stat.S_ISSOCK(e.stat(follow_symlinks=False).st_mode)
                 out.append((sub, is_dir, dev, sock))
         return iter(out)
-
-    def _add_entry(self, entry) -> bool:
-        if entry[3]:  # GNU tar skips sockets
-            return False
-        self._add(entry[0])
-        return True
 
     def _add(self, rel: bytes) -> None:
         self.keys += _key(rel)
