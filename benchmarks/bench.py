@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -142,6 +143,20 @@ def root_offset(raw: Path) -> tuple[int, int]:
     raise RuntimeError("no root LV")
 
 
+@contextmanager
+def fresh_mount(raw: Path, off: int, size: int, mnt: Path):
+    """The root LV read-only on a new loop device (a cold ext4 cache), as the recipe does by hand."""
+    loop = sh("losetup", "-f", "--show", "-r", "-o", off, "--sizelimit", size, raw).stdout.decode().strip()
+    try:
+        sh("mount", "-o", "ro,noload", loop, mnt)
+        try:
+            yield mnt
+        finally:
+            sh("umount", mnt)
+    finally:
+        sh("losetup", "-d", loop)
+
+
 def bench_archive(raw: Path, work: Path) -> dict:
     """vm2c archive against plain tar, each reading a freshly mounted filesystem.
 
@@ -154,22 +169,14 @@ def bench_archive(raw: Path, work: Path) -> dict:
     mnt.mkdir()
 
     def on_fresh_mount(cmd_for) -> float:
-        loop = sh("losetup", "-f", "--show", "-r", "-o", off, "--sizelimit", size, raw).stdout.decode().strip()
-        sh("mount", "-o", "ro,noload", loop, mnt)
-        try:
+        with fresh_mount(raw, off, size, mnt):
             return timed(cmd_for(mnt))[0]
-        finally:
-            sh("umount", mnt)
-            sh("losetup", "-d", loop)
 
     out = work / "plain.tar"
     faithful = arc.tar_command(arc.TarSpec(mnt), str(out))
-    loop = sh("losetup", "-f", "--show", "-r", "-o", off, "--sizelimit", size, raw).stdout.decode().strip()
-    sh("mount", "-o", "ro,noload", loop, mnt)
-    data = int(sh("du", "-sb", mnt).stdout.split()[0])
-    files = int(sh("sh", "-c", f"find {mnt} | wc -l").stdout)
-    sh("umount", mnt)
-    sh("losetup", "-d", loop)
+    with fresh_mount(raw, off, size, mnt):
+        data = int(sh("du", "-sb", mnt).stdout.split()[0])
+        files = int(sh("sh", "-c", f"find {mnt} | wc -l").stdout)
     plain, flags, vm2c, peaks, us, us_peaks, noahead, na_peaks = [], [], [], [], [], [], [], []
     no_readahead = {**os.environ, "VM2C_READAHEAD": "0"}
     for _ in range(RUNS):
@@ -322,11 +329,8 @@ def bench_convert(raw: Path, work: Path, driver: str = "overlay2") -> dict:
         (ctx / "Dockerfile").write_text("FROM scratch\nADD img.tar /\nCMD [\"/bin/sh\"]\n")
         subprocess.run(["sync"], check=True)
         t0 = time.monotonic()
-        loop = sh("losetup", "-f", "--show", "-r", "-o", off, "--sizelimit", size, raw).stdout.decode().strip()
-        sh("mount", "-o", "ro,noload", loop, mnt)
-        sh("tar", "-C", mnt, "-cf", ctx / "img.tar", ".")
-        sh("umount", mnt)
-        sh("losetup", "-d", loop)
+        with fresh_mount(raw, off, size, mnt):
+            sh("tar", "-C", mnt, "-cf", ctx / "img.tar", ".")
         t1 = time.monotonic()
         sh("docker", "-H", host, "build", "-q", "-t", "bench/recipe:1", ctx, env=env)
         subprocess.run(["sync"], check=True)
@@ -347,17 +351,12 @@ def bench_convert(raw: Path, work: Path, driver: str = "overlay2") -> dict:
         """The issue's own reference: `tar -cf - . | docker import -` over a fresh mount."""
         subprocess.run(["sync"], check=True)
         t0 = time.monotonic()
-        loop = sh("losetup", "-f", "--show", "-r", "-o", off, "--sizelimit", size, raw).stdout.decode().strip()
-        sh("mount", "-o", "ro,noload", loop, mnt)
-        try:
+        with fresh_mount(raw, off, size, mnt):
             tar = subprocess.Popen(["tar", "-C", mnt, "-cf", "-", "."], stdout=subprocess.PIPE)
             subprocess.run(["docker", "-H", host, "import", "-", "bench/pipe:1"], stdin=tar.stdout, check=True,
                            capture_output=True)
             tar.stdout.close()
             tar.wait()
-        finally:
-            sh("umount", mnt)
-            sh("losetup", "-d", loop)
         subprocess.run(["sync"], check=True)
         res["pipe_import_s"].append(time.monotonic() - t0)
 
