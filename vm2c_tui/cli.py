@@ -31,9 +31,10 @@ def _cmd_doctor(args) -> int:
     if args.json:
         print(json.dumps([c.to_json() for c in res], indent=2))
         return 0
+    width = max(len(c.name) for c in res)
     for c in res:
         mark = "ok " if c.ok else "-- "
-        print(f"{mark} {c.name:15} {c.detail}" + (f"\n      {c.meaning}" if c.meaning else ""))
+        print(f"{mark} {c.name:{width}}  {c.detail}" + (f"\n      {c.meaning}" if c.meaning else ""))
     return 0
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from . import userspace
 from .mount import kernel_filesystems
 from .run import run, which
-from .system import free_space
+from .system import filesystem_of, free_space
 
 
 @dataclass
@@ -64,23 +64,39 @@ def checks(workdir: str = ".") -> list[Check]:
                       ("mtools", ["mcopy", "--version"])):
         v = _version(cmd)
         out.append(Check(tool, bool(v), v or "not found", "" if v else "install it (scripts/setup does)"))
-    out.append(_docker())
+    out += _docker()
     free = free_space(workdir)
     out.append(Check("work dir space", free > 1 << 30, f"{free / (1 << 30):.1f} GiB free in {os.path.abspath(workdir)}",
                      "img.tar needs about the used size of the guest filesystems"))
     return out
 
 
-def _docker() -> Check:
+def _docker() -> list[Check]:
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
         import docker
 
         client = docker.from_env(timeout=5)
         v = client.version()
+        info = client.info()
         client.close()
-        return Check("docker", True, f"{host}: Docker {v.get('Version')} (API {v.get('ApiVersion')})",
-                     "vm2c build/convert can import and run images")
     except Exception as exc:  # any failure means: no usable daemon
-        return Check("docker", False, f"{host}: no answer ({type(exc).__name__})",
-                     "vm2c can still write img.tar and a loadable image archive (--save)")
+        return [Check("docker", False, f"{host}: no answer ({type(exc).__name__})",
+                      "vm2c can still write img.tar and a loadable image archive (--save)")]
+    out = [Check("docker", True, f"{host}: Docker {v.get('Version')} (API {v.get('ApiVersion')})",
+                 "vm2c build/convert can import and run images")]
+    root = info.get("DockerRootDir") or ""
+    if host.startswith("unix://") and os.path.isdir(root):  # a daemon on this machine
+        out.append(_data_root(root, info.get("Driver") or "?"))
+    return out
+
+
+def _data_root(root: str, driver: str) -> Check:
+    fs = filesystem_of(root)
+    detail = f"{root} ({driver}) on {fs.fstype}{' without a journal' if fs.journal is False else ''}, " \
+             f"{fs.free / (1 << 30):.1f} GiB free"
+    meaning = "an imported image needs about the used size of the guest filesystems here"
+    if fs.journal is False:
+        meaning += ("; ext4 without a journal skips the inodes freed in the last minutes, so an import "
+                    "right after deleting a large image can take twice as long or more (README, Benchmarks)")
+    return Check("docker data root", fs.free > 1 << 30, detail, meaning)
