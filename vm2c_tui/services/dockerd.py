@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from ..errors import Vm2cError
 from .run import shell_line, which
 from .session import is_mounted
@@ -53,9 +55,9 @@ class PrivateDockerd:
 
     def start(self, timeout: float = 60) -> str:
         self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        log = open(self.base / "dockerd.log", "ab")
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        with open(self.base / "dockerd.log", "ab") as log:  # dockerd keeps its own copy
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -72,12 +74,21 @@ class PrivateDockerd:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
+            # containerd runs in a session of its own: dockerd stops it, but does not wait for it
+            try:
+                helpers = psutil.Process(self.proc.pid).children(recursive=True)
+            except psutil.Error:
+                helpers = []
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+            _, alive = psutil.wait_procs(helpers, timeout=10)
+            for p in alive:
+                p.kill()
+            psutil.wait_procs(alive, timeout=5)
         # dockerd leaves its netns nsfs (and sometimes layer mounts) mounted
         with open("/proc/self/mountinfo") as f:
             mps = [line.split()[4] for line in f if f" {self.base}/" in line or line.split()[4].startswith(str(self.base))]
