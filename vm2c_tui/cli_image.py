@@ -38,6 +38,7 @@ def _cmd_build(args) -> int:
                         f"layer; archive again without --sparse")
     image.parse_reference(args.tag)
     shell, labels = _dockerfile_settings(dockerfile)
+    image.require_room(tar.stat().st_size, args.method)
     start = time.monotonic()
     if args.method == "dockerfile":
         _warn_dropped_xattrs(tar)
@@ -127,6 +128,7 @@ def _cmd_convert(args) -> int:
             timings["archive"] = round(time.monotonic() - t2, 3)
             print(f"no Docker daemon answered: wrote {save} ({human(save.stat().st_size)}); load it with: {load}")
             return 0
+        image.require_room(prep.expected_bytes, args.method, smoke=not args.no_smoke)
         if args.method == "dockerfile":
             work = conv.session.tempdir("build", base=args.workdir)
             res = conv.write_archive(work, bar)

@@ -7,9 +7,10 @@ import os
 from dataclasses import dataclass
 
 from . import userspace
+from .dataroot import DataRoot, local_data_root
 from .mount import kernel_filesystems
 from .run import run, which
-from .system import filesystem_of, free_space
+from .system import free_space
 
 
 @dataclass
@@ -78,22 +79,21 @@ def _docker() -> list[Check]:
 
         client = docker.from_env(timeout=5)
         v = client.version()
-        info = client.info()
+        root = local_data_root(client, host)
         client.close()
     except Exception as exc:  # any failure means: no usable daemon
         return [Check("docker", False, f"{host}: no answer ({type(exc).__name__})",
                       "vm2c can still write img.tar and a loadable image archive (--save)")]
     out = [Check("docker", True, f"{host}: Docker {v.get('Version')} (API {v.get('ApiVersion')})",
                  "vm2c build/convert can import and run images")]
-    root = info.get("DockerRootDir") or ""
-    if host.startswith("unix://") and os.path.isdir(root):  # a daemon on this machine
-        out.append(_data_root(root, info.get("Driver") or "?"))
+    if root is not None:
+        out.append(_data_root(root))
     return out
 
 
-def _data_root(root: str, driver: str) -> Check:
-    fs = filesystem_of(root)
-    detail = f"{root} ({driver}) on {fs.fstype}{' without a journal' if fs.journal is False else ''}, " \
+def _data_root(root: DataRoot) -> Check:
+    fs = root.fs
+    detail = f"{root.path} ({root.driver}) on {fs.fstype}{' without a journal' if fs.journal is False else ''}, " \
              f"{fs.free / (1 << 30):.1f} GiB free"
     meaning = "an imported image needs about the used size of the guest filesystems here"
     if fs.journal is False:

@@ -95,6 +95,16 @@ def daemon(what: str):
         c.close()
 
 
+def require_room(image_bytes: int, method: str = "import", smoke: bool = True) -> None:
+    """Refuse, before any work, an image the daemon's data root cannot hold (dataroot.py).
+    The Dockerfile route stores it three times: the build context, the ADD's container
+    layer and the committed layer."""
+    from . import dataroot
+
+    with daemon("docker info") as c:
+        dataroot.require_room(c, _host(), image_bytes * (3 if method == "dockerfile" else 1), smoke)
+
+
 def import_stream(chunks: Iterable[bytes], ref: str, changes: list[str]) -> str:
     """`docker import -` from a stream of tar chunks; returns the image id."""
     repo, tag = parse_reference(ref)

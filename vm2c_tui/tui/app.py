@@ -185,6 +185,7 @@ class Vm2cApp(App):
             image.parse_reference(s.tag)
             if not daemon_answers():
                 raise Vm2cError("no Docker daemon answers; save an image archive instead")
+            image.require_room(res.tar.stat().st_size, s.method)
             labels = res.labels
             if s.method == "dockerfile":
                 res.dockerfile.write_text(dockerfile_text(shell, labels))
