@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -145,6 +147,31 @@ def dockerd():
     else:
         os.environ["DOCKER_HOST"] = old
     daemon.stop()
+
+
+@contextlib.contextmanager
+def cramped_dockerd(tmp_path: Path, free_mib: int = 8):
+    """A private dockerd whose data root is its own small filesystem with FREE_MIB left; yields its host."""
+    from vm2c_tui.services.dockerd import PrivateDockerd
+
+    base = tempfile.mkdtemp(prefix="vm2c-test-dr", dir="/tmp")  # short: the socket path must fit
+    img = tmp_path / "cramped.img"
+    subprocess.run(["truncate", "-s", "192M", img], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
+    loop = subprocess.run(["losetup", "-f", "--show", img], check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run(["mount", loop, base], check=True)
+    daemon = PrivateDockerd(base=Path(base) / "d")  # its stop() unmounts everything under its base
+    try:
+        host = daemon.start()
+        st = os.statvfs(base)
+        subprocess.run(["fallocate", "-l", str(st.f_bavail * st.f_frsize - (free_mib << 20)), f"{base}/filler"],
+                       check=True)
+        yield host
+    finally:
+        daemon.stop()
+        subprocess.run(["umount", base], check=True)
+        subprocess.run(["losetup", "-d", loop], check=True)
+        os.rmdir(base)
 
 
 def docker_client():

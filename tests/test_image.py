@@ -7,10 +7,10 @@ import os
 import subprocess
 import tarfile
 import time
-from pathlib import Path
 
+import docker
 import pytest
-from conftest import VM2C, docker_client, fingerprint, vm2c
+from conftest import VM2C, cramped_dockerd, docker_client, fingerprint, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 
 FULL_MOUNTS = {"/": "root", "/var": "var", "/home": "home"}  # /boot is left out by the default preset
@@ -150,41 +150,20 @@ def test_daemon_gone_midway_keeps_the_tar(disks, tmp_path, no_leaks):
 
 
 def test_convert_refuses_an_image_the_daemons_data_root_cannot_hold(disks, tmp_path, no_leaks):
-    """A daemon whose data root (its own small filesystem) has 8 MiB left: convert and build
-    stop before any byte is sent, in one line that says where and how much."""
-    import tempfile
-
-    from vm2c_tui.services.dockerd import PrivateDockerd
-
-    base = tempfile.mkdtemp(prefix="vm2c-test-dr", dir="/tmp")  # short: the socket path must fit
-    img = tmp_path / "small.img"
-    subprocess.run(["truncate", "-s", "192M", img], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
-    loop = subprocess.run(["losetup", "-f", "--show", img], check=True, capture_output=True, text=True).stdout.strip()
-    subprocess.run(["mount", loop, base], check=True)
-    daemon = PrivateDockerd(base=Path(base) / "d")  # its stop() unmounts everything under its base
-    try:
-        env = {**os.environ, "DOCKER_HOST": daemon.start()}
-        free = os.statvfs(base).f_bavail * os.statvfs(base).f_frsize
-        subprocess.run(["fallocate", "-l", str(free - (8 << 20)), f"{base}/filler"], check=True)
-        vm2c("archive", disks.get("demo"), "-o", tmp_path / "out", check=True)
+    """A daemon whose data root has 8 MiB left: convert and build stop before any byte is
+    sent, in one line that says where and how much."""
+    vm2c("archive", disks.get("demo"), "-o", tmp_path / "out", check=True)
+    with cramped_dockerd(tmp_path) as host:
+        env = {**os.environ, "DOCKER_HOST": host}
+        data = host.removeprefix("unix://").rsplit("/", 1)[0] + "/data"
         for args in (["convert", disks.get("demo")], ["build", tmp_path / "out"]):
             proc = vm2c(*args, "--tag", "vm2c-test/full:1", env=env)
             assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
             line, = proc.stderr.strip().splitlines()[-1:]
-            assert f"the Docker data root {base}/d/data has only" in line and "MiB free" in line, line
-        assert docker_client_at(env["DOCKER_HOST"]).images.list() == []
-    finally:
-        daemon.stop()
-        subprocess.run(["umount", base], check=True)
-        subprocess.run(["losetup", "-d", loop], check=True)
-        os.rmdir(base)
-
-
-def docker_client_at(host: str):
-    import docker
-
-    return docker.DockerClient(base_url=host, timeout=60)
+            assert f"the Docker data root {data} has only" in line and "MiB free" in line, line
+        client = docker.DockerClient(base_url=host, timeout=60)
+        assert client.images.list() == []
+        client.close()
 
 
 def test_failed_smoke_test_is_reported_and_the_image_kept(disks, dockerd, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tarfile
 
-from conftest import docker_client
+from conftest import cramped_dockerd, docker_client
 from textual.widgets import Input, Switch
 
 from vm2c_tui.tui import tour
@@ -46,6 +46,26 @@ async def test_whole_flow_to_a_running_image(disks, dockerd, tmp_path, no_leaks)
     assert app.return_code == 0
     img = docker_client().images.get("vm2c-test/tui:flow")
     assert img.labels["org.vm2c.root"] == "demo/root"
+
+
+async def test_build_step_refuses_an_image_the_daemon_cannot_hold(disks, tmp_path, monkeypatch, no_leaks):
+    src = disks.get("demo")
+    app = Vm2cApp(browse_root=str(src.parent))
+    with cramped_dockerd(tmp_path) as host:
+        monkeypatch.setenv("DOCKER_HOST", host)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await tour.to_archive(pilot, str(src), str(tmp_path / "out"))
+            await click(pilot, "#start")
+            await wait_until(pilot, lambda: app.state.archive is not None)
+            await click(pilot, "#next")
+            await tour.reach(pilot, "BuildScreen", "#tag")
+            app.screen.query_one("#tag", Input).value = "vm2c-test/tui:cramped"
+            await click(pilot, "#build")
+            err = app.screen.query_one("#error")
+            await wait_until(pilot, lambda: "Docker data root" in str(err.render()), timeout=60)
+            assert "MiB free" in str(err.render()) and app.state.image is None
+            assert not app.screen.query_one("#build").disabled, "the user can free space and try again"
+            await pilot.press("q")
 
 
 async def test_wizard_archives_with_the_userspace_engine(disks, tmp_path, no_leaks):
