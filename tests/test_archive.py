@@ -171,6 +171,26 @@ def test_interrupt_releases_everything(disks, tmp_path, sig, engine, no_leaks):
     assert sha(src) == before
 
 
+def test_an_interrupt_waits_until_a_started_process_is_held():
+    """Ctrl-C while tar or find is being started is delivered once it is held (so it is
+    killed and its partial file removed), and the child itself gets a normal signal mask."""
+    from vm2c_tui.services.run import die_with_parent, signals_held
+
+    child = None
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            child = subprocess.Popen(["sleep", "30"], preexec_fn=die_with_parent)
+        pytest.fail("the held Ctrl-C was not delivered")
+    try:
+        assert child is not None, "the interrupt came before the process was held"
+        status = open(f"/proc/{child.pid}/status").read()
+        assert "SigBlk:\t0000000000000000" in status
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_sigkill_then_cleanup(disks, tmp_path, no_leaks):
     src = disks.get("full", "vdi")
     before = sha(src)

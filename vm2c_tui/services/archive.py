@@ -28,7 +28,7 @@ from .excludes import Filters, anchored_patterns
 from .guestpath import GuestPathError, GuestRoot
 from .presets import Rule
 from .readahead import ReadAhead
-from .run import die_with_parent, spawn
+from .run import die_with_parent, signals_held, spawn
 from .treescan import TarCursor, TreeScan
 
 CHUNK = 1 << 20  # also tar's record (--blocking-factor=2048)
@@ -185,15 +185,18 @@ def write_tar(spec: TarSpec, dest: Path, *, total: int, scan: TreeScan | None = 
     """tar straight to DEST (no copy through Python); progress from the file's size."""
     partial = dest.with_name(dest.name + ".partial")
     start = time.monotonic()
-    tar = TarProcess(spec, str(partial), scan)
     written = lambda: _size(partial)  # noqa: E731 - tar's position, for the read-ahead and the progress
-    reader = read_ahead(spec, written)
+    tar = reader = None
     try:
+        with signals_held():  # a Ctrl-C now would come between starting tar or find and holding them
+            tar = TarProcess(spec, str(partial), scan)
+            reader = read_ahead(spec, written)
         _progress_loop(tar, written, total, on_progress, interval, start)
         tar.wait()
         os.replace(partial, dest)
     except BaseException:
-        tar.kill()
+        if tar:
+            tar.kill()
         partial.unlink(missing_ok=True)
         raise
     finally:
@@ -217,11 +220,13 @@ def stream_tar(spec: TarSpec, *, total: int, scan: TreeScan | None = None,
                on_progress: ProgressFn | None = None, interval: float = 0.2) -> Iterator[bytes]:
     """The tar as chunks (for `docker import` without a file on disk)."""
     start = time.monotonic()
-    tar = TarProcess(spec, "-", scan, stdout=subprocess.PIPE)
     done = 0
     streamed = lambda: done  # noqa: E731 - tar's position, for the read-ahead and the progress
-    reader = read_ahead(spec, streamed)
+    tar = reader = None
     try:
+        with signals_held():
+            tar = TarProcess(spec, "-", scan, stdout=subprocess.PIPE)
+            reader = read_ahead(spec, streamed)
         out = tar.proc.stdout
         assert out is not None
         while True:
@@ -236,7 +241,8 @@ def stream_tar(spec: TarSpec, *, total: int, scan: TreeScan | None = None,
     finally:
         if reader:
             reader.stop()
-        tar.kill()
+        if tar:
+            tar.kill()
     if on_progress:
         on_progress(tar.progress(done, done, start))
 

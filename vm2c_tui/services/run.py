@@ -17,6 +17,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..errors import Vm2cError
@@ -127,9 +128,26 @@ def text(cmd: Cmd, **kw) -> str:
 
 def die_with_parent() -> None:
     """preexec_fn for tar and find: they must not outlive a vm2c killed with SIGKILL,
-    they would keep the mounts busy."""
+    they would keep the mounts busy. Started under signals_held(), they get a normal mask back."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+@contextmanager
+def signals_held():
+    """Ctrl-C and SIGTERM wait while a process is started and its owner records it: an
+    interrupt in between would leave the process behind, keeping the mounts busy (a loop
+    device then outlives vm2c). Only the main thread receives them, so only there is
+    anything held; they are delivered when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def spawn(cmd: Cmd, **popen_kw) -> subprocess.Popen:
