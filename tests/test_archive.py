@@ -172,8 +172,8 @@ def test_interrupt_releases_everything(disks, tmp_path, sig, engine, no_leaks):
 
 
 def test_an_interrupt_waits_until_a_started_process_is_held():
-    """Ctrl-C while tar or find is being started is delivered once it is held (so it is
-    killed and its partial file removed), and the child itself gets a normal signal mask."""
+    """Ctrl-C while tar, find, a loop device or a mount is being acquired is delivered once
+    vm2c holds it (so it is released), and the process started meanwhile has a normal mask."""
     from vm2c_tui.services.run import die_with_parent, signals_held
 
     child = None

@@ -21,7 +21,7 @@ import psutil
 
 from ..errors import Vm2cError
 from .formats import ImageInfo
-from .run import run, which
+from .run import run, signals_held, which
 from .session import Session, release_loop, release_nbd, release_process
 
 
@@ -86,12 +86,13 @@ def _fuse(session: Session, info: ImageInfo) -> str:
     raw = work / "raw"
     raw.touch(mode=0o600)
     pidfile = work / "qsd.pid"
-    run(qsd_cmd(str(info.path), info.format, str(raw), str(pidfile)),
-        what="qemu-storage-daemon (FUSE raw view)", timeout=60)
-    pid = int(pidfile.read_text().strip())
-    started = psutil.Process(pid).create_time()
-    session.track("process", str(pid), lambda: _stop_qsd(pid, started, raw),
-                  started=started, fuse_file=str(raw), name="qemu-storage-daemon")
+    with signals_held():
+        run(qsd_cmd(str(info.path), info.format, str(raw), str(pidfile)),
+            what="qemu-storage-daemon (FUSE raw view)", timeout=60)
+        pid = int(pidfile.read_text().strip())
+        started = psutil.Process(pid).create_time()
+        session.track("process", str(pid), lambda: _stop_qsd(pid, started, raw),
+                      started=started, fuse_file=str(raw), name="qemu-storage-daemon")
     return str(raw)
 
 
@@ -135,10 +136,11 @@ def _nbd(session: Session, info: ImageInfo) -> str:
     for dev in sorted(glob.glob("/dev/nbd[0-9]*"), key=lambda d: int(d[8:])):
         if os.path.exists(f"/sys/block/{os.path.basename(dev)}/pid"):
             continue
-        proc = run(nbd_cmd(str(info.path), info.format, dev), check=False)
-        if proc.returncode == 0:
-            session.track("nbd", dev, lambda d=dev: release_nbd(d))
-            return dev
+        with signals_held():
+            proc = run(nbd_cmd(str(info.path), info.format, dev), check=False)
+            if proc.returncode == 0:
+                session.track("nbd", dev, lambda d=dev: release_nbd(d))
+                return dev
     raise Vm2cError("no free /dev/nbd device")
 
 
@@ -154,7 +156,8 @@ _OPENERS = {"direct": lambda session, info: str(info.path), "nbd": _nbd, "fuse":
 
 def loop_device(session: Session, raw: str, offset: int, size: int) -> str:
     """A read-only loop device over RAW[offset:offset+size]."""
-    dev = run(losetup_cmd(raw, offset, size), what="losetup").stdout.decode().strip()
     backing = os.path.realpath(raw)
-    session.track("loop", dev, lambda: release_loop(dev, backing), backing=backing)
+    with signals_held():
+        dev = run(losetup_cmd(raw, offset, size), what="losetup").stdout.decode().strip()
+        session.track("loop", dev, lambda: release_loop(dev, backing), backing=backing)
     return dev

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import Vm2cError
-from .run import run
+from .run import run, signals_held
 from .session import Session, release_mount
 
 BASE_OPTS = "ro,nosuid,nodev,noexec"
@@ -43,15 +43,17 @@ def mount_ro(session: Session, dev: str, fstype: str, target: Path, subvol: str 
     if subvol and ("," in subvol or "\n" in subvol):
         raise Vm2cError(f"btrfs subvolume name {subvol!r} cannot be passed as a mount option")
     target.mkdir(parents=True, exist_ok=True)
-    run(mount_cmd(dev, fstype, str(target), subvol), what=f"mount {fstype}")
-    session.track("mount", str(target), lambda: release_mount(str(target)))
+    with signals_held():
+        run(mount_cmd(dev, fstype, str(target), subvol), what=f"mount {fstype}")
+        session.track("mount", str(target), lambda: release_mount(str(target)))
     return target
 
 
 def bind_ro(session: Session, src: Path, target: Path) -> None:
     """Overlay SRC on TARGET inside our private tree (used for sanitised files)."""
-    run(["mount", "--bind", str(src), str(target)], what="bind mount")
-    session.track("mount", str(target), lambda: release_mount(str(target)))
+    with signals_held():
+        run(["mount", "--bind", str(src), str(target)], what="bind mount")
+        session.track("mount", str(target), lambda: release_mount(str(target)))
     run(["mount", "-o", "remount,bind,ro", str(target)], check=False)
 
 

@@ -128,26 +128,31 @@ def text(cmd: Cmd, **kw) -> str:
 
 def die_with_parent() -> None:
     """preexec_fn for tar and find: they must not outlive a vm2c killed with SIGKILL,
-    they would keep the mounts busy. Started under signals_held(), they get a normal mask back."""
+    they would keep the mounts busy."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
 @contextmanager
 def signals_held():
-    """Ctrl-C and SIGTERM wait while a process is started and its owner records it: an
-    interrupt in between would leave the process behind, keeping the mounts busy (a loop
-    device then outlives vm2c). Only the main thread receives them, so only there is
-    anything held; they are delivered when the block ends."""
+    """Ctrl-C and SIGTERM wait while a resource is acquired and recorded (a loop device, a
+    mount, tar): an interrupt in between would leave it behind, unknown to `vm2c cleanup`.
+    They are noted by a handler, not blocked, so the processes started meanwhile keep a
+    normal signal mask, and delivered again when the block ends. Only the main thread
+    receives signals, so only there is anything held."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    pending: list[int] = []
+    before = {s: signal.signal(s, lambda signum, _frame: pending.append(signum))
+              for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def spawn(cmd: Cmd, **popen_kw) -> subprocess.Popen:

@@ -24,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from ..errors import Vm2cError
-from .run import run
+from .run import run, signals_held
 
 
 def state_dir() -> Path:
@@ -94,9 +94,10 @@ class Session(contextlib.ExitStack):
 
     # -- common resources --------------------------------------------------
     def tempdir(self, label: str = "work", base: str | None = None) -> Path:
-        path = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{label}-", dir=base))
-        os.chmod(path, 0o700)
-        self.track("tempdir", str(path), lambda: release_tempdir(str(path)))
+        with signals_held():
+            path = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{label}-", dir=base))
+            os.chmod(path, 0o700)
+            self.track("tempdir", str(path), lambda: release_tempdir(str(path)))
         return path
 
 
