@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,13 @@ def no_leaks():
     for key in before:
         new = sorted(set(after[key]) - set(before[key]))
         assert not new, f"left behind ({key}): {new}"
+
+
+def sigint_default() -> None:
+    """preexec_fn for a vm2c the test will Ctrl-C: a shell that starts the suite in the
+    background leaves SIGINT ignored, children inherit that, and Python then raises no
+    KeyboardInterrupt at all (vm2c rightly keeps an ignored SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def fingerprint(path) -> tuple[str, int]:

@@ -11,7 +11,7 @@ import tarfile
 import time
 
 import pytest
-from conftest import VM2C, fingerprint, vm2c
+from conftest import VM2C, fingerprint, sigint_default, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 
 FULL_MOUNTS = {"/": "root", "/boot": "boot", "/var": "var", "/home": "home"}
@@ -24,8 +24,7 @@ def _slow_archive(src, out, engine: str = "kernel") -> subprocess.Popen:
     """vm2c archive with tar throttled, returned once img.tar.partial exists."""
     env = {**os.environ, "VM2C_SLOW_TAR": "1"}
     proc = subprocess.Popen([*VM2C, "archive", src, "-o", out, "--preset", "none", "--engine", engine],
-                            stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, env=env)
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, preexec_fn=sigint_default)
     _wait_for_partial(out, proc)
     return proc
 
@@ -177,11 +176,15 @@ def test_an_interrupt_waits_until_a_started_process_is_held():
     from vm2c_tui.services.run import die_with_parent, signals_held
 
     child = None
-    with pytest.raises(KeyboardInterrupt):
-        with signals_held():
-            os.kill(os.getpid(), signal.SIGINT)
-            child = subprocess.Popen(["sleep", "30"], preexec_fn=die_with_parent)
-        pytest.fail("the held Ctrl-C was not delivered")
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # see sigint_default
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                child = subprocess.Popen(["sleep", "30"], preexec_fn=die_with_parent)
+            pytest.fail("the held Ctrl-C was not delivered")
+    finally:
+        signal.signal(signal.SIGINT, before)
     try:
         assert child is not None, "the interrupt came before the process was held"
         status = open(f"/proc/{child.pid}/status").read()
