@@ -158,27 +158,44 @@ def dockerd():
 
 
 @contextlib.contextmanager
+def mounted_ext4(img: Path, mnt: str | Path, size: str = "64M", *mkfs_opts: str):
+    """A fresh ext4 in IMG on a loop device, mounted at MNT; yields the loop device."""
+    subprocess.run(["truncate", "-s", size, img], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", *mkfs_opts, img], check=True)
+    loop = subprocess.run(["losetup", "-f", "--show", img], check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        subprocess.run(["mount", loop, mnt], check=True)
+        try:
+            yield loop
+        finally:
+            subprocess.run(["umount", mnt], check=True)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=True)
+
+
+def data_root(host: str) -> str:
+    """A PrivateDockerd's data root, from its socket's address."""
+    return host.removeprefix("unix://").rsplit("/", 1)[0] + "/data"
+
+
+@contextlib.contextmanager
 def cramped_dockerd(tmp_path: Path, free_mib: int = 8):
     """A private dockerd whose data root is its own small filesystem with FREE_MIB left; yields its host."""
     from vm2c_tui.services.dockerd import PrivateDockerd
 
     base = tempfile.mkdtemp(prefix="vm2c-test-dr", dir="/tmp")  # short: the socket path must fit
-    img = tmp_path / "cramped.img"
-    subprocess.run(["truncate", "-s", "192M", img], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", img], check=True)
-    loop = subprocess.run(["losetup", "-f", "--show", img], check=True, capture_output=True, text=True).stdout.strip()
-    subprocess.run(["mount", loop, base], check=True)
-    daemon = PrivateDockerd(base=Path(base) / "d")  # its stop() unmounts everything under its base
     try:
-        host = daemon.start()
-        st = os.statvfs(base)
-        subprocess.run(["fallocate", "-l", str(st.f_bavail * st.f_frsize - (free_mib << 20)), f"{base}/filler"],
-                       check=True)
-        yield host
+        with mounted_ext4(tmp_path / "cramped.img", base, "192M"):
+            daemon = PrivateDockerd(base=Path(base) / "d")  # its stop() unmounts everything under its base
+            try:
+                host = daemon.start()
+                st = os.statvfs(base)
+                subprocess.run(["fallocate", "-l", str(st.f_bavail * st.f_frsize - (free_mib << 20)),
+                                f"{base}/filler"], check=True)
+                yield host
+            finally:
+                daemon.stop()
     finally:
-        daemon.stop()
-        subprocess.run(["umount", base], check=True)
-        subprocess.run(["losetup", "-d", loop], check=True)
         os.rmdir(base)
 
 

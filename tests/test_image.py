@@ -10,7 +10,7 @@ import time
 
 import docker
 import pytest
-from conftest import VM2C, cramped_dockerd, docker_client, fingerprint, vm2c
+from conftest import VM2C, cramped_dockerd, data_root, docker_client, fingerprint, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 
 FULL_MOUNTS = {"/": "root", "/var": "var", "/home": "home"}  # /boot is left out by the default preset
@@ -155,7 +155,7 @@ def test_convert_refuses_an_image_the_daemons_data_root_cannot_hold(disks, tmp_p
     vm2c("archive", disks.get("demo"), "-o", tmp_path / "out", check=True)
     with cramped_dockerd(tmp_path) as host:
         env = {**os.environ, "DOCKER_HOST": host}
-        data = host.removeprefix("unix://").rsplit("/", 1)[0] + "/data"
+        data = data_root(host)
         for args in (["convert", disks.get("demo")], ["build", tmp_path / "out"]):
             proc = vm2c(*args, "--tag", "vm2c-test/full:1", env=env)
             assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr

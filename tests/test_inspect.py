@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import fingerprint, vm2c
+from conftest import data_root, fingerprint, mounted_ext4, vm2c
 
 from vm2c_tui.diskbuilder.layout import stable_uuid
 
@@ -164,19 +164,10 @@ def test_doctor_lists_the_machine(tmp_path):
 def test_filesystem_journal_is_read_from_the_kernel(tmp_path, journal, no_leaks):
     from vm2c_tui.services.system import filesystem_of
 
-    img, mnt = tmp_path / "fs.img", tmp_path / "mnt"
+    mnt = tmp_path / "mnt"
     mnt.mkdir()
-    subprocess.run(["truncate", "-s", "64M", img], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", *([] if journal else ["-O", "^has_journal"]), img], check=True)
-    loop = subprocess.run(["losetup", "-f", "--show", img], check=True, capture_output=True, text=True).stdout.strip()
-    try:
-        subprocess.run(["mount", loop, mnt], check=True)
-        try:
-            fs = filesystem_of(str(mnt))
-        finally:
-            subprocess.run(["umount", mnt], check=True)
-    finally:
-        subprocess.run(["losetup", "-d", loop], check=True)
+    with mounted_ext4(tmp_path / "fs.img", mnt, "64M", *([] if journal else ["-O", "^has_journal"])) as loop:
+        fs = filesystem_of(str(mnt))
     assert (fs.fstype, f"/dev/{fs.device}", fs.journal) == ("ext4", loop, journal)
     assert 40 << 20 < fs.free < 64 << 20
 
@@ -186,7 +177,7 @@ def test_doctor_reports_the_daemons_data_root(tmp_path, dockerd):
 
     doc = json.loads(vm2c("doctor", "--json", "--workdir", tmp_path, check=True).stdout)
     check = {c["name"]: c for c in doc}["docker data root"]
-    root = dockerd.removeprefix("unix://").rsplit("/", 1)[0] + "/data"
+    root = data_root(dockerd)
     fs = filesystem_of(root)
     assert check["ok"] is True and check["detail"].startswith(f"{root} (")
     assert f"on {fs.fstype}" in check["detail"]

@@ -77,7 +77,7 @@ def filesystem_of(path: str) -> Filesystem:
         device = os.path.basename(os.readlink(f"/sys/dev/block/{dev}"))
     except OSError:
         device = ""
-    return Filesystem(fstype, device, psutil.disk_usage(path).free, _journal(fstype, device))
+    return Filesystem(fstype, device, free_space(path), _journal(fstype, device))
 
 
 def _journal(fstype: str, device: str) -> bool | None:
