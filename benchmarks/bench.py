@@ -313,10 +313,7 @@ def journaled_fs(work: Path, size_gib: int = 16):
             try:
                 yield mnt
             finally:
-                for _ in range(50):  # dockerd's lazily detached layer mounts keep it busy briefly
-                    if subprocess.run(["umount", mnt], capture_output=True).returncode == 0:
-                        break
-                    time.sleep(0.2)
+                sh("umount", mnt)
         finally:
             sh("losetup", "-d", loop)
     finally:
