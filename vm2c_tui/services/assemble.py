@@ -17,6 +17,7 @@ from .attach import RawView, loop_device
 from .guestpath import GuestPathError, GuestRoot
 from .model import Inspection, Volume
 from .mount import bind_ro, can_mount, mount_ro
+from .pagecache import direct_io_pays
 from .resolve import resolve_spec, subvol_of
 from .run import run
 from .session import Session
@@ -126,7 +127,8 @@ def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembl
                 continue
         if plan.via == "mount":
             if plan.fs_id not in loops:
-                loops[plan.fs_id] = loop_device(session, view.path, plan.offset, plan.size)
+                loops[plan.fs_id] = loop_device(session, view.path, plan.offset, plan.size,
+                                                direct_io_pays(view.path, plan.offset, plan.size))
             mount_ro(session, loops[plan.fs_id], plan.fstype, target, plan.subvol)
         else:
             staged = _mtools_copy(session, view.path, plan)

@@ -114,8 +114,12 @@ def copy_cmd(image: str, fmt: str, raw: str) -> list[str]:
     return ["qemu-img", "convert", "-f", fmt, "-O", "raw", "-S", "64k", image, raw]
 
 
-def losetup_cmd(raw: str, offset: int, size: int) -> list[str]:
-    return ["losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), raw]
+def losetup_cmd(raw: str, offset: int, size: int, direct_io: bool = False) -> list[str]:
+    # 512-byte sectors as without direct I/O (newer kernels would take the host disk's, and a
+    # 4Kn host would then refuse a 1 KiB-block filesystem); where the host disk or the offset
+    # does not fit that, the kernel quietly reads buffered
+    dio = ["--direct-io=on", "--sector-size", "512"] if direct_io else []
+    return ["losetup", "-f", "--show", "-r", *dio, "-o", str(offset), "--sizelimit", str(size), raw]
 
 
 def _stop_qsd(pid: int, started: float, raw: Path) -> None:
@@ -154,10 +158,11 @@ def _copy(session: Session, info: ImageInfo) -> str:
 _OPENERS = {"direct": lambda session, info: str(info.path), "nbd": _nbd, "fuse": _fuse, "copy": _copy}
 
 
-def loop_device(session: Session, raw: str, offset: int, size: int) -> str:
-    """A read-only loop device over RAW[offset:offset+size]."""
+def loop_device(session: Session, raw: str, offset: int, size: int, direct_io: bool = False) -> str:
+    """A read-only loop device over RAW[offset:offset+size] (pagecache.direct_io_pays says
+    when DIRECT_IO is worth asking for)."""
     backing = os.path.realpath(raw)
     with signals_held():
-        dev = run(losetup_cmd(raw, offset, size), what="losetup").stdout.decode().strip()
+        dev = run(losetup_cmd(raw, offset, size, direct_io), what="losetup").stdout.decode().strip()
         session.track("loop", dev, lambda: release_loop(dev, backing), backing=backing)
     return dev

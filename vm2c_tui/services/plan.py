@@ -15,6 +15,7 @@ from .assemble import mtools_cmd
 from .attach import available_methods, copy_cmd, losetup_cmd, nbd_cmd, qsd_cmd
 from .formats import identify
 from .mount import mount_cmd
+from .pagecache import direct_io_pays
 from .presets import SANITIZE, live_rules, rules
 from .run import ShellVar, shell_line
 
@@ -62,7 +63,8 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
         if p.via == "mount":
             if p.fs_id not in loops:  # one loop device per filesystem, as assemble() does
                 loops[p.fs_id] = var = f"LOOP{i}"
-                lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size))})")
+                dio = method == "direct" and direct_io_pays(raw, p.offset, p.size)
+                lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size, dio))})")
                 undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
             lines.append(shell_line(mount_cmd(ShellVar(loops[p.fs_id]), p.fstype, target, p.subvol)))
         else:
