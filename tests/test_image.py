@@ -7,6 +7,7 @@ import os
 import subprocess
 import tarfile
 import time
+from pathlib import Path
 
 import docker
 import pytest
@@ -127,6 +128,23 @@ def test_export_slimming_loop(disks, dockerd, tmp_path):
     out = c.containers.run("vm2c-test/slim:thin", ["ls", "/usr/share"], network_mode="none", remove=True)
     assert b"doc" not in out
     ctr.remove()
+
+
+def test_private_daemon_from_a_relative_directory(tmp_path, monkeypatch):
+    """The demo's and the tests' daemon: a relative base once gave containerd a relative socket
+    address it could not dial, and the failed start left the data root mounted."""
+    from vm2c_tui.errors import Vm2cError
+    from vm2c_tui.services.dockerd import PrivateDockerd, daemon_answers
+
+    monkeypatch.chdir(tmp_path)
+    daemon = PrivateDockerd(base=Path("d"))
+    try:
+        assert daemon_answers(daemon.start(30))
+    finally:
+        daemon.stop()
+    assert str(tmp_path) not in Path("/proc/self/mounts").read_text() and not Path("d").exists()
+    with pytest.raises(Vm2cError, match="too long a directory"):
+        PrivateDockerd(base=tmp_path / ("x" * 100)).start()
 
 
 def test_daemon_gone_midway_keeps_the_tar(disks, tmp_path, no_leaks):

@@ -36,7 +36,8 @@ def daemon_answers(host: str | None = None, timeout: float = 3) -> bool:
 class PrivateDockerd:
     def __init__(self, base: Path | None = None, storage_driver: str = "overlay2"):
         # short path: the socket path must fit in 108 bytes
-        self.base = Path(base or tempfile.mkdtemp(prefix="vm2c-dockerd-", dir="/tmp"))
+        # absolute: containerd cannot dial a relative unix:// address
+        self.base = Path(base or tempfile.mkdtemp(prefix="vm2c-dockerd-", dir="/tmp")).absolute()
         self.storage_driver = storage_driver
         self.proc: subprocess.Popen | None = None
 
@@ -54,6 +55,8 @@ class PrivateDockerd:
                 "--bridge=none"]
 
     def start(self, timeout: float = 60) -> str:
+        if len(os.fsencode(self.host.removeprefix("unix://"))) > 107:  # sun_path holds 108 bytes with the NUL
+            raise Vm2cError(f"{self.base}: too long a directory for the daemon's socket; take a shorter one")
         self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.base / "dockerd.log", "ab") as log:  # dockerd keeps its own copy
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
@@ -62,6 +65,7 @@ class PrivateDockerd:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = (self.base / "dockerd.log").read_text(errors="replace").strip().splitlines()[-3:]
+                self._unmount()  # a daemon that gave up may have mounted its data root already
                 if self.storage_driver != "vfs":  # overlay2 not offered here: fall back
                     self.storage_driver = "vfs"
                     return self.start(timeout)
@@ -89,13 +93,16 @@ class PrivateDockerd:
             for p in alive:
                 p.kill()
             psutil.wait_procs(alive, timeout=5)
-        # dockerd leaves its netns nsfs (and sometimes layer mounts) mounted
+        self._unmount()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def _unmount(self) -> None:
+        """dockerd leaves its netns nsfs (and sometimes layer mounts) mounted."""
         with open("/proc/self/mountinfo") as f:
             mps = [line.split()[4] for line in f if f" {self.base}/" in line or line.split()[4].startswith(str(self.base))]
         for mp in sorted(mps, key=len, reverse=True):
             if is_mounted(mp):
                 subprocess.run(["umount", "-l", mp], capture_output=True)
-        shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> PrivateDockerd:
         self.start()
