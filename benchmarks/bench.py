@@ -11,7 +11,8 @@ holds a copy of this machine's /usr/share and /usr/lib/x86_64-linux-gnu
      and what each raw view (fuse, copy) costs for qcow2, vdi and vmdk;
   3. vm2c convert --method import vs the classic recipe (tar to a file, then
      docker build FROM scratch + ADD) and vs `docker import` of a ready tar, with
-     the daemon's data root on a fresh journaled ext4 (journaled_fs says why);
+     the daemon's data root on a fresh journaled ext4 (journaled_fs says why), the
+     image cold (page cache dropped before each step; `convert-overlay2-warm`: cached);
   4. the user-space engine (--engine userspace) against the kernel route, per format.
 Writes benchmarks/results.json (merged, so `--only=archive,progress` re-measures a part)
 and benchmarks/results.md. Do not run tests at the same time: the figures are wall-clock.
@@ -99,6 +100,20 @@ def timed(cmd, env=None, durable: bool = False) -> tuple[float, int]:
     return time.monotonic() - start, peak
 
 
+def drop_caches() -> None:
+    """Empty the page cache, as for an image that has just arrived (copied off a hypervisor,
+    a VM that ran with cache=none): the common case for a first conversion."""
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("3")
+
+
+def warm_region(raw: Path, off: int, size: int) -> None:
+    """Read RAW[off:off+size] into the page cache (the root LV only: not 20 GiB of holes)."""
+    with open(raw, "rb", buffering=0) as f:
+        for pos in range(off, off + size, 8 << 20):
+            os.pread(f.fileno(), min(8 << 20, off + size - pos), pos)
+
+
 def disk_stat(path: Path) -> list[int]:
     st = os.stat(path)
     return [int(x) for x in Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/stat")
@@ -162,7 +177,8 @@ def bench_archive(raw: Path, work: Path) -> dict:
     """vm2c archive against plain tar, each reading a freshly mounted filesystem.
 
     vm2c always mounts afresh (a new loop device starts with a cold ext4 page cache),
-    so the baseline does too; the backing file's pages stay cached for both."""
+    so the baseline does too. The image file itself is cold for the `cold_` rows (page cache
+    dropped: a disk that has just arrived) and cached for the others."""
     from vm2c_tui.services import archive as arc
 
     off, size = root_offset(raw)
@@ -179,21 +195,38 @@ def bench_archive(raw: Path, work: Path) -> dict:
         data = int(sh("du", "-sb", mnt).stdout.split()[0])
         files = int(sh("sh", "-c", f"find {mnt} | wc -l").stdout)
     plain, flags, vm2c, peaks, us, us_peaks, noahead, na_peaks = [], [], [], [], [], [], [], []
+    cold_plain, cold_vm2c, cold_buffered = [], [], []
     no_readahead = {**os.environ, "VM2C_READAHEAD": "0"}
+    buffered = {**os.environ, "VM2C_LOOP_DIRECT_IO": "0"}
+
+    def vm2c_archive(engine: str = "kernel", env=None) -> tuple[float, int]:
+        res = timed([*VM2C, "archive", raw, "-o", work / "v", "--no-fstab", "--preset", "none",
+                     "--no-sanitize", "--engine", engine], env=env)
+        shutil.rmtree(work / "v")
+        return res
+
     for _ in range(RUNS):
+        # a cold image: vm2c's loop device reads it with direct I/O (pagecache.py), or is made not to
+        drop_caches()
+        cold_plain.append(on_fresh_mount(lambda m: ["sh", "-c", f"tar -C {m} -cf - . | cat > {out}"]))
+        out.unlink()
+        drop_caches()
+        cold_vm2c.append(vm2c_archive()[0])
+        drop_caches()
+        cold_buffered.append(vm2c_archive(env=buffered)[0])
+        warm_region(raw, off, size)  # the other rows: the image cached, as after a first run
         plain.append(on_fresh_mount(lambda m: ["sh", "-c", f"tar -C {m} -cf - . | cat > {out}"]))
         out.unlink()
         flags.append(on_fresh_mount(lambda m: faithful))
         out.unlink()
         for engine, env, times, pk in (("kernel", None, vm2c, peaks), ("kernel", no_readahead, noahead, na_peaks),
                                        ("userspace", None, us, us_peaks)):
-            t, peak = timed([*VM2C, "archive", raw, "-o", work / "v", "--no-fstab", "--preset", "none",
-                             "--no-sanitize", "--engine", engine], env=env)
+            t, peak = vm2c_archive(engine, env)
             times.append(t)
             pk.append(peak)
-            tar_size = (work / "v" / "img.tar").stat().st_size
-            shutil.rmtree(work / "v")
-    return {"data_bytes": data, "files": files, "tar_bytes": tar_size, "plain_tar_s": median(plain),
+    return {"data_bytes": data, "files": files, "plain_tar_s": median(plain),
+            "cold_plain_tar_s": median(cold_plain), "cold_vm2c_archive_s": median(cold_vm2c),
+            "cold_vm2c_buffered_s": median(cold_buffered), "cold_runs": [cold_plain, cold_vm2c, cold_buffered],
             "faithful_tar_s": median(flags), "vm2c_archive_s": median(vm2c),
             "throughput_ratio": median(plain) / median(vm2c), "vs_faithful_ratio": median(flags) / median(vm2c),
             "vm2c_peak_rss_mb": max(peaks) / 2**20, "vm2c_archive_us_s": median(us),
@@ -321,20 +354,23 @@ def journaled_fs(work: Path, size_gib: int = 16):
         mnt.rmdir()
 
 
-def bench_convert(raw: Path, work: Path, driver: str = "overlay2", host_fs: bool = False) -> dict:
+def bench_convert(raw: Path, work: Path, driver: str = "overlay2", host_fs: bool = False,
+                  cold: bool = False) -> dict:
     """Every time here ends with `sync` (durable: the image is on disk). dockerd syncs the whole
     filesystem under its data root whenever it creates a container (moby/moby#47630), so without
     it a step that starts a container (vm2c's smoke test, the recipe's ADD) pays for flushing its
     own writes and one that doesn't (a bare import) leaves them to the next step.
     The daemon's data root lives on journaled_fs, or with HOST_FS on this machine's own root
-    filesystem, as before; the recipe's img.tar stays on the root filesystem either way."""
+    filesystem, as before; the recipe's img.tar stays on the root filesystem either way.
+    COLD empties the page cache before every step (drop_caches), except the ready tar of the
+    floor, which is read back in first: the floor stays the daemon's work alone."""
     if host_fs:
-        return _bench_convert(raw, work, work, driver, f"{driver}-hostfs")
+        return _bench_convert(raw, work, work, driver, f"{driver}-hostfs", cold)
     with journaled_fs(work) as fs:
-        return _bench_convert(raw, work, fs, driver, driver)
+        return _bench_convert(raw, work, fs, driver, driver if cold else f"{driver}-warm", cold)
 
 
-def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str) -> dict:
+def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str, cold: bool) -> dict:
     daemon = PrivateDockerd(base=Path(tempfile.mkdtemp(prefix="vm2c-dockerd-", dir=fs)), storage_driver=driver)
     host = daemon.start()
     env = {**os.environ, "DOCKER_HOST": host, "DOCKER_BUILDKIT": "0"}
@@ -351,13 +387,16 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str) -> di
     mnt = work / "mnt2"
     mnt.mkdir()
     res = {"vm2c_convert_s": [], "vm2c_convert_nosmoke_s": [], "vm2c_convert_us_s": [], "recipe_s": [],
+           "vm2c_convert_other_io_s": [],
            "recipe_tar_s": [], "recipe_build_s": [], "import_file_s": [], "pipe_import_s": [], "settle_s": []}
 
-    def vm2c_convert(key: str, tag: str, *extra: str):
+    def vm2c_convert(key: str, tag: str, *extra: str, env=env):
         def step():
             res[key].append(timed([*VM2C, "convert", raw, "--tag", tag, "--no-fstab", "--preset", "none",
                                    "--no-sanitize", *extra], env=env, durable=True)[0])
         return step
+    # the loop device's other way of reading the image than the one vm2c picks (pagecache.py)
+    other_io = {**env, "VM2C_LOOP_DIRECT_IO": "0" if cold else "1"}
 
     def recipe():
         # the classic recipe: mount, tar cf img.tar, docker build FROM scratch + ADD
@@ -377,6 +416,9 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str) -> di
         res["recipe_build_s"].append(t2 - t1)
         wipe()
         settle()
+        if cold:
+            drop_caches()
+            subprocess.run(["cat", ctx / "img.tar"], stdout=subprocess.DEVNULL, check=True)
         t3 = time.monotonic()
         with open(ctx / "img.tar", "rb") as f:
             client.api.import_image(src=f, repository="bench/import", tag="1")
@@ -407,12 +449,14 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str) -> di
     steps = [vm2c_convert("vm2c_convert_s", "bench/vm2c:1"),
              vm2c_convert("vm2c_convert_nosmoke_s", "bench/vm2c:2", "--no-smoke"),
              vm2c_convert("vm2c_convert_us_s", "bench/vm2c:3", "--engine", "userspace"),
-             recipe, pipe_import]
+             vm2c_convert("vm2c_convert_other_io_s", "bench/vm2c:4", env=other_io), recipe, pipe_import]
     try:
         for i in range(RUNS):  # rotate the order, so no step always follows the same one
             for step in steps[i % len(steps):] + steps[:i % len(steps)]:
                 wipe()
                 settle()
+                if cold:
+                    drop_caches()
                 step()
     finally:
         client.close()
@@ -427,11 +471,12 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str) -> di
     out["nosmoke_vs_pipe"] = out["vm2c_convert_nosmoke_s"] / out["pipe_import_s"]
     out["us_vs_recipe"] = out["vm2c_convert_us_s"] / out["recipe_s"]
     out["us_vs_import_floor"] = out["vm2c_convert_us_s"] / out["import_file_s"]
+    out["cold"] = cold
     return {f"{key}:{k}": v for k, v in out.items()}
 
 
 PARTS = ("inspect", "archive", "progress", "views", "convert-overlay2", "convert-vfs", "userspace")
-EXTRA = ("convert-overlay2-hostfs", "convert-vfs-hostfs")  # only when named in --only
+EXTRA = ("convert-overlay2-warm", "convert-overlay2-hostfs", "convert-vfs-hostfs")  # only when named in --only
 
 
 def main() -> int:
@@ -452,8 +497,9 @@ def main() -> int:
         work = Path(t)
         steps = {"inspect": lambda: bench_inspect(raw), "archive": lambda: bench_archive(raw, work),
                  "progress": lambda: bench_progress(raw, work), "views": lambda: bench_views(raw, work),
-                 "convert-overlay2": lambda: bench_convert(raw, work, "overlay2"),
-                 "convert-vfs": lambda: bench_convert(raw, work, "vfs"),
+                 "convert-overlay2": lambda: bench_convert(raw, work, "overlay2", cold=True),
+                 "convert-overlay2-warm": lambda: bench_convert(raw, work, "overlay2"),
+                 "convert-vfs": lambda: bench_convert(raw, work, "vfs", cold=True),
                  "convert-overlay2-hostfs": lambda: bench_convert(raw, work, "overlay2", host_fs=True),
                  "convert-vfs-hostfs": lambda: bench_convert(raw, work, "vfs", host_fs=True),
                  "userspace": lambda: bench_userspace(raw, work)}
@@ -514,37 +560,47 @@ def render(r: dict) -> str:
         lines.append(f"| [user space] archive from {fmt}: {u:.2f} s vs kernel route {k:.2f} s "
                      f"({u / k:.2f} x), file data {r['data_bytes'] / u / 1e6:.0f} MB/s, "
                      f"peak {r[f'us_{fmt}_peak_mb']:.0f} MB | {u / k:.2f} x | {target}; < 200 MB |")
-    for d in ("overlay2", "vfs", "overlay2-hostfs", "vfs-hostfs"):
+    lines += [
+        f"| [cold image] plain `tar -cf - . \\| cat > FILE` | {r['cold_plain_tar_s']:.2f} s | |",
+        f"| [cold image] `vm2c archive --engine kernel` (loop device with direct I/O) "
+        f"| {r['cold_vm2c_archive_s']:.2f} s ({100 * r['cold_plain_tar_s'] / r['cold_vm2c_archive_s']:.0f} % "
+        f"of plain tar's throughput) | >= 90 % |",
+        f"| [cold image] the same with `VM2C_LOOP_DIRECT_IO=0` | {r['cold_vm2c_buffered_s']:.2f} s | |",
+    ] if "cold_plain_tar_s" in r else []
+    for d in ("overlay2", "overlay2-warm", "vfs", "overlay2-hostfs", "vfs-hostfs"):
         if f"{d}:recipe_s" not in r:
             continue
         def g(k: str, d: str = d) -> float:
             return r[f"{d}:{k}"]
+        lab = f"{d}, cold image" if r.get(f"{d}:cold") else d
 
         lines += [
-            f"| [{d}] classic recipe (tar to file {g('recipe_tar_s'):.1f} s + docker build "
+            f"| [{lab}] classic recipe (tar to file {g('recipe_tar_s'):.1f} s + docker build "
             f"{g('recipe_build_s'):.1f} s) | {g('recipe_s'):.2f} s | |",
-            f"| [{d}] `docker import` of the ready tar (floor) | {g('import_file_s'):.2f} s | |",
-            f"| [{d}] `vm2c convert --method import` | {g('vm2c_convert_s'):.2f} s | |",
-            f"| [{d}] convert / recipe | {g('convert_vs_recipe'):.2f} | <= 0.4 |",
-            f"| [{d}] convert / import floor | {g('convert_vs_import_floor'):.2f} | <= 1.2 |",
+            f"| [{lab}] `docker import` of the ready tar (floor) | {g('import_file_s'):.2f} s | |",
+            f"| [{lab}] `vm2c convert --method import` | {g('vm2c_convert_s'):.2f} s | |",
+            *([f"| [{lab}] the same with `VM2C_LOOP_DIRECT_IO={0 if g('cold') else 1}` (the loop device's other "
+               f"way to read) | {g('vm2c_convert_other_io_s'):.2f} s | |"] if f"{d}:cold" in r else []),
+            f"| [{lab}] convert / recipe | {g('convert_vs_recipe'):.2f} | <= 0.4 |",
+            f"| [{lab}] convert / import floor | {g('convert_vs_import_floor'):.2f} | <= 1.2 |",
         ]
         if f"{d}:pipe_import_s" in r:
             lines += [
-                f"| [{d}] `tar -cf - . \\| docker import -` over a fresh mount (the issue's reference) "
+                f"| [{lab}] `tar -cf - . \\| docker import -` over a fresh mount (the issue's reference) "
                 f"| {g('pipe_import_s'):.2f} s ({g('pipe_import_s') / g('recipe_s'):.2f} x recipe) | |",
-                f"| [{d}] convert / that pipe | {g('convert_vs_pipe'):.2f} (--no-smoke {g('nosmoke_vs_pipe'):.2f}) | |",
+                f"| [{lab}] convert / that pipe | {g('convert_vs_pipe'):.2f} (--no-smoke {g('nosmoke_vs_pipe'):.2f}) | |",
             ]
         if f"{d}:vm2c_convert_nosmoke_s" in r:
             lines += [
-                f"| [{d}] `vm2c convert --no-smoke` | {g('vm2c_convert_nosmoke_s'):.2f} s | |",
-                f"| [{d}] convert --no-smoke / recipe | {g('nosmoke_vs_recipe'):.2f} | <= 0.4 |",
-                f"| [{d}] convert --no-smoke / import floor | {g('nosmoke_vs_import_floor'):.2f} | <= 1.2 |",
+                f"| [{lab}] `vm2c convert --no-smoke` | {g('vm2c_convert_nosmoke_s'):.2f} s | |",
+                f"| [{lab}] convert --no-smoke / recipe | {g('nosmoke_vs_recipe'):.2f} | <= 0.4 |",
+                f"| [{lab}] convert --no-smoke / import floor | {g('nosmoke_vs_import_floor'):.2f} | <= 1.2 |",
             ]
         if f"{d}:vm2c_convert_us_s" in r:
             lines += [
-                f"| [{d}] `vm2c convert --engine userspace` (with smoke test) | {g('vm2c_convert_us_s'):.2f} s | |",
-                f"| [{d}] convert --engine userspace / recipe | {g('us_vs_recipe'):.2f} | <= 0.4 |",
-                f"| [{d}] convert --engine userspace / import floor | {g('us_vs_import_floor'):.2f} | <= 1.2 |",
+                f"| [{lab}] `vm2c convert --engine userspace` (with smoke test) | {g('vm2c_convert_us_s'):.2f} s | |",
+                f"| [{lab}] convert --engine userspace / recipe | {g('us_vs_recipe'):.2f} | <= 0.4 |",
+                f"| [{lab}] convert --engine userspace / import floor | {g('us_vs_import_floor'):.2f} | <= 1.2 |",
             ]
     return "\n".join(lines) + "\n"
 
