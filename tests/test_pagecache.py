@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
-from conftest import vm2c
+import pytest
+from conftest import CACHE, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 from test_archive import FULL_MOUNTS, _ignore_mkfs_and_wh
 
 from vm2c_tui.services.pagecache import direct_io_pays, resident_fraction
 
 MIB = 1 << 20
+
+
+@pytest.fixture
+def disk_dir():
+    """A directory on a block device's filesystem (the fixture cache), where /tmp may be tmpfs."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix="pagecache-", dir=CACHE))
+    yield d
+    shutil.rmtree(d)
 
 
 def evict(path) -> None:
@@ -30,8 +42,8 @@ def warm(path) -> None:
             pass
 
 
-def test_resident_fraction_counts_data_pages_only(tmp_path):
-    img = tmp_path / "sparse.img"
+def test_resident_fraction_counts_data_pages_only(disk_dir, tmp_path):
+    img = disk_dir / "sparse.img"  # on tmpfs the pages are the file: they cannot be evicted
     with open(img, "wb") as f:
         f.truncate(64 * MIB)  # a hole, then 4 MiB of data in the middle, then a hole
         f.seek(16 * MIB)
@@ -50,10 +62,9 @@ def test_resident_fraction_counts_data_pages_only(tmp_path):
     assert resident_fraction(str(tmp_path / "missing"), 0, MIB) is None
 
 
-def test_direct_io_only_for_a_cold_aligned_file_on_a_disk(tmp_path):
-    img = tmp_path / "disk.img"
+def test_direct_io_only_for_a_cold_aligned_file_on_a_disk(disk_dir):
+    img = disk_dir / "disk.img"
     img.write_bytes(b"\1" * 8 * MIB)
-    assert os.major(os.stat(img).st_dev) != 0, "tmp_path must be on a disk for this test"
     evict(img)
     assert direct_io_pays(str(img), 1 * MIB, 4 * MIB)
     assert not direct_io_pays(str(img), 1 * MIB + 1, 4 * MIB)  # the kernel could not use it
@@ -70,8 +81,8 @@ def test_direct_io_only_for_a_cold_aligned_file_on_a_disk(tmp_path):
             os.unlink(other)
 
 
-def test_cold_image_archives_the_same_through_direct_io(disks, tmp_path, no_leaks):
-    src = tmp_path / "cold.raw"
+def test_cold_image_archives_the_same_through_direct_io(disks, disk_dir, tmp_path, no_leaks):
+    src = disk_dir / "cold.raw"
     shutil.copyfile(disks.get("full"), src)  # a copy of our own: evicting it slows nothing else
     evict(src)
     plan = vm2c("archive", src, "-o", tmp_path / "x", "--dry-run", check=True).stdout
