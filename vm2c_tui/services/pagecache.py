@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import mmap
 import os
 import stat
 
 PAGE = mmap.PAGESIZE
 CHUNK = 1 << 30  # mapped and asked at a time: the answer vector is CHUNK / PAGE bytes
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
 _MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+@functools.cache
+def _libc():
+    """Loaded on first use, so importing this module costs nothing where it is never asked."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    return libc
 
 
 def resident_fraction(path: str, offset: int, size: int) -> float | None:
@@ -65,21 +72,22 @@ def _data_runs(fd: int, start: int, end: int):
 
 
 def _count(fd: int, start: int, end: int) -> tuple[int, int]:
+    libc = _libc()
     resident = total = 0
     for off in range(start, end, CHUNK):
         length = min(CHUNK, end - off)
         pages = (length + PAGE - 1) // PAGE
-        addr = _libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, off)
+        addr = libc.mmap(None, length, mmap.PROT_READ, mmap.MAP_SHARED, fd, off)
         if addr in (None, _MAP_FAILED):
             raise OSError(ctypes.get_errno(), "mmap")
         try:
             vec = ctypes.create_string_buffer(pages)
-            if _libc.mincore(addr, length, vec) != 0:
+            if libc.mincore(addr, length, vec) != 0:
                 raise OSError(ctypes.get_errno(), "mincore")
             resident += pages - vec.raw[:pages].count(0)  # the low bit is set, the others reserved (0)
             total += pages
         finally:
-            _libc.munmap(addr, length)
+            libc.munmap(addr, length)
     return resident, total
 
 
