@@ -163,6 +163,13 @@ def loop_device(session: Session, raw: str, offset: int, size: int, direct_io: b
     when DIRECT_IO is worth asking for)."""
     backing = os.path.realpath(raw)
     with signals_held():
-        dev = run(losetup_cmd(raw, offset, size, direct_io), what="losetup").stdout.decode().strip()
+        proc = run(losetup_cmd(raw, offset, size, direct_io), what="losetup", check=not direct_io)
+        dev = proc.stdout.decode().strip()
+        if proc.returncode != 0:
+            # direct I/O is only a speed-up: losetup without LOOP_CONFIGURE attaches first, then
+            # fails if the kernel will not switch it on; let go of that device, read buffered
+            if dev.startswith("/dev/loop"):
+                run(["losetup", "-d", dev], check=False)
+            dev = run(losetup_cmd(raw, offset, size), what="losetup").stdout.decode().strip()
         session.track("loop", dev, lambda: release_loop(dev, backing), backing=backing)
     return dev
