@@ -246,3 +246,18 @@ def test_vmdk_extent_outside_its_directory_is_refused(disks, tmp_path):
     desc.write_text(text)
     proc = vm2c("inspect", desc)
     assert proc.returncode == 2 and "lies outside" in proc.stderr and "refusing" in proc.stderr
+
+
+def test_lv_grown_into_two_segments_is_listed_and_refused_in_one_line(disks, tmp_path, no_leaks):
+    """`lvextend` after another LV leaves the LV in two segments. Without device-mapper vm2c
+    cannot read it yet: it is listed with the reason, and asking for it is one plain line."""
+    src = disks.get("extended")
+    human = vm2c("inspect", src, check=True).stdout
+    assert "grownvg/root: spans several extents or disks: needs device-mapper" in human
+    vols = {v["id"]: v for p in inspect_json(src)["partitions"] for v in p["volumes"]}
+    assert vols["grownvg/root"]["size"] == 48 << 20 and vols["grownvg/data"]["fstype"] == "ext4"
+    proc = vm2c("archive", src, "--root", "grownvg/root", "-o", tmp_path / "out")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("vm2c: grownvg/root cannot be read here: spans several "
+                                                    "extents or disks: needs device-mapper to be read")
+    assert not (tmp_path / "out").exists()

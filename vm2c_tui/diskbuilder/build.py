@@ -99,8 +99,10 @@ def _copy_into_mounted(image: Path, fstype: str, tree: Path, subvol: str = "") -
             sh("umount", top_mnt)
 
 
-def _dd(src: Path, dest: Path, offset: int) -> None:
-    sh("dd", f"if={src}", f"of={dest}", "bs=1M", f"seek={offset}", "oflag=seek_bytes",
+def _dd(src: Path, dest: Path, offset: int, skip: int = 0, count: int = 0) -> None:
+    """SRC (or COUNT bytes of it from SKIP) into DEST at OFFSET, holes kept."""
+    part = [f"skip={skip}", f"count={count}", "iflag=skip_bytes,count_bytes"] if count else []
+    sh("dd", f"if={src}", f"of={dest}", "bs=1M", f"seek={offset}", "oflag=seek_bytes", *part,
        "conv=notrunc,sparse", "status=none")
 
 
@@ -134,21 +136,30 @@ def _fill_vg(vg: Vg, disk_path: Path, part_off: int, part_size: int, tmp: Path) 
         sh("lvm", "vgcreate", "-q", "-s", "4M", vg.name, dev, env=env)
         for lv in vg.lvs:
             sh("lvm", "lvcreate", "-q", "--driverloaded", "n", "--activate", "n", "--zero", "n",
-               "-W", "n", "-n", lv.name, "-L", f"{lv.fs.size_mib}M", vg.name, env=env)
+               "-W", "n", "-n", lv.name, "-L", f"{lv.fs.size_mib - lv.grow_mib}M", vg.name, env=env)
+        for lv in vg.lvs:
+            if lv.grow_mib:
+                sh("lvm", "lvextend", "-q", "--driverloaded", "n", "-L", f"+{lv.grow_mib}M",
+                   f"{vg.name}/{lv.name}", env=env)
         pe_start = int(sh("lvm", "pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start", dev, env=env))
         extent = int(sh("lvm", "vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_extent_size",
                         vg.name, env=env))
-        rows = sh("lvm", "lvs", "--noheadings", "-o", "lv_name,seg_pe_ranges", vg.name, env=env)
-    ranges = {}
-    for row in rows.split("\n"):
-        if row.strip():
-            name, rng = row.split()
-            first = int(rng.rsplit(":", 1)[1].split("-")[0])
-            ranges[name] = part_off + pe_start + first * extent
+        rows = sh("lvm", "lvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "lv_name,seg_start,seg_pe_ranges",
+                  vg.name, env=env)
+    segments: dict[str, list[tuple[int, int]]] = {}  # LV -> (disk offset, length) in LV order
+    for row in sorted((r.split() for r in rows.split("\n") if r.strip()), key=lambda r: (r[0], int(r[1]))):
+        if row:
+            name, _, rng = row
+            first, last = (int(x) for x in rng.rsplit(":", 1)[1].split("-"))
+            segments.setdefault(name, []).append((part_off + pe_start + first * extent,
+                                                  (last - first + 1) * extent))
     for lv in vg.lvs:
         img = tmp / f"lv-{lv.name}.img"
         make_fs(lv.fs, img)
-        _dd(img, disk_path, ranges[lv.name])
+        pos = 0
+        for off, length in segments[lv.name]:
+            _dd(img, disk_path, off, pos, length)
+            pos += length
         img.unlink()
 
 

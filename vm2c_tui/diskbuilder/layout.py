@@ -37,6 +37,7 @@ class Fs:
 class Lv:
     name: str
     fs: Fs
+    grow_mib: int = 0  # created that much smaller, lvextend-ed after the VG's other LVs: two segments
 
 
 @dataclass

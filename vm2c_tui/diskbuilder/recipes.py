@@ -134,6 +134,20 @@ def btrfs_subvol(tmp: Path) -> Disk:
     return Disk("gpt", [Part(160, "linux", fs)])
 
 
+def extended(tmp: Path) -> Disk:
+    """A root LV grown with lvextend after another LV was made: two segments on the PV, with a
+    file whose blocks cross from one to the other. Common on VMs whose disks were grown."""
+    root = tmp / "root"
+    base_tree(root, hostname="extended", fstab=_fstab(["/dev/mapper/grownvg-root / ext4 defaults 0 1"]))
+    big = root / "srv" / "across.bin"
+    big.parent.mkdir(parents=True, exist_ok=True)
+    big.write_bytes(bytes(range(256)) * (96 * 1024))  # 24 MiB: more than the first segment holds
+    freeze_mtimes(root)
+    fs_root = Fs("ext4", 48, "extended-root", root, "grownroot")
+    return Disk("gpt", [Part(80, "lvm", Vg("grownvg", [Lv("root", fs_root, grow_mib=32),
+                                                        Lv("data", Fs("ext4", 8, "extended-data", None, "data"))]))])
+
+
 HOST_SECRET = "/tmp/vm2c-host-secret"  # a host path a hostile guest points its symlinks at
 
 
@@ -178,7 +192,7 @@ def hostile_fstab(tmp: Path) -> Disk:
                         Part(16, "linux", fs_var)])
 
 
-RECIPES = {"btrfs_subvol": btrfs_subvol, "demo": demo, "full": full, "mbr": mbr, "bare": bare, "hostile": hostile, "hostile_fstab": hostile_fstab}
+RECIPES = {"extended": extended, "btrfs_subvol": btrfs_subvol, "demo": demo, "full": full, "mbr": mbr, "bare": bare, "hostile": hostile, "hostile_fstab": hostile_fstab}
 
 
 def build(name: str, dest: Path, keep_trees: bool = False) -> Path:
