@@ -10,6 +10,7 @@ import time
 
 import pytest
 from conftest import data_root, fingerprint, mounted_ext4, vm2c
+from manifest import compare, tar_manifest, tree_manifest
 
 from vm2c_tui.diskbuilder.layout import stable_uuid
 
@@ -248,16 +249,35 @@ def test_vmdk_extent_outside_its_directory_is_refused(disks, tmp_path):
     assert proc.returncode == 2 and "lies outside" in proc.stderr and "refusing" in proc.stderr
 
 
-def test_lv_grown_into_two_segments_is_listed_and_refused_in_one_line(disks, tmp_path, no_leaks):
-    """`lvextend` after another LV leaves the LV in two segments. Without device-mapper vm2c
-    cannot read it yet: it is listed with the reason, and asking for it is one plain line."""
+def test_lv_grown_into_two_segments(disks, tmp_path, no_leaks):
+    """`lvextend` after another LV leaves the LV in two pieces. The kernel route has no
+    device-mapper to join them here: it says so in one line and points at the user-space
+    engine, which reads the pieces joined; the tar matches the tree entry by entry, with a
+    24 MiB file whose blocks cross from one piece to the other."""
     src = disks.get("extended")
-    human = vm2c("inspect", src, check=True).stdout
-    assert "grownvg/root: spans several extents or disks: needs device-mapper" in human
-    vols = {v["id"]: v for p in inspect_json(src)["partitions"] for v in p["volumes"]}
-    assert vols["grownvg/root"]["size"] == 48 << 20 and vols["grownvg/data"]["fstype"] == "ext4"
-    proc = vm2c("archive", src, "--root", "grownvg/root", "-o", tmp_path / "out")
+    human = vm2c("inspect", src, "--engine", "kernel", check=True).stdout
+    assert "grownvg/root: in 2 pieces on the disk (grown with lvextend)" in human
+    proc = vm2c("archive", src, "--engine", "kernel", "--root", "grownvg/root", "-o", tmp_path / "k")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == ("vm2c: grownvg/root cannot be read here: spans several "
-                                                    "extents or disks: needs device-mapper to be read")
-    assert not (tmp_path / "out").exists()
+    assert proc.stderr.strip().splitlines()[-1].endswith("--engine userspace reads it")
+    proc = vm2c("archive", src, "--engine", "kernel", "-o", tmp_path / "k")
+    assert proc.returncode == 2 and "grownvg/root could not be looked into: --engine userspace" in proc.stderr
+    assert not (tmp_path / "k").exists()
+
+    doc = json.loads(vm2c("inspect", "--json", "--engine", "userspace", src, check=True).stdout)
+    assert doc["root"] == "grownvg/root"
+    out = tmp_path / "u"
+    plan = vm2c("archive", src, "--engine", "userspace", "-o", out, "--dry-run", check=True).stdout
+    assert "| dmsetup create --readonly vm2c-grownvg-root" in plan and "--sizelimit" not in plan
+    vm2c("archive", src, "--engine", "userspace", "-o", out, "--preset", "none", "--no-sanitize", check=True)
+    trees = disks.trees("extended")
+    got = tar_manifest(out / "img.tar")
+    assert compare(tree_manifest({"/": trees / "root"}), got,
+                   ignore=lambda p: os.path.basename(p) == b"lost+found") == []
+    assert got[b"./srv/across.bin"]["size"] == 24 << 20
+
+    # auto, as root: the image is read in user space, and inspect says why
+    auto = vm2c("archive", src, "-o", tmp_path / "a", "--preset", "none", "--no-sanitize", check=True)
+    assert "grownvg/root at / (ext4, via user space)" in auto.stderr
+    assert tar_manifest(tmp_path / "a" / "img.tar") == got
+    assert "cannot join without device-mapper: read in user space" in vm2c("inspect", src, check=True).stdout

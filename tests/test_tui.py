@@ -93,6 +93,27 @@ async def test_wizard_archives_with_the_userspace_engine(disks, tmp_path, no_lea
         assert tf.getmember("./srv/xattrs").pax_headers["SCHILY.xattr.user.comment"] == "kept by import"
 
 
+async def test_wizard_reads_an_lv_in_pieces_in_user_space(disks, tmp_path, no_leaks):
+    """A root LV grown with lvextend: as root, the wizard still reads it, with the user-space
+    engine (the kernel route cannot join the pieces here), and does not offer the switch back."""
+    src = disks.get("extended")
+    app = Vm2cApp(browse_root=str(src.parent))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tour.to_mount(pilot, str(src), str(tmp_path / "out"))
+        await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared is not None)
+        assert app.state.conversion.engine == "userspace"
+        switch = app.screen.query_one("#engine", Switch)
+        assert switch.value and switch.disabled
+        assert "user-space engine" in str(app.screen.query_one("#read-with").render())
+        await click(pilot, "#next")
+        await tour.reach(pilot, "ArchiveScreen", "#start")
+        await click(pilot, "#start")
+        await wait_until(pilot, lambda: app.state.archive is not None)
+        await pilot.press("q")
+    with tarfile.open(tmp_path / "out" / "img.tar") as tf:
+        assert tf.getmember("./srv/across.bin").size == 24 << 20
+
+
 async def test_commands_panel_answers_while_archive_runs_then_cancel(disks, tmp_path, monkeypatch, no_leaks):
     monkeypatch.setenv("VM2C_SLOW_TAR", "1")
     src = disks.get("full")

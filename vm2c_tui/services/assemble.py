@@ -36,6 +36,7 @@ class MountPlan:
     enabled: bool = True
     options: str = ""  # the guest's fstab options (mtools honours umask)
     subvol: str = ""  # btrfs subvolume to mount
+    extents: list[tuple[int, int]] = field(default_factory=list)  # an LV in pieces (Volume.extents)
 
 
 @dataclass
@@ -50,14 +51,18 @@ def plan_mounts(insp: Inspection, root_id: str | None = None, use_fstab: bool = 
     """The mounts to assemble, in mount order, and notes on fstab entries left out."""
     root_id = root_id or insp.root
     if not root_id:
+        pieces = [v.id for v in insp.filesystems() if v.extents and not v.readable]
+        hint = f"; {', '.join(pieces)} could not be looked into: --engine userspace reads LVs in pieces" \
+            if pieces else ""
         raise Vm2cError(f"{insp.source}: no root filesystem detected; choose one with --root ID "
-                        f"(ids: {', '.join(v.id for v in insp.filesystems() if v.fstype)})")
+                        f"(ids: {', '.join(v.id for v in insp.filesystems() if v.fstype)}){hint}")
     root = insp.find(root_id)
     if root is None:
         raise Vm2cError(f"{insp.source}: no filesystem with id '{root_id}' "
                         f"(ids: {', '.join(v.id for v in insp.filesystems())})")
     _check_readable(root)
-    plans = [MountPlan(root.id, "/", root.fstype, root.offset, root.size, "mount", subvol=root.subvol)]
+    plans = [MountPlan(root.id, "/", root.fstype, root.offset, root.size, "mount", subvol=root.subvol,
+                       extents=root.extents)]
     notes: list[str] = []
     if use_fstab:
         if root_id != insp.root:
@@ -87,7 +92,7 @@ def plan_mounts(insp: Inspection, root_id: str | None = None, use_fstab: bool = 
                 continue
             plans.append(MountPlan(vol.id, os.path.normpath(e.mountpoint), vol.fstype, vol.offset, vol.size,
                                    via, vol.id not in disabled, e.options,
-                                   subvol_of(e.options)))
+                                   subvol_of(e.options), vol.extents))
     plans[1:] = sorted(plans[1:], key=lambda p: p.mountpoint.count("/"))
     return plans, notes
 
@@ -108,6 +113,13 @@ def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembl
     loops: dict[str, str] = {}  # one loop device per filesystem: btrfs refuses a second device of the same fs
     for plan in plans:
         if not plan.enabled:
+            continue
+        if plan.extents:  # planned by the user-space engine, which joins the pieces itself
+            why = f"{plan.fs_id} is in {len(plan.extents)} pieces on the disk: the kernel route needs " \
+                  f"device-mapper to join them; the user-space engine (--engine userspace) reads it"
+            if plan.mountpoint == "/":
+                raise Vm2cError(why)
+            asm.problems.append(f"{why}; left out")
             continue
         if plan.mountpoint == "/":
             target = top

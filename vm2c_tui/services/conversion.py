@@ -22,7 +22,7 @@ from . import engine
 from .assemble import Assembly, MountPlan, assemble, plan_mounts
 from .attach import RawView, open_raw
 from .dockerfile import dockerfile_text, pick_shell
-from .engine import choose, require_kernel_root
+from .engine import require_kernel_root
 from .excludes import Filters
 from .formats import identify
 from .guestinfo import read_facts
@@ -125,7 +125,7 @@ class Conversion:
         self.plans: list[MountPlan] = []
         self.plan_notes: list[str] = []
         self.prepared: Prepared | None = None
-        self.engine = "kernel" if self.live else choose(self.options.engine)
+        self.engine = "kernel" if self.live else engine.resolved(self.options.engine, inspection)
 
     def __enter__(self) -> Conversion:
         self.session.__enter__()
@@ -142,7 +142,9 @@ class Conversion:
         if self.live:  # a running system (/) or a tree already on this machine
             return None
         if self.inspection is None:
-            self.inspection = engine.inspect(self.source, self.engine, method=self.options.view, progress=progress)
+            self.inspection = engine.inspect(self.source, self.options.engine if self.engine == "kernel" else
+                                             self.engine, method=self.options.view, progress=progress)
+            self.engine = engine.resolved(self.options.engine, self.inspection)
         return self.inspection
 
     def plan(self) -> list[MountPlan]:

@@ -43,10 +43,27 @@ def require_kernel_root(engine: str, what: str) -> None:
 
 
 def inspect(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True):
-    if choose(engine) == "userspace":
-        from .userspace.inspect import inspect_userspace
+    """With `auto`, an image holding an LV in pieces (grown with lvextend) that the kernel
+    route cannot join is read in user space instead, when that engine is installed; the
+    inspection says so, and its raw_method ("userspace") tells the conversion."""
+    from .userspace.inspect import inspect_userspace
 
+    if choose(engine) == "userspace":
         return inspect_userspace(source, look_inside=look_inside, progress=progress)
     from .inspect import inspect_image
 
-    return inspect_image(source, look_inside=look_inside, method=method, progress=progress)
+    insp = inspect_image(source, look_inside=look_inside, method=method, progress=progress)
+    pieces = [v.id for v in insp.filesystems() if v.extents and not v.readable]
+    if (engine or "auto") != "auto" or not pieces or not userspace.available():
+        return insp
+    insp = inspect_userspace(source, look_inside=look_inside, progress=progress)
+    insp.warnings.append(f"{', '.join(pieces)}: in pieces on the disk (grown with lvextend), which the kernel "
+                         f"route cannot join without device-mapper: read in user space")
+    return insp
+
+
+def resolved(requested: str | None, insp) -> str:
+    """The engine a conversion uses once its image is inspected (see inspect())."""
+    if (requested or "auto") == "auto" and insp is not None and insp.raw_method == "userspace":
+        return "userspace"
+    return choose(requested)

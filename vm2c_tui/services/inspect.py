@@ -122,7 +122,7 @@ def scan(info, reader, warnings: list[str], note: Progress, method: str = "", wh
     for part in insp.partitions:
         _classify(part)
     note("reading LVM metadata")
-    _scan_lvm(reader, insp)
+    _scan_lvm(reader, insp, user_space=method == "userspace")
     return insp
 
 
@@ -137,7 +137,7 @@ def _classify(v: Volume) -> None:
         v.note = f"{v.fstype}: this kernel cannot mount it; read with user-space tools where possible"
 
 
-def _scan_lvm(reader, insp: Inspection) -> None:
+def _scan_lvm(reader, insp: Inspection, user_space: bool = False) -> None:
     pvs: dict[str, Partition] = {}
     texts = []
     with reader.open() as f:
@@ -163,8 +163,20 @@ def _scan_lvm(reader, insp: Inspection) -> None:
             merged = _merge(ranges)
             if lv.note:
                 vol.note, vol.readable = lv.note, False
+            elif len(ranges) == len(lv.segments) and len(merged) > 1:
+                # grown with lvextend: every piece on this disk, not next to each other
+                vol.extents, vol.offset = merged, merged[0][0]
+                sig = reader.probe(vol.offset, merged[0][1])  # signatures sit at the start
+                vol.fstype, vol.label, vol.uuid = sig.fstype, sig.label, sig.uuid
+                _classify(vol)
+                if user_space:
+                    vol.note = vol.note or f"in {len(merged)} pieces on the disk: read joined"
+                else:
+                    vol.note = (f"in {len(merged)} pieces on the disk (grown with lvextend): the kernel "
+                                f"needs device-mapper to join them; --engine userspace reads it")
+                    vol.readable = False
             elif len(merged) != 1 or len(ranges) != len(lv.segments):
-                vol.note = "spans several extents or disks: needs device-mapper to be read"
+                vol.note = "spans several disks: needs device-mapper to be read"
                 vol.readable = False
             else:
                 vol.offset = merged[0][0]

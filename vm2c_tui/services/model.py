@@ -27,6 +27,7 @@ class Volume:
     subvol: str = ""  # btrfs: the subvolume holding the root (Ubuntu's @), "" for the default
     note: str = ""  # why it is listed but not read
     readable: bool = True  # one contiguous range (LVs can span several)
+    extents: list[tuple[int, int]] = field(default_factory=list)  # an LV in pieces: (offset, length) each
 
     def volume_json(self) -> dict:
         return {"id": self.id, "size": self.size, "fstype": self.fstype or None, "label": self.label or None,

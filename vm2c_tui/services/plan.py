@@ -63,9 +63,13 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
         if p.via == "mount":
             if p.fs_id not in loops:  # one loop device per filesystem, as assemble() does
                 loops[p.fs_id] = var = f"LOOP{i}"
-                dio = method == "direct" and direct_io_pays(raw, p.offset, p.size)
-                lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size, dio))})")
-                undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
+                if p.extents:
+                    lines += _joined_lv(var, raw, p.fs_id, p.extents)
+                    undo.append(f'dmsetup remove "${var}" && losetup -d "${var}RAW"')
+                else:
+                    dio = method == "direct" and direct_io_pays(raw, p.offset, p.size)
+                    lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size, dio))})")
+                    undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
             lines.append(shell_line(mount_cmd(ShellVar(loops[p.fs_id]), p.fstype, target, p.subvol)))
         else:
             stage = f"{work}/fat{i}"
@@ -82,3 +86,18 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
     lines.append(shell_line(arc.tar_command(spec, f"{outdir}/img.tar")))
     lines.extend(reversed(undo))
     return lines
+
+
+def _joined_lv(var: str, raw: str, fs_id: str, extents: list[tuple[int, int]]) -> list[str]:
+    """An LV in pieces, joined by device-mapper (which vm2c's own kernel route does without,
+    so it reads such an LV in user space): a linear table in 512-byte sectors."""
+    name = "vm2c-" + fs_id.replace("/", "-")
+    table, pos = [], 0
+    for off, n in extents:
+        table.append(f"{pos // 512} {n // 512} linear ${var}RAW {off // 512}")
+        pos += n
+    rows = " ".join('"' + t + '"' for t in table)  # double quotes: $LOOPnRAW must expand
+    return [f"# {fs_id} is in {len(extents)} pieces on the disk; device-mapper joins them",
+            f"{var}RAW=$({shell_line(['losetup', '-f', '--show', '-r', raw])})",
+            f"printf '%s\\n' {rows} | dmsetup create --readonly {name}",
+            f"{var}=/dev/mapper/{name}"]

@@ -99,7 +99,7 @@ def _produce(tree: UserspaceTree, write, counter: _Counter) -> None:
             regions, pieces = holes
             smap = tarwriter.sparse_map(regions, meta.size)
             out(tarwriter.member(e.name, meta, xattrs, sparse=smap) + smap)
-            for chunk in extent_chunks(tree.disk, pieces, counter.current):
+            for chunk in extent_chunks(getattr(e.reader, "disk", tree.disk), pieces, counter.current):
                 out(chunk)
                 counter.tick()
             out(tarwriter.padding(len(smap) + sum(n for _, n in pieces)))

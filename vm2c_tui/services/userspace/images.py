@@ -86,6 +86,40 @@ def _dissect(info: ImageInfo) -> StreamDisk:
     return StreamDisk(img, img.size, [fh])
 
 
+class Joined:
+    """An LV in pieces (grown with lvextend) as one run of bytes: (offset, length) of each
+    piece in DISK, in order."""
+
+    def __init__(self, disk, extents: list[tuple[int, int]]):
+        self.disk, self.extents = disk, extents
+        self.size = sum(n for _, n in extents)
+
+    def pread(self, length: int, offset: int) -> bytes:
+        out, pos = [], 0
+        for at, n in self.extents:
+            if length <= 0:
+                break
+            if offset < pos + n:
+                skip = max(offset - pos, 0)
+                k = min(n - skip, length)
+                data = self.disk.pread(k, at + skip)
+                out.append(data)
+                if len(data) < k:
+                    break
+                offset, length = offset + k, length - k
+            pos += n
+        return b"".join(out)
+
+    def close(self) -> None:  # the image is closed by its owner
+        pass
+
+
+def volume_disk(disk, offset: int, extents: list[tuple[int, int]]):
+    """(disk, offset) a filesystem reader takes for a volume: the image itself, or for an LV
+    in pieces a joined view of them at offset 0."""
+    return (Joined(disk, extents), 0) if extents else (disk, offset)
+
+
 class Slice:
     """A read-only file object over DISK[offset:offset+size], for dissect's filesystem parsers."""
 

@@ -11,7 +11,7 @@ from ..guestinfo import read_facts
 from ..inspect import BTRFS_ROOT_SUBVOLS, LINUX_FS, Progress, conclude, identify_noting, naming, remember, scan
 from ..model import Inspection
 from .guest import ReaderRoot
-from .images import Slice, open_image
+from .images import Slice, open_image, volume_disk
 from .partitions import read_table
 from .readers import open_reader
 from .signatures import probe
@@ -56,13 +56,14 @@ def inspect_userspace(path: str | os.PathLike, *, look_inside: bool = True,
 
 def _look(disk, vol) -> None:
     try:
-        reader = open_reader(disk, vol.fstype, vol.offset, vol.size)
+        on, at = volume_disk(disk, vol.offset, vol.extents)
+        reader = open_reader(on, vol.fstype, at, vol.size)
         facts = read_facts(ReaderRoot(reader))
         if vol.fstype == "btrfs" and facts.score < 4:
             for name in BTRFS_ROOT_SUBVOLS:
                 if name + "/" not in facts.top:
                     continue
-                sub = read_facts(ReaderRoot(open_reader(disk, "btrfs", vol.offset, vol.size, name)))
+                sub = read_facts(ReaderRoot(open_reader(on, "btrfs", at, vol.size, name)))
                 if sub.score >= 4:
                     vol.subvol, facts = name, sub
                     break

@@ -14,7 +14,7 @@ from ..presets import PRESETS, SANITIZE, rules
 from ..session import Session
 from .archive import UserspaceTree
 from .guest import ReaderRoot
-from .images import open_image
+from .images import open_image, volume_disk
 from .readers import open_reader
 from .tree import Mounted
 
@@ -31,7 +31,8 @@ def prepare_userspace(session: Session, source: str, plans, options) -> tuple[Us
         if not p.enabled:
             continue
         try:
-            reader = open_reader(disk, p.fstype, p.offset, p.size, p.subvol, p.options)
+            on, at = volume_disk(disk, p.offset, p.extents)
+            reader = open_reader(on, p.fstype, at, p.size, p.subvol, p.options)
         except Vm2cError as exc:
             if p.mountpoint == "/":
                 raise

@@ -48,8 +48,10 @@ class MountScreen(StepScreen):
                         yield Label("sanitise (empty machine-id, no SSH host keys)")
                     if state.source != "/" and userspace.available():
                         with Horizontal(classes="switch-row"):
-                            yield Switch(value=engine.choose(state.options.engine) == "userspace", id="engine",
-                                         disabled=not engine.kernel_route_available())  # else the only way
+                            only = not engine.kernel_route_available() or any(  # else the only way
+                                v.extents for v in state.inspection.filesystems())  # an LV in pieces
+                            yield Switch(value=engine.resolved(state.options.engine, state.inspection) == "userspace",
+                                         id="engine", disabled=only)
                             yield Label("read in user space (no mounts)")
                     yield Static(id="estimate")
             with Horizontal(id="out-row"):
@@ -87,7 +89,7 @@ class MountScreen(StepScreen):
 
     def show_method(self) -> None:
         state = self.app.state
-        if engine.choose(state.options.engine) == "userspace":
+        if engine.resolved(state.options.engine, state.inspection) == "userspace":
             line = "Read with: the user-space engine (no root, loop device, mount or tar process)"
         else:
             name, why = available_methods(state.info)[0]
