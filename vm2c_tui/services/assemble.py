@@ -51,7 +51,7 @@ def plan_mounts(insp: Inspection, root_id: str | None = None, use_fstab: bool = 
     """The mounts to assemble, in mount order, and notes on fstab entries left out."""
     root_id = root_id or insp.root
     if not root_id:
-        pieces = [v.id for v in insp.filesystems() if v.extents and not v.readable]
+        pieces = [v.id for v in insp.in_pieces() if not v.readable]
         hint = f"; {', '.join(pieces)} could not be looked into: --engine userspace reads LVs in pieces" \
             if pieces else ""
         raise Vm2cError(f"{insp.source}: no root filesystem detected; choose one with --root ID "

@@ -142,8 +142,8 @@ class Conversion:
         if self.live:  # a running system (/) or a tree already on this machine
             return None
         if self.inspection is None:
-            self.inspection = engine.inspect(self.source, self.options.engine if self.engine == "kernel" else
-                                             self.engine, method=self.options.view, progress=progress)
+            self.inspection = engine.inspect(self.source, self.options.engine, method=self.options.view,
+                                             progress=progress)
             self.engine = engine.resolved(self.options.engine, self.inspection)
         return self.inspection
 

@@ -53,7 +53,7 @@ def inspect(source, engine: str | None = None, *, method: str | None = None, pro
     from .inspect import inspect_image
 
     insp = inspect_image(source, look_inside=look_inside, method=method, progress=progress)
-    pieces = [v.id for v in insp.filesystems() if v.extents and not v.readable]
+    pieces = [v.id for v in insp.in_pieces() if not v.readable]
     if (engine or "auto") != "auto" or not pieces or not userspace.available():
         return insp
     insp = inspect_userspace(source, look_inside=look_inside, progress=progress)

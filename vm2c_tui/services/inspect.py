@@ -163,26 +163,22 @@ def _scan_lvm(reader, insp: Inspection, user_space: bool = False) -> None:
             merged = _merge(ranges)
             if lv.note:
                 vol.note, vol.readable = lv.note, False
-            elif len(ranges) == len(lv.segments) and len(merged) > 1:
-                # grown with lvextend: every piece on this disk, not next to each other
-                vol.extents, vol.offset = merged, merged[0][0]
-                sig = reader.probe(vol.offset, merged[0][1])  # signatures sit at the start
-                vol.fstype, vol.label, vol.uuid = sig.fstype, sig.label, sig.uuid
-                _classify(vol)
-                if user_space:
-                    vol.note = vol.note or f"in {len(merged)} pieces on the disk: read joined"
-                else:
-                    vol.note = (f"in {len(merged)} pieces on the disk (grown with lvextend): the kernel "
-                                f"needs device-mapper to join them; --engine userspace reads it")
-                    vol.readable = False
-            elif len(merged) != 1 or len(ranges) != len(lv.segments):
+            elif not merged or len(ranges) != len(lv.segments):
                 vol.note = "spans several disks: needs device-mapper to be read"
                 vol.readable = False
             else:
                 vol.offset = merged[0][0]
-                sig = reader.probe(vol.offset, vol.size)
+                sig = reader.probe(vol.offset, merged[0][1])  # signatures sit at the start
                 vol.fstype, vol.label, vol.uuid = sig.fstype, sig.label, sig.uuid
                 _classify(vol)
+                if len(merged) > 1:  # grown with lvextend: every piece on this disk, not next to each other
+                    vol.extents = merged
+                    if user_space:
+                        vol.note = vol.note or f"in {len(merged)} pieces on the disk: read joined"
+                    else:
+                        vol.note = (f"in {len(merged)} pieces on the disk (grown with lvextend): the kernel "
+                                    f"needs device-mapper to join them; --engine userspace reads it")
+                        vol.readable = False
             # the VG holding it is the partition whose metadata names it first
             owner = pvs.get(lv.segments[0].pv_uuid, part) if lv.segments else part
             owner.volumes.append(vol)

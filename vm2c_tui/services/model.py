@@ -80,6 +80,10 @@ class Inspection:
             out.extend(p.volumes)
         return out
 
+    def in_pieces(self) -> list[Volume]:
+        """LVs in pieces (grown with lvextend): the kernel route cannot join them here."""
+        return [v for v in self.filesystems() if v.extents]
+
     def find(self, fs_id: str) -> Volume | None:
         for v in self.filesystems():
             if v.id == fs_id:

@@ -84,7 +84,7 @@ def _count(fd: int, start: int, end: int) -> tuple[int, int]:
             vec = ctypes.create_string_buffer(pages)
             if libc.mincore(addr, length, vec) != 0:
                 raise OSError(ctypes.get_errno(), "mincore")
-            resident += pages - vec.raw[:pages].count(0)  # the low bit is set, the others reserved (0)
+            resident += pages - vec.raw.count(0)  # the low bit is set, the others reserved (0)
             total += pages
         finally:
             libc.munmap(addr, length)

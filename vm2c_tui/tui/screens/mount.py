@@ -48,8 +48,8 @@ class MountScreen(StepScreen):
                         yield Label("sanitise (empty machine-id, no SSH host keys)")
                     if state.source != "/" and userspace.available():
                         with Horizontal(classes="switch-row"):
-                            only = not engine.kernel_route_available() or any(  # else the only way
-                                v.extents for v in state.inspection.filesystems())  # an LV in pieces
+                            # else the only way: no kernel route, or an LV in pieces
+                            only = not engine.kernel_route_available() or bool(state.inspection.in_pieces())
                             yield Switch(value=engine.resolved(state.options.engine, state.inspection) == "userspace",
                                          id="engine", disabled=only)
                             yield Label("read in user space (no mounts)")
