@@ -216,35 +216,58 @@ def _size(path: Path) -> int:
         return 0
 
 
-def stream_tar(spec: TarSpec, *, total: int, scan: TreeScan | None = None,
-               on_progress: ProgressFn | None = None, interval: float = 0.2) -> Iterator[bytes]:
-    """The tar as chunks (for `docker import` without a file on disk)."""
-    start = time.monotonic()
-    done = 0
-    streamed = lambda: done  # noqa: E731 - tar's position, for the read-ahead and the progress
-    tar = reader = None
-    try:
-        with signals_held():
-            tar = TarProcess(spec, "-", scan, stdout=subprocess.PIPE)
-            reader = read_ahead(spec, streamed)
-        out = tar.proc.stdout
-        assert out is not None
-        while True:
-            chunk = out.read1(CHUNK)
-            if not chunk:
-                break
-            done += len(chunk)
-            if on_progress:
-                tar.tick(streamed, total, start, on_progress, interval)
+class TarPipe:
+    """tar's output for `docker import`, with no file on disk. A consumer either drains the pipe
+    itself (fileno(); it reports what it moved with moved() and calls finish() at the end:
+    the image service splices it into the daemon's socket, upload.py) or iterates it for chunks.
+    close() always, once done with it: it stops tar and the read-ahead."""
+
+    def __init__(self, spec: TarSpec, *, total: int, scan: TreeScan | None = None,
+                 on_progress: ProgressFn | None = None, interval: float = 0.2):
+        self.total, self.on_progress, self.interval = total, on_progress, interval
+        self.done = 0
+        self.start = time.monotonic()
+        self.tar: TarProcess | None = None
+        self.reader: ReadAhead | None = None
+        try:
+            with signals_held():
+                self.tar = TarProcess(spec, "-", scan, stdout=subprocess.PIPE)
+                self.reader = read_ahead(spec, self._streamed)
+        except BaseException:
+            self.close()
+            raise
+
+    def _streamed(self) -> int:  # tar's position, for the read-ahead and the progress
+        return self.done
+
+    def fileno(self) -> int:
+        return self.tar.proc.stdout.fileno()
+
+    def moved(self, n: int) -> None:
+        self.done += n
+        if self.on_progress:
+            self.tar.tick(self._streamed, self.total, self.start, self.on_progress, self.interval)
+
+    def finish(self) -> None:
+        """The pipe is drained: tar's status checked (a failure raises), the final event."""
+        self.tar.wait()
+        self.close()
+        if self.on_progress:
+            self.on_progress(self.tar.progress(self.done, self.done, self.start))
+
+    def close(self) -> None:
+        if self.reader:
+            self.reader.stop()
+            self.reader = None
+        if self.tar:
+            self.tar.kill()
+
+    def __iter__(self) -> Iterator[bytes]:
+        out = self.tar.proc.stdout
+        while chunk := out.read1(CHUNK):
+            self.moved(len(chunk))
             yield chunk
-        tar.wait()
-    finally:
-        if reader:
-            reader.stop()
-        if tar:
-            tar.kill()
-    if on_progress:
-        on_progress(tar.progress(done, done, start))
+        self.finish()
 
 
 def blank_machine_id(guest: GuestRoot) -> Path | None:

@@ -106,13 +106,6 @@ def _du(tree: Path) -> int:
         return 0
 
 
-def _close_quietly(gen) -> None:
-    try:
-        gen.close()
-    except ValueError:  # running in another thread: its own finally will stop tar
-        pass
-
-
 class Conversion:
     def __init__(self, source: str | os.PathLike, options: Options | None = None,
                  inspection: Inspection | None = None):
@@ -295,11 +288,11 @@ class Conversion:
             from .userspace.archive import stream_tar as us_stream_tar
 
             return us_stream_tar(p.userspace, total=p.expected_bytes, on_progress=on_progress)
-        chunks = arc.stream_tar(p.spec, total=p.expected_bytes, scan=p.scan, on_progress=on_progress)
-        # a consumer that fails midway (daemon gone) may hold the generator in its traceback:
-        # closing it here stops tar and the read-ahead before the tree is unmounted
-        self.session.callback(_close_quietly, chunks)
-        return chunks
+        pipe = arc.TarPipe(p.spec, total=p.expected_bytes, scan=p.scan, on_progress=on_progress)
+        # whatever the consumer did (daemon gone midway), tar and the read-ahead stop before
+        # the tree is unmounted
+        self.session.callback(pipe.close)
+        return pipe
 
     def commands(self, outdir: str = "OUT") -> list[str]:
         """What `--dry-run` prints and the wizard's commands panel shows."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
+from . import upload
+from .upload import Body
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 # a first component is a registry host only with a dot, a port, or "localhost" (as Docker decides)
@@ -105,11 +107,16 @@ def require_room(image_bytes: int, method: str = "import", smoke: bool = True) -
         dataroot.require_room(c, _host(), image_bytes * (3 if method == "dockerfile" else 1), smoke)
 
 
-def import_stream(chunks: Iterable[bytes], ref: str, changes: list[str]) -> str:
-    """`docker import -` from a stream of tar chunks; returns the image id."""
+def import_stream(body: Body, ref: str, changes: list[str]) -> str:
+    """`docker import -` of BODY: tar's pipe (spliced into the daemon's socket), a tar file
+    (sent with sendfile) or chunks; see upload.py. Returns the image id."""
     repo, tag = parse_reference(ref)
     with daemon("docker import") as c:
-        out = c.api.import_image(src=chunks, repository=repo, tag=tag, changes=changes, stream_src=True)
+        out = upload.post_import(c.api, repo, tag, changes, body)
+        if out is None:  # TLS or ssh: through the SDK
+            src = str(body) if isinstance(body, Path) else iter(body)
+            out = c.api.import_image(src=src, repository=repo, tag=tag, changes=changes,
+                                     stream_src=not isinstance(body, Path))
     image_id = ""
     for line in str(out).splitlines():
         try:
@@ -127,13 +134,8 @@ def import_stream(chunks: Iterable[bytes], ref: str, changes: list[str]) -> str:
 
 
 def import_file(tar: Path, ref: str, changes: list[str]) -> str:
-    """`docker import FILE`: the tar streamed in 1 MiB chunks, never read whole."""
-    def chunks():
-        with open(tar, "rb") as f:
-            while chunk := f.read(1 << 20):
-                yield chunk
-
-    return import_stream(chunks(), ref, changes)
+    """`docker import FILE`: the tar is never read into Python."""
+    return import_stream(tar, ref, changes)
 
 
 def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> str:
