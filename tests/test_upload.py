@@ -145,3 +145,14 @@ def test_the_body_is_ended_only_after_tar_succeeded(dockerd):
     assert {i.id for i in c.images.list(all=True)} == before
     c.close()
     os.close(src.r)
+
+
+def test_the_tree_is_unmounted_while_the_daemon_commits(disks, dockerd, no_leaks):
+    """tar is done once the body is sent: the mounts go while the daemon still commits the
+    layer (~0.4 s each for a 1.3 GB tree), not one after the other."""
+    err = vm2c("--debug", "convert", disks.get("full"), "--tag", "vm2c-test/overlap:1", "--no-smoke",
+               check=True).stderr.splitlines()
+    sent = next(i for i, l in enumerate(err) if "body sent" in l)
+    answered = next(i for i, l in enumerate(err) if "vm2c.upload: answered" in l)
+    unmounts = [i for i, l in enumerate(err) if "run: umount " in l and "vm2c-tree-" in l]
+    assert unmounts and all(sent < i < answered for i in unmounts), "\n".join(err[sent:answered + 1])

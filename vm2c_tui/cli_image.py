@@ -139,7 +139,9 @@ def _cmd_convert(args) -> int:
             image_id = image.build_dockerfile(work, args.tag, on_log=lambda l: print(l, file=sys.stderr))
             timings["build"] = round(time.monotonic() - t3, 3)
         else:
-            image_id = image.import_stream(conv.stream(bar), args.tag, changes(prep.shell, labels))
+            # the tree is unmounted while the daemon commits the layer (tar is done by then)
+            image_id = image.import_stream(conv.stream(bar), args.tag, changes(prep.shell, labels),
+                                           after_body=conv.release)
             bar.done()
             wh = prep.whiteout_note()
             if wh:

@@ -130,6 +130,13 @@ class Conversion:
     def close(self) -> None:
         self.session.close()
 
+    def release(self) -> None:
+        """Give back the mounts, loop devices and temp dirs as soon as tar is done (the daemon
+        still committing the layer); plans and the prepared facts stay readable."""
+        if self.prepared and self.prepared.scan:
+            self.prepared.scan.join()  # its whiteouts are reported afterwards
+        self.session.close()
+
     # -- steps -------------------------------------------------------------
     def inspect(self, progress=None) -> Inspection | None:
         if self.live:  # a running system (/) or a tree already on this machine

@@ -22,7 +22,7 @@ import select
 import socket
 import struct
 import termios
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlencode, urlsplit
@@ -48,9 +48,11 @@ class PipeSource(Protocol):
 Body = PipeSource | Path | Iterable[bytes]
 
 
-def post_import(api, repo: str, tag: str, changes: list[str], body: Body) -> str | None:
+def post_import(api, repo: str, tag: str, changes: list[str], body: Body,
+                after_body: Callable[[], None] | None = None) -> str | None:
     """POST /images/create?fromSrc=- with BODY; the daemon's answer (JSON lines), or None
-    when the SDK's client does not talk over a plain socket."""
+    when the SDK's client does not talk over a plain socket. AFTER_BODY runs once the body
+    is sent, while the daemon commits the layer (~0.4 s for 1.3 GB: the unmount fits there)."""
     sock = None if os.environ.get("VM2C_UPLOAD") == "sdk" else _connect(api)  # sdk: the other way, for benchmarks
     if sock is None:
         return None
@@ -75,6 +77,8 @@ def post_import(api, repo: str, tag: str, changes: list[str], body: Body) -> str
                 raise
             return answer
         log.debug("body sent; waiting for the daemon's answer")
+        if after_body:
+            after_body()
         answer = _answer(sock)
         log.debug("answered")
         if answer is None:
