@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -145,6 +147,26 @@ def test_private_daemon_from_a_relative_directory(tmp_path, monkeypatch):
     assert str(tmp_path) not in Path("/proc/self/mounts").read_text() and not Path("d").exists()
     with pytest.raises(Vm2cError, match="too long a directory"):
         PrivateDockerd(base=tmp_path / ("x" * 100)).start()
+
+
+def test_private_daemon_through_a_symlink_leaves_no_mount(tmp_path):
+    """dockerd bind-mounts its data root onto itself and names it by the real path; stop()
+    looked for the path it was given, and a base reached through a symlink kept that mount
+    (found when the benchmark's cache directory was a link)."""
+    from vm2c_tui.services.dockerd import PrivateDockerd, daemon_answers
+
+    top = Path(tempfile.mkdtemp(prefix="vm2c-l", dir="/tmp"))  # containerd's socket paths are short
+    try:
+        (top / "real").mkdir()
+        (top / "link").symlink_to(top / "real")
+        daemon = PrivateDockerd(base=top / "link" / "d")
+        try:
+            assert daemon_answers(daemon.start(30))
+        finally:
+            daemon.stop()
+        assert str(top) not in Path("/proc/self/mounts").read_text()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_daemon_gone_midway_keeps_the_tar(disks, tmp_path, no_leaks):

@@ -33,11 +33,15 @@ def daemon_answers(host: str | None = None, timeout: float = 3) -> bool:
         return False
 
 
+CONTAINERD_LONGEST = "/exec/containerd/containerd-debug.sock"
+
+
 class PrivateDockerd:
     def __init__(self, base: Path | None = None, storage_driver: str = "overlay2"):
         # short path: the socket path must fit in 108 bytes
-        # absolute: containerd cannot dial a relative unix:// address
-        self.base = Path(base or tempfile.mkdtemp(prefix="vm2c-dockerd-", dir="/tmp")).absolute()
+        # absolute: containerd cannot dial a relative unix:// address; symlinks resolved: the
+        # mounts dockerd leaves are found in /proc/self/mountinfo by this path
+        self.base = Path(base or tempfile.mkdtemp(prefix="vm2c-dockerd-", dir="/tmp")).resolve()
         self.storage_driver = storage_driver
         self.proc: subprocess.Popen | None = None
 
@@ -55,8 +59,10 @@ class PrivateDockerd:
                 "--bridge=none"]
 
     def start(self, timeout: float = 60) -> str:
-        if len(os.fsencode(self.host.removeprefix("unix://"))) > 107:  # sun_path holds 108 bytes with the NUL
-            raise Vm2cError(f"{self.base}: too long a directory for the daemon's socket; take a shorter one")
+        # containerd refuses socket paths over 104 bytes, and its debug socket is the longest;
+        # without this check dockerd waits 30 s for a containerd that never listened
+        if len(os.fsencode(str(self.base) + CONTAINERD_LONGEST)) > 104:
+            raise Vm2cError(f"{self.base}: too long a directory for the daemon's sockets (containerd allows 104 bytes); take a shorter one")
         self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(self.base / "dockerd.log", "ab") as log:  # dockerd keeps its own copy
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
