@@ -83,18 +83,21 @@ def timed(cmd, env=None, durable: bool = False) -> tuple[float, int]:
     DURABLE adds the final `sync` to the time (see bench_convert)."""
     subprocess.run(["sync"], check=True)
     start = time.monotonic()
-    proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    ps = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            peak = max(peak, ps.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.02)
-    err = proc.stderr.read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd}: {err.decode(errors='replace')}")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:  # no pipe to fill up
+        proc = subprocess.Popen([str(c) for c in cmd], env=env, stdout=out, stderr=err)
+        peak = 0
+        ps = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                peak = max(peak, ps.memory_info().rss)
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.02)
+        if proc.wait() != 0:  # vm2c's smoke test reports on stdout (exit 3)
+            out.seek(0)
+            err.seek(0)
+            raise RuntimeError(f"{cmd}: exit {proc.returncode}\n{out.read()[-3000:].decode(errors='replace')}"
+                               f"{err.read()[-3000:].decode(errors='replace')}")
     if durable:
         subprocess.run(["sync"], check=True)
     return time.monotonic() - start, peak
