@@ -1,13 +1,13 @@
 """`docker import`'s request body written straight into the daemon's socket.
 
 Through the SDK (requests, http.client) each MiB of a streamed tar is read into a new bytes
-object, copied again behind its chunk header, then copied into the socket: perf put ~15 % of a
-1.3 GB convert's CPU in vm2c's process, most of it there, on two cores the daemon needs. Here
-tar's pipe is spliced into the socket (the kernel hands the pages over), a file goes out with
-sendfile, and other chunks are sent as they are. Only plain sockets take this way (unix://,
-tcp:// without TLS); for TLS or ssh (or VM2C_UPLOAD=sdk), `post_import` returns None and
-the SDK sends the body.
-The SDK stays the client for everything else, and gives the address and the API version.
+object, copied again behind its chunk header, then copied into the socket. perf, cold 1.3 GB
+convert: vm2c's own process took 5.8 CPU-s that way and 3.1 with the body spliced (the
+machine ~28), on two cores the daemon needs. Here tar's pipe is spliced into the socket (the
+kernel hands the pages over), a file goes out with sendfile, other chunks as they are. Only
+plain sockets take this way (unix://, tcp:// without TLS); for TLS or ssh (or VM2C_UPLOAD=sdk)
+`post_import` returns None and the SDK sends the body. The SDK stays the client for
+everything else, and gives the address and the API version.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def post_import(api, repo: str, tag: str, changes: list[str], body: Body,
     """POST /images/create?fromSrc=- with BODY; the daemon's answer (JSON lines), or None
     when the SDK's client does not talk over a plain socket. AFTER_BODY runs once the body
     is sent, while the daemon commits the layer (~0.4 s for 1.3 GB: the unmount fits there)."""
-    sock = None if os.environ.get("VM2C_UPLOAD") == "sdk" else _connect(api)  # sdk: the other way, for benchmarks
+    sock = None if os.environ.get("VM2C_UPLOAD") == "sdk" else _connect(api)
     if sock is None:
         return None
     params = [("fromSrc", "-"), ("repo", repo), ("tag", tag)] + [("changes", c) for c in changes]
