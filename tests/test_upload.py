@@ -156,3 +156,14 @@ def test_the_tree_is_unmounted_while_the_daemon_commits(disks, dockerd, no_leaks
     answered = next(i for i, l in enumerate(err) if "vm2c.upload: answered" in l)
     unmounts = [i for i, l in enumerate(err) if "run: umount " in l and "vm2c-tree-" in l]
     assert unmounts and all(sent < i < answered for i in unmounts), "\n".join(err[sent:answered + 1])
+
+
+def test_a_request_the_daemon_refuses_is_reported_in_its_words(dockerd, tmp_path):
+    """An invalid change is refused before the body is read: the daemon answers and closes
+    while vm2c is still sending, and what it said is the error, not the broken pipe."""
+    big = tmp_path / "zeros.tar"
+    with open(big, "wb") as f:
+        f.truncate(64 << 20)
+    for body in (big, iter([bytes(1 << 20)] * 64)):
+        with pytest.raises(Vm2cError, match="the Docker daemon reported: foo is not a valid change command"):
+            image.import_stream(body, "vm2c-test/refused:1", ["FOO bar"])
