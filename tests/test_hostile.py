@@ -112,6 +112,13 @@ def test_fuzz_lvm_metadata(demo_bytes, muts):
         assert exc.message and "\n" not in exc.message
 
 
+def test_lvm_metadata_error_with_a_multiline_name_is_one_line():
+    """Found by test_fuzz_lvm_metadata: a quoted name holding a newline, then a stray symbol."""
+    with pytest.raises(Vm2cError) as info:
+        lvm.parse_text('"vg\ndevice = " /')
+    assert "\n" not in info.value.message and "after 'vg\\ndevice = '" in info.value.message
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(muts=st.lists(st.tuples(st.integers(0, 34 * 512 - 1), st.integers(0, 255)), min_size=1, max_size=30))
 def test_fuzz_partition_table(demo_bytes, tmp_path, muts):
@@ -235,3 +242,4 @@ def test_without_root_a_qcow2_falls_back_from_fuse_to_a_copy(disks, public_dir):
     assert "Read through: copy" in proc.stdout and "fuse failed" in proc.stdout
     assert "[root]" in proc.stdout
     assert not list(Path("/tmp").glob("vm2c-copy-*")) and not list(Path("/tmp").glob("vm2c-view-*"))
+

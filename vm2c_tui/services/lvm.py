@@ -154,13 +154,13 @@ def parse_text(text: str) -> dict:
             elif nxt == ("sym", "="):
                 out[name] = value()
             else:
-                raise ValueError(f"unexpected {nxt[1]!r} after {name}")
+                raise ValueError(f"unexpected {nxt[1]!r} after {name!r}")  # a quoted name may hold newlines
         return out
 
     try:
         return section(0)
     except (IndexError, ValueError, RecursionError) as exc:
-        raise Vm2cError(f"LVM metadata is unreadable ({exc})") from None
+        raise Vm2cError(f"LVM metadata is unreadable ({str(exc).replace(chr(10), ' ')})") from None
 
 
 def logical_volumes(text: str) -> list[LogicalVolume]:
