@@ -15,6 +15,7 @@ from pathlib import Path
 from ..errors import Vm2cError
 from .attach import RawView, loop_device
 from .guestpath import GuestPathError, GuestRoot
+from .joincopy import joined_copy
 from .model import Inspection, Volume
 from .mount import bind_ro, can_mount, mount_ro
 from .pagecache import direct_io_pays
@@ -51,11 +52,8 @@ def plan_mounts(insp: Inspection, root_id: str | None = None, use_fstab: bool = 
     """The mounts to assemble, in mount order, and notes on fstab entries left out."""
     root_id = root_id or insp.root
     if not root_id:
-        pieces = [v.id for v in insp.in_pieces() if not v.readable]
-        hint = f"; {', '.join(pieces)} could not be looked into: --engine userspace reads LVs in pieces" \
-            if pieces else ""
         raise Vm2cError(f"{insp.source}: no root filesystem detected; choose one with --root ID "
-                        f"(ids: {', '.join(v.id for v in insp.filesystems() if v.fstype)}){hint}")
+                        f"(ids: {', '.join(v.id for v in insp.filesystems() if v.fstype)})")
     root = insp.find(root_id)
     if root is None:
         raise Vm2cError(f"{insp.source}: no filesystem with id '{root_id}' "
@@ -114,13 +112,6 @@ def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembl
     for plan in plans:
         if not plan.enabled:
             continue
-        if plan.extents:  # planned by the user-space engine, which joins the pieces itself
-            why = f"{plan.fs_id} is in {len(plan.extents)} pieces on the disk: the kernel route needs " \
-                  f"device-mapper to join them; the user-space engine (--engine userspace) reads it"
-            if plan.mountpoint == "/":
-                raise Vm2cError(why)
-            asm.problems.append(f"{why}; left out")
-            continue
         if plan.mountpoint == "/":
             target = top
         else:
@@ -139,8 +130,11 @@ def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembl
                 continue
         if plan.via == "mount":
             if plan.fs_id not in loops:
-                loops[plan.fs_id] = loop_device(session, view.path, plan.offset, plan.size,
-                                                direct_io_pays(view.path, plan.offset, plan.size))
+                src, offset = view.path, plan.offset
+                if plan.extents:  # an LV in pieces: no device-mapper to join them, a joined copy
+                    src, offset = str(joined_copy(session, view.path, plan.fs_id, plan.extents)), 0
+                loops[plan.fs_id] = loop_device(session, src, offset, plan.size,
+                                                direct_io_pays(src, offset, plan.size))
             mount_ro(session, loops[plan.fs_id], plan.fstype, target, plan.subvol)
         else:
             staged = _mtools_copy(session, view.path, plan)

@@ -43,22 +43,25 @@ def require_kernel_root(engine: str, what: str) -> None:
 
 
 def inspect(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True):
-    """With `auto`, an image holding an LV in pieces (grown with lvextend) that the kernel
-    route cannot join is read in user space instead, when that engine is installed; the
-    inspection says so, and its raw_method ("userspace") tells the conversion."""
+    """With `auto`, an image holding an LV in pieces (grown with lvextend), which the kernel
+    route can only read through a joined copy (joincopy.py), is read in user space instead,
+    in place, when that engine is installed; the inspection says so, and its raw_method
+    ("userspace") tells the conversion."""
     from .userspace.inspect import inspect_userspace
 
     if choose(engine) == "userspace":
         return inspect_userspace(source, look_inside=look_inside, progress=progress)
     from .inspect import inspect_image
 
-    insp = inspect_image(source, look_inside=look_inside, method=method, progress=progress)
-    pieces = [v.id for v in insp.in_pieces() if not v.readable]
-    if (engine or "auto") != "auto" or not pieces or not userspace.available():
+    may_switch = (engine or "auto") == "auto" and userspace.available()
+    insp = inspect_image(source, look_inside=look_inside, method=method, progress=progress,
+                         join_pieces=not may_switch)
+    pieces = [v.id for v in insp.in_pieces()]
+    if not may_switch or not pieces:
         return insp
     insp = inspect_userspace(source, look_inside=look_inside, progress=progress)
-    insp.warnings.append(f"{', '.join(pieces)}: in pieces on the disk (grown with lvextend), which the kernel "
-                         f"route cannot join without device-mapper: read in user space")
+    insp.warnings.append(f"{', '.join(pieces)}: in pieces on the disk (grown with lvextend): read in user space, "
+                         f"in place (the kernel route, without device-mapper, would copy them joined first)")
     return insp
 
 

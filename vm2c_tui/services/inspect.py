@@ -18,6 +18,7 @@ from .debugfs import DebugfsRoot
 from .formats import identify
 from .guestinfo import read_facts
 from .guestpath import GuestRoot
+from .joincopy import joined_copy
 from .model import Inspection, Partition, Volume
 from .mount import can_mount, is_root, mount_ro
 from .probe import probe
@@ -46,7 +47,9 @@ def identify_noting(path: str | os.PathLike, note: Progress):
 
 
 def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: str | None = None,
-                  progress: Progress | None = None) -> Inspection:
+                  progress: Progress | None = None, join_pieces: bool = True) -> Inspection:
+    """JOIN_PIECES=False leaves LVs in pieces unlooked-into (no joined copy): for a caller that
+    will read the image in user space when it holds one."""
     note = progress or (lambda msg: None)
     info, warnings = identify_noting(path, note)
     if not is_root():
@@ -56,7 +59,7 @@ def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: 
         view = open_raw(session, info, method)
         insp = scan(info, ToolReader(view.path, info.virtual_size), warnings, note, view.method, view.why)
         if look_inside:
-            _look_inside(session, view, insp, note)
+            _look_inside(session, view, insp, note, join_pieces)
     return conclude(insp, look_inside)
 
 
@@ -177,8 +180,7 @@ def _scan_lvm(reader, insp: Inspection, user_space: bool = False) -> None:
                         vol.note = vol.note or f"in {len(merged)} pieces on the disk: read joined"
                     else:
                         vol.note = (f"in {len(merged)} pieces on the disk (grown with lvextend): the kernel "
-                                    f"needs device-mapper to join them; --engine userspace reads it")
-                        vol.readable = False
+                                    f"route reads a joined temporary copy")
             # the VG holding it is the partition whose metadata names it first
             owner = pvs.get(lv.segments[0].pv_uuid, part) if lv.segments else part
             owner.volumes.append(vol)
@@ -194,19 +196,21 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
-def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progress) -> None:
+def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progress, join_pieces: bool) -> None:
     for vol in insp.filesystems():
-        if vol.fstype not in LINUX_FS or not vol.readable:
+        if vol.fstype not in LINUX_FS or not vol.readable or (vol.extents and not join_pieces):
             continue
         if not is_root() or not can_mount(vol.fstype):
             if vol.fstype in ("ext2", "ext3", "ext4") and which("debugfs"):
                 note(f"reading {vol.id} with debugfs")
-                remember(vol, read_facts(DebugfsRoot(view.path, vol.offset)))
+                with Session("peek", insp.source) as peek:
+                    remember(vol, read_facts(DebugfsRoot(*_where(peek, view, vol, note))))
             continue
         note(f"looking inside {vol.id}")
         with Session("peek", insp.source) as peek:
             try:
-                dev = loop_device(peek, view.path, vol.offset, vol.size)
+                src, offset = _where(peek, view, vol, note)
+                dev = loop_device(peek, src, offset, vol.size)
                 mnt = mount_ro(peek, dev, vol.fstype, peek.tempdir("peek") / "m")
             except Vm2cError as exc:
                 vol.note = f"could not be mounted: {exc}"
@@ -215,6 +219,14 @@ def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progre
             if vol.fstype == "btrfs" and facts.score < 4:
                 facts = _btrfs_subvol_root(vol, mnt, facts)
             remember(vol, facts)
+
+
+def _where(session: Session, view: RawView, vol: Volume, note: Progress) -> tuple[str, int]:
+    """The file and offset holding VOL: the raw view, or for an LV in pieces a joined copy."""
+    if not vol.extents:
+        return view.path, vol.offset
+    note(f"joining the {len(vol.extents)} pieces of {vol.id} into a temporary copy")
+    return str(joined_copy(session, view.path, vol.id, vol.extents)), 0
 
 
 BTRFS_ROOT_SUBVOLS = ("@", "@root", "@rootfs", "root")  # Ubuntu, openSUSE-style, others

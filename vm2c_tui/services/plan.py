@@ -89,8 +89,8 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
 
 
 def _joined_lv(var: str, raw: str, fs_id: str, extents: list[tuple[int, int]]) -> list[str]:
-    """An LV in pieces, joined by device-mapper (which vm2c's own kernel route does without,
-    so it reads such an LV in user space): a linear table in 512-byte sectors."""
+    """An LV in pieces, joined by device-mapper where the machine has it (vm2c's own kernel
+    route, without it, copies the pieces joined: joincopy.py): a linear table in 512-byte sectors."""
     name = "vm2c-" + fs_id.replace("/", "-")
     table, pos = [], 0
     for off, n in extents:

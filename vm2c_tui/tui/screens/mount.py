@@ -48,7 +48,8 @@ class MountScreen(StepScreen):
                         yield Label("sanitise (empty machine-id, no SSH host keys)")
                     if state.source != "/" and userspace.available():
                         with Horizontal(classes="switch-row"):
-                            # else the only way: no kernel route, or an LV in pieces
+                            # held: no kernel route, or an LV in pieces (read in place in user
+                            # space; the kernel route would copy it joined first)
                             only = not engine.kernel_route_available() or bool(state.inspection.in_pieces())
                             yield Switch(value=engine.resolved(state.options.engine, state.inspection) == "userspace",
                                          id="engine", disabled=only)

@@ -1,0 +1,78 @@
+"""An LV in pieces (grown with lvextend) for the kernel route, which has no device-mapper here
+to join them: the pieces copied in order into a sparse temporary file, which a loop device
+then reads. Only the source's data is copied (SEEK_DATA/SEEK_HOLE, copy_file_range), so the
+copy costs what the LV holds, not its size; the room is checked first. The source is only
+read. The user-space engine reads such an LV in place, and `--engine auto` prefers it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+from ..errors import Vm2cError
+from .session import Session
+
+STEP = 8 << 20
+
+
+def data_runs(fd: int, off: int, n: int) -> list[tuple[int, int]]:
+    """(offset, length) of the data in [off, off+n); all of it where holes cannot be asked for."""
+    runs, pos, end = [], off, off + n
+    try:
+        while pos < end:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+            if start >= end:
+                break
+            stop = min(os.lseek(fd, start, os.SEEK_HOLE), end)
+            runs.append((start, stop - start))
+            pos = stop
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # no data past pos
+            return runs
+        return [(off, n)]  # a filesystem (FUSE) that cannot say: copy it all
+    return runs
+
+
+def _copy(src: int, dst: int, n: int, at: int, to: int) -> None:
+    while n > 0:
+        try:
+            done = os.copy_file_range(src, dst, min(n, STEP), at, to)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            data = os.pread(src, min(n, STEP), at)  # across filesystems on older kernels
+            done = os.pwrite(dst, data, to) if data else 0
+        if not done:
+            raise Vm2cError("the disk image ended inside an LV's piece (truncated image?)")
+        n, at, to = n - done, at + done, to + done
+
+
+def joined_copy(session: Session, raw: str, fs_id: str, extents: list[tuple[int, int]]) -> Path:
+    """RAW's pieces EXTENTS, joined, in a 0700 temporary directory the session removes."""
+    src = os.open(raw, os.O_RDONLY)
+    try:
+        runs = [data_runs(src, off, n) for off, n in extents]
+        need = sum(ln for piece in runs for _, ln in piece)
+        work = session.tempdir("join")
+        free = shutil.disk_usage(work).free
+        if need + (64 << 20) > free:
+            raise Vm2cError(f"{fs_id} is in {len(extents)} pieces: the kernel route joins them into a copy of "
+                            f"{need >> 20} MiB, and {work.parent} has {free >> 20} MiB free; set TMPDIR to a "
+                            f"roomier place, or use --engine userspace, which reads the pieces in place")
+        dest = work / "lv.raw"
+        dst = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            pos = 0
+            for (off, n), piece in zip(extents, runs):
+                for at, ln in piece:
+                    _copy(src, dst, ln, at, pos + at - off)
+                pos += n
+            os.ftruncate(dst, pos)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+    return dest
