@@ -283,3 +283,20 @@ def test_lv_grown_into_two_segments(disks, tmp_path, no_leaks):
     assert "grownvg/root at / (ext4, via user space)" in auto.stderr
     assert tar_manifest(tmp_path / "a" / "img.tar") == got
     assert "(grown with lvextend): read in user space, in place" in vm2c("inspect", src, check=True).stdout
+
+
+def test_an_lv_in_pieces_without_room_for_its_copy_is_refused(disks, tmp_path, no_leaks):
+    """The kernel route's joined copy needs the LV's data in TMPDIR: a 16 MiB one is refused in
+    one line that says how much and where, before anything is copied."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", small], check=True)
+    try:
+        proc = vm2c("archive", disks.get("extended"), "--engine", "kernel", "--root", "grownvg/root",
+                    "-o", tmp_path / "out", env={**os.environ, "TMPDIR": str(small)})
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        line = proc.stderr.strip().splitlines()[-1]
+        assert "grownvg/root is in 2 pieces" in line and f"{small} has" in line and "TMPDIR" in line, line
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", small], check=True)
