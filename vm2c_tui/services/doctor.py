@@ -53,7 +53,8 @@ def checks(workdir: str = ".") -> list[Check]:
                      "qcow2/vdi/vmdk/vhd(x) read through a FUSE raw view" if fuse else "non-raw images are copied to a raw temp file"))
     dm = os.path.exists("/dev/mapper/control")
     out.append(Check("device-mapper", dm, "/dev/mapper/control" if dm else "absent",
-                     "not needed: linear LVs are read at their byte offsets"))
+                     "not needed: linear LVs are read at their byte offsets, LVs in pieces "
+                     "in user space or through a joined copy"))
     fs = kernel_filesystems()
     for t in ("ext4", "xfs", "btrfs", "vfat"):
         ok = t in fs
