@@ -13,27 +13,18 @@ import shutil
 from pathlib import Path
 
 from ..errors import Vm2cError
+from .pagecache import data_runs
 from .session import Session
 
 STEP = 8 << 20
 
 
-def data_runs(fd: int, off: int, n: int) -> list[tuple[int, int]]:
+def _data(fd: int, off: int, n: int) -> list[tuple[int, int]]:
     """(offset, length) of the data in [off, off+n); all of it where holes cannot be asked for."""
-    runs, pos, end = [], off, off + n
     try:
-        while pos < end:
-            start = os.lseek(fd, pos, os.SEEK_DATA)
-            if start >= end:
-                break
-            stop = min(os.lseek(fd, start, os.SEEK_HOLE), end)
-            runs.append((start, stop - start))
-            pos = stop
-    except OSError as exc:
-        if exc.errno == errno.ENXIO:  # no data past pos
-            return runs
-        return [(off, n)]  # a filesystem (FUSE) that cannot say: copy it all
-    return runs
+        return [(a, b - a) for a, b in data_runs(fd, off, off + n)]
+    except OSError:  # a filesystem (FUSE) that cannot say: copy it all
+        return [(off, n)]
 
 
 def _copy(src: int, dst: int, n: int, at: int, to: int) -> None:
@@ -54,7 +45,7 @@ def joined_copy(session: Session, raw: str, fs_id: str, extents: list[tuple[int,
     """RAW's pieces EXTENTS, joined, in a 0700 temporary directory the session removes."""
     src = os.open(raw, os.O_RDONLY)
     try:
-        runs = [data_runs(src, off, n) for off, n in extents]
+        runs = [_data(src, off, n) for off, n in extents]
         need = sum(ln for piece in runs for _, ln in piece)
         work = session.tempdir("join")
         free = shutil.disk_usage(work).free

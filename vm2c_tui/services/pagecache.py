@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import functools
 import mmap
 import os
@@ -45,8 +46,8 @@ def resident_fraction(path: str, offset: int, size: int) -> float | None:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
         resident = total = 0
-        for start, end in _data_runs(fd, offset, offset + size):
-            r, t = _count(fd, start, end)
+        for start, end in data_runs(fd, offset, offset + size):
+            r, t = _count(fd, start - start % PAGE, end)
             resident += r
             total += t
         return resident / total if total else None
@@ -56,18 +57,21 @@ def resident_fraction(path: str, offset: int, size: int) -> float | None:
         os.close(fd)
 
 
-def _data_runs(fd: int, start: int, end: int):
-    """Page-aligned (start, end) runs of data in [start, end), by SEEK_DATA/SEEK_HOLE."""
-    pos = start - start % PAGE
+def data_runs(fd: int, start: int, end: int):
+    """(start, end) runs of data in [start, end) of a sparse file, by SEEK_DATA/SEEK_HOLE;
+    an error other than ENXIO (only a hole from here on) is raised (joincopy.py uses it too)."""
+    pos = start
     while pos < end:
         try:
             data = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:  # ENXIO: only a hole from here on
-            return
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                return
+            raise
         if data >= end:
             return
         hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
-        yield data - data % PAGE, hole
+        yield data, hole
         pos = hole
 
 
