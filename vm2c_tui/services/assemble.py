@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import Vm2cError
 from .attach import RawView, loop_device
 from .guestpath import GuestPathError, GuestRoot
-from .joincopy import joined_copy
+from .joincopy import volume_file
 from .model import Inspection, Volume
 from .mount import bind_ro, can_mount, mount_ro
 from .pagecache import direct_io_pays
@@ -130,9 +130,8 @@ def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembl
                 continue
         if plan.via == "mount":
             if plan.fs_id not in loops:
-                src, offset = view.path, plan.offset
-                if plan.extents:  # an LV in pieces: no device-mapper to join them, a joined copy
-                    src, offset = str(joined_copy(session, view.path, plan.fs_id, plan.extents)), 0
+                # an LV in pieces: no device-mapper to join them, a joined copy
+                src, offset = volume_file(session, view.path, plan.fs_id, plan.offset, plan.extents)
                 loops[plan.fs_id] = loop_device(session, src, offset, plan.size,
                                                 direct_io_pays(src, offset, plan.size))
             mount_ro(session, loops[plan.fs_id], plan.fstype, target, plan.subvol)

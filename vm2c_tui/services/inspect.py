@@ -18,7 +18,7 @@ from .debugfs import DebugfsRoot
 from .formats import identify
 from .guestinfo import read_facts
 from .guestpath import GuestRoot
-from .joincopy import joined_copy
+from .joincopy import volume_file
 from .model import Inspection, Partition, Volume
 from .mount import can_mount, is_root, mount_ro
 from .probe import probe
@@ -204,12 +204,13 @@ def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progre
             if vol.fstype in ("ext2", "ext3", "ext4") and which("debugfs"):
                 note(f"reading {vol.id} with debugfs")
                 with Session("peek", insp.source) as peek:
-                    remember(vol, read_facts(DebugfsRoot(*_where(peek, view, vol, note))))
+                    where = volume_file(peek, view.path, vol.id, vol.offset, vol.extents, note)
+                    remember(vol, read_facts(DebugfsRoot(*where)))
             continue
         note(f"looking inside {vol.id}")
         with Session("peek", insp.source) as peek:
             try:
-                src, offset = _where(peek, view, vol, note)
+                src, offset = volume_file(peek, view.path, vol.id, vol.offset, vol.extents, note)
                 dev = loop_device(peek, src, offset, vol.size)
                 mnt = mount_ro(peek, dev, vol.fstype, peek.tempdir("peek") / "m")
             except Vm2cError as exc:
@@ -219,14 +220,6 @@ def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progre
             if vol.fstype == "btrfs" and facts.score < 4:
                 facts = _btrfs_subvol_root(vol, mnt, facts)
             remember(vol, facts)
-
-
-def _where(session: Session, view: RawView, vol: Volume, note: Progress) -> tuple[str, int]:
-    """The file and offset holding VOL: the raw view, or for an LV in pieces a joined copy."""
-    if not vol.extents:
-        return view.path, vol.offset
-    note(f"joining the {len(vol.extents)} pieces of {vol.id} into a temporary copy")
-    return str(joined_copy(session, view.path, vol.id, vol.extents)), 0
 
 
 BTRFS_ROOT_SUBVOLS = ("@", "@root", "@rootfs", "root")  # Ubuntu, openSUSE-style, others

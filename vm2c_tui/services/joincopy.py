@@ -67,3 +67,14 @@ def joined_copy(session: Session, raw: str, fs_id: str, extents: list[tuple[int,
     finally:
         os.close(src)
     return dest
+
+
+def volume_file(session: Session, raw: str, fs_id: str, offset: int, extents: list[tuple[int, int]],
+                note=None) -> tuple[str, int]:
+    """(file, offset) a loop device or debugfs reads a filesystem from: the raw view itself,
+    or for an LV in pieces a joined copy at offset 0 (userspace/images.volume_disk's twin)."""
+    if not extents:
+        return raw, offset
+    if note:
+        note(f"joining the {len(extents)} pieces of {fs_id} into a temporary copy")
+    return str(joined_copy(session, raw, fs_id, extents)), 0
