@@ -47,9 +47,9 @@ def inspect(source, engine: str | None = None, *, method: str | None = None, pro
     route can only read through a joined copy (joincopy.py), is read in user space instead,
     in place, when that engine is installed; the inspection says so, and its raw_method
     ("userspace") tells the conversion."""
-    from .userspace.inspect import inspect_userspace
-
     if choose(engine) == "userspace":
+        from .userspace.inspect import inspect_userspace
+
         return inspect_userspace(source, look_inside=look_inside, progress=progress)
     from .inspect import inspect_image
 
@@ -59,6 +59,8 @@ def inspect(source, engine: str | None = None, *, method: str | None = None, pro
     pieces = [v.id for v in insp.in_pieces()]
     if not may_switch or not pieces:
         return insp
+    from .userspace.inspect import inspect_userspace  # only here: ~12 ms of imports the kernel route skips
+
     insp = inspect_userspace(source, look_inside=look_inside, progress=progress)
     insp.warnings.append(f"{', '.join(pieces)}: in pieces on the disk (grown with lvextend): read in user space, "
                          f"in place (the kernel route, without device-mapper, would copy them joined first)")

@@ -81,7 +81,8 @@ class Inspection:
         return out
 
     def in_pieces(self) -> list[Volume]:
-        """LVs in pieces (grown with lvextend): the kernel route cannot join them here."""
+        """LVs in pieces (grown with lvextend): user space reads them in place, the kernel
+        route through a joined copy (joincopy.py)."""
         return [v for v in self.filesystems() if v.extents]
 
     def find(self, fs_id: str) -> Volume | None:
