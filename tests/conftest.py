@@ -179,24 +179,31 @@ def data_root(host: str) -> str:
 
 
 @contextlib.contextmanager
-def cramped_dockerd(tmp_path: Path, free_mib: int = 8):
-    """A private dockerd whose data root is its own small filesystem with FREE_MIB left; yields its host."""
+def own_fs_dockerd(tmp_path: Path, size: str = "192M"):
+    """A private dockerd whose data root is its own fresh ext4 of SIZE; yields (host, loop device)."""
     from vm2c_tui.services.dockerd import PrivateDockerd
 
     base = tempfile.mkdtemp(prefix="vm2c-test-dr", dir="/tmp")  # short: the socket path must fit
     try:
-        with mounted_ext4(tmp_path / "cramped.img", base, "192M"):
+        with mounted_ext4(tmp_path / "dataroot.img", base, size) as loop:
             daemon = PrivateDockerd(base=Path(base) / "d")  # its stop() unmounts everything under its base
             try:
-                host = daemon.start()
-                st = os.statvfs(base)
-                subprocess.run(["fallocate", "-l", str(st.f_bavail * st.f_frsize - (free_mib << 20)),
-                                f"{base}/filler"], check=True)
-                yield host
+                yield daemon.start(), loop
             finally:
                 daemon.stop()
     finally:
         os.rmdir(base)
+
+
+@contextlib.contextmanager
+def cramped_dockerd(tmp_path: Path, free_mib: int = 8):
+    """A private dockerd whose data root is its own small filesystem with FREE_MIB left; yields its host."""
+    with own_fs_dockerd(tmp_path) as (host, _loop):
+        base = data_root(host).rsplit("/", 2)[0]
+        st = os.statvfs(base)
+        subprocess.run(["fallocate", "-l", str(st.f_bavail * st.f_frsize - (free_mib << 20)),
+                        f"{base}/filler"], check=True)
+        yield host
 
 
 def docker_client():

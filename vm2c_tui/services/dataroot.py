@@ -25,6 +25,7 @@ class DataRoot:
     path: str  # as the daemon names it
     driver: str
     fs: Filesystem
+    local: str  # the same directory, reached from here
 
 
 def _peer_pid(host: str) -> int | None:
@@ -57,7 +58,7 @@ def local_data_root(client, host: str) -> DataRoot | None:
     local = f"/proc/{pid}/root{path}"
     if not path or not os.path.isdir(local):
         return None
-    return DataRoot(path, info.get("Driver") or "?", filesystem_of(local))
+    return DataRoot(path, info.get("Driver") or "?", filesystem_of(local), local)
 
 
 def need_for(image_bytes: int, driver: str, smoke: bool) -> int:

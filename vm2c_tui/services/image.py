@@ -110,16 +110,21 @@ def require_room(image_bytes: int, method: str = "import", smoke: bool = True) -
 def import_stream(body: Body, ref: str, changes: list[str], after_body: Callable[[], None] | None = None) -> str:
     """`docker import -` of BODY: tar's pipe (spliced into the daemon's socket), a tar file
     (sent with sendfile) or chunks; see upload.py. AFTER_BODY runs once the daemon has
-    every byte. Returns the image id."""
+    every byte. A daemon on this machine gets its writeback started early (writeback.py).
+    Returns the image id."""
+    from . import dataroot, writeback
+
     repo, tag = parse_reference(ref)
     with daemon("docker import") as c:
-        out = upload.post_import(c.api, repo, tag, changes, body, after_body)
-        if out is None:  # TLS or ssh: through the SDK
-            src = str(body) if isinstance(body, Path) else iter(body)
-            out = c.api.import_image(src=src, repository=repo, tag=tag, changes=changes,
-                                     stream_src=not isinstance(body, Path))
-            if after_body:
-                after_body()
+        root = dataroot.local_data_root(c, _host())
+        with writeback.ahead(root.local if root else None):
+            out = upload.post_import(c.api, repo, tag, changes, body, after_body)
+            if out is None:  # TLS or ssh: through the SDK
+                src = str(body) if isinstance(body, Path) else iter(body)
+                out = c.api.import_image(src=src, repository=repo, tag=tag, changes=changes,
+                                         stream_src=not isinstance(body, Path))
+                if after_body:
+                    after_body()
     image_id = ""
     for line in str(out).splitlines():
         try:
