@@ -387,8 +387,7 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str, cold:
         client.images.prune()
 
     off, size = root_offset(raw)
-    mnt = work / "mnt2"
-    mnt.mkdir()
+    mnt = Path(tempfile.mkdtemp(prefix="mnt-", dir=work))  # its own: parts run one after another in WORK
     res = {"vm2c_convert_s": [], "vm2c_convert_nosmoke_s": [], "vm2c_convert_us_s": [], "recipe_s": [],
            "vm2c_convert_other_io_s": [], "vm2c_convert_late_wb_s": [],
            "recipe_tar_s": [], "recipe_build_s": [], "import_file_s": [], "pipe_import_s": [], "settle_s": []}
@@ -466,6 +465,7 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str, cold:
     finally:
         client.close()
         daemon.stop()
+        mnt.rmdir()
     out = {k: median(v) for k, v in res.items()}
     out.update({f"{k}:runs": v for k, v in res.items()})
     out["convert_vs_recipe"] = out["vm2c_convert_s"] / out["recipe_s"]
