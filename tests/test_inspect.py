@@ -184,6 +184,10 @@ def test_doctor_reports_the_daemons_data_root(tmp_path, dockerd):
     assert f"on {fs.fstype}" in check["detail"]
     assert ("without a journal" in check["detail"]) == (fs.journal is False)
     assert ("inodes freed" in check["meaning"]) == (fs.journal is False)
+    assert "write it back while the import runs" in check["meaning"]
+    off = json.loads(vm2c("doctor", "--json", "--workdir", tmp_path, check=True,
+                          env={**os.environ, "VM2C_EARLY_WRITEBACK": "0"}).stdout)
+    assert "write it back" not in {c["name"]: c for c in off}["docker data root"]["meaning"]
 
 
 def test_primary_gpt_corrupt_uses_backup_with_warning(disks, tmp_path):

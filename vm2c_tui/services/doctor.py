@@ -6,7 +6,7 @@ import glob
 import os
 from dataclasses import dataclass
 
-from . import userspace
+from . import userspace, writeback
 from .dataroot import DataRoot, local_data_root
 from .mount import kernel_filesystems
 from .run import run, which
@@ -97,6 +97,9 @@ def _data_root(root: DataRoot) -> Check:
     detail = f"{root.path} ({root.driver}) on {fs.fstype}{' without a journal' if fs.journal is False else ''}, " \
              f"{fs.free / (1 << 30):.1f} GiB free"
     meaning = "an imported image needs about the used size of the guest filesystems here"
+    if writeback.enabled():
+        meaning += ("; vm2c has the kernel write it back while the import runs (syncfs once a second), so "
+                    "the first container does not wait for it (VM2C_EARLY_WRITEBACK=0 turns that off)")
     if fs.journal is False:
         meaning += ("; ext4 without a journal skips the inodes freed in the last minutes, so an import "
                     "right after deleting a large image can take twice as long or more (README, Benchmarks)")

@@ -40,12 +40,16 @@ def _flush_until(stop: threading.Event, fd: int, every: float) -> None:
         os.close(fd)
 
 
+def enabled() -> bool:
+    return os.environ.get("VM2C_EARLY_WRITEBACK", "1") != "0"
+
+
 @contextmanager
 def ahead(path: str | None, every: float = EVERY) -> Iterator[None]:
     """Flush the filesystem holding PATH every EVERY seconds while the block runs.
     Leaving does not wait for a syncfs in progress: a Ctrl-C is not held up by a slow disk,
     and the thread ends as soon as that call returns."""
-    if not path or os.environ.get("VM2C_EARLY_WRITEBACK", "1") == "0":
+    if not path or not enabled():
         yield
         return
     try:
