@@ -263,3 +263,31 @@ def test_convert_an_lv_in_pieces_runs(disks, dockerd, no_leaks):
     out = docker_client().containers.run("vm2c-test/extended:1", ["/bin/busybox", "wc", "-c", "/srv/across.bin"],
                                          network_mode="none", remove=True)
     assert out.split()[0] == str(24 << 20).encode()
+
+
+def test_a_dockerfile_build_without_room_for_the_sdks_context_copy_is_refused(dockerd, tmp_path, no_leaks):
+    """The docker SDK copies the build context into TMPDIR first: a 32 MiB img.tar with a 16 MiB
+    TMPDIR is refused in one line that says where and what to do, before the daemon sees anything."""
+    ctx, small = tmp_path / "ctx", tmp_path / "small"
+    ctx.mkdir()
+    small.mkdir()
+    with tarfile.open(ctx / "img.tar", "w") as tar:
+        info = tarfile.TarInfo("big")
+        info.size = 32 << 20
+        tar.addfile(info, open("/dev/zero", "rb"))
+    (ctx / "Dockerfile").write_text("FROM scratch\nADD img.tar /\nCMD [\"/bin/sh\"]\n")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", small], check=True)
+    try:
+        proc = vm2c("build", ctx, "--tag", "vm2c-test/ctxroom:1", "--method", "dockerfile",
+                    env={**os.environ, "TMPDIR": str(small)})
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", small], check=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert f"temporary file in {small}, which has" in line and "TMPDIR" in line and "--method import" in line, line
+    c = docker_client()
+    try:
+        assert not c.images.list(name="vm2c-test/ctxroom")
+    finally:
+        c.close()

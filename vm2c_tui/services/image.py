@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ _HOST = rf"(?:(?:{_LABEL}(?:\.{_LABEL})+(?::[0-9]+)?|{_LABEL}:[0-9]+|localhost)/
 REFERENCE = re.compile(rf"^(?P<name>{_HOST}?{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>[\w][\w.-]{{0,127}}))?$")
 
 LogFn = Callable[[str], None]
+CONTEXT_MARGIN = 16 << 20  # the tar's headers and padding, and what else shares TMPDIR
 
 
 def parse_reference(ref: str) -> tuple[str, str]:
@@ -44,8 +47,6 @@ def client(timeout: int = 3600):
 
 
 def _host() -> str:
-    import os
-
     return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
 
@@ -152,9 +153,24 @@ def import_file(tar: Path, ref: str, changes: list[str]) -> str:
     return import_stream(tar, ref, changes)
 
 
+def _require_context_room(context: Path) -> None:
+    """The docker SDK packs the whole build context into a temporary file before it sends it
+    (docker/utils/build.py): an img.tar of 10 GB needs 10 GB in TMPDIR, often a small tmpfs,
+    where running out midway would read as the daemon's failure."""
+    size = sum(p.lstat().st_size for p in context.rglob("*") if p.is_file() and not p.is_symlink())
+    tmp = tempfile.gettempdir()
+    st = os.statvfs(tmp)
+    free = st.f_bavail * st.f_frsize
+    if free < size + CONTEXT_MARGIN:
+        raise Vm2cError(f"docker build: the docker SDK first copies the build context ({size >> 20} MiB) into a "
+                        f"temporary file in {tmp}, which has {free >> 20} MiB free; point TMPDIR at a place with "
+                        "room, or use --method import (no copy)")
+
+
 def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> str:
     """The classic recipe: `docker build` of FROM scratch + ADD img.tar /."""
     parse_reference(ref)
+    _require_context_room(context)
     image_id = ""
     with daemon("docker build") as c:
         for doc in c.api.build(path=str(context), tag=ref, rm=True, forcerm=True, decode=True):
