@@ -265,9 +265,10 @@ def test_convert_an_lv_in_pieces_runs(disks, dockerd, no_leaks):
     assert out.split()[0] == str(24 << 20).encode()
 
 
-def test_a_dockerfile_build_without_room_for_the_sdks_context_copy_is_refused(dockerd, tmp_path, no_leaks):
-    """The docker SDK copies the build context into TMPDIR first: a 32 MiB img.tar with a 16 MiB
-    TMPDIR is refused in one line that says where and what to do, before the daemon sees anything."""
+def test_a_dockerfile_build_streams_its_context_and_checks_room_only_for_the_sdks_copy(dockerd, tmp_path, no_leaks):
+    """The build context goes from GNU tar's pipe to the daemon: a 32 MiB img.tar builds with a
+    16 MiB TMPDIR and leaves nothing there. With a .dockerignore the docker SDK packs the context
+    into TMPDIR itself: then the same build is refused in one line, before the daemon sees it."""
     ctx, small = tmp_path / "ctx", tmp_path / "small"
     ctx.mkdir()
     small.mkdir()
@@ -276,18 +277,23 @@ def test_a_dockerfile_build_without_room_for_the_sdks_context_copy_is_refused(do
         info.size = 32 << 20
         tar.addfile(info, open("/dev/zero", "rb"))
     (ctx / "Dockerfile").write_text("FROM scratch\nADD img.tar /\nCMD [\"/bin/sh\"]\n")
+    env = {**os.environ, "TMPDIR": str(small)}
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", small], check=True)
     try:
-        proc = vm2c("build", ctx, "--tag", "vm2c-test/ctxroom:1", "--method", "dockerfile",
-                    env={**os.environ, "TMPDIR": str(small)})
+        built = vm2c("build", ctx, "--tag", "vm2c-test/ctxroom:streamed", "--method", "dockerfile", env=env)
+        (ctx / ".dockerignore").write_text("*.bak\n")
+        refused = vm2c("build", ctx, "--tag", "vm2c-test/ctxroom:sdk", "--method", "dockerfile", env=env)
         assert os.listdir(small) == []
     finally:
         subprocess.run(["umount", small], check=True)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    line = proc.stderr.strip().splitlines()[-1]
+    assert built.returncode == 3 and "Traceback" not in built.stderr, built.stderr  # built; no shell to smoke-test
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    line = refused.stderr.strip().splitlines()[-1]
     assert f"temporary file in {small}, which has" in line and "TMPDIR" in line and "--method import" in line, line
     c = docker_client()
     try:
-        assert not c.images.list(name="vm2c-test/ctxroom")
+        assert [t for i in c.images.list(name="vm2c-test/ctxroom") for t in i.tags] == ["vm2c-test/ctxroom:streamed"]
+        img = c.images.get("vm2c-test/ctxroom:streamed")
+        assert len(img.attrs["RootFS"]["Layers"]) == 1 and img.attrs["Size"] >= 32 << 20  # ADD unpacked /big
     finally:
         c.close()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
 from . import upload
+from .run import spawn
 from .upload import Body
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -154,9 +157,9 @@ def import_file(tar: Path, ref: str, changes: list[str]) -> str:
 
 
 def _require_context_room(context: Path) -> None:
-    """The docker SDK packs the whole build context into a temporary file before it sends it
-    (docker/utils/build.py): an img.tar of 10 GB needs 10 GB in TMPDIR, often a small tmpfs,
-    where running out midway would read as the daemon's failure."""
+    """With a .dockerignore the docker SDK builds the context itself, packing it into a
+    temporary file first (docker/utils/build.py): an img.tar of 10 GB needs 10 GB in TMPDIR,
+    often a small tmpfs, where running out midway would read as the daemon's failure."""
     size = sum(p.lstat().st_size for p in context.rglob("*") if p.is_file() and not p.is_symlink())
     tmp = tempfile.gettempdir()
     st = os.statvfs(tmp)
@@ -164,16 +167,37 @@ def _require_context_room(context: Path) -> None:
     if free < size + CONTEXT_MARGIN:
         raise Vm2cError(f"docker build: the docker SDK first copies the build context ({size >> 20} MiB) into a "
                         f"temporary file in {tmp}, which has {free >> 20} MiB free; point TMPDIR at a place with "
-                        "room, or use --method import (no copy)")
+                        "room, remove the .dockerignore, or use --method import (no copy)")
+
+
+def _streamed_context(context: Path) -> Iterator[bytes]:
+    """CONTEXT as a tar straight from GNU tar's pipe, sent as it is made (no temporary copy)."""
+    names = sorted(os.listdir(context))  # members named as `docker build` names them: no "./"
+    tar = spawn(["tar", "-C", str(context), "-cf", "-", "--", *names], stdout=subprocess.PIPE)
+    try:
+        while chunk := tar.stdout.read(1 << 20):
+            yield chunk
+        if tar.wait() != 0:
+            raise Vm2cError(f"docker build: tar of the build context {context} failed (exit {tar.returncode})")
+    finally:
+        if tar.poll() is None:
+            tar.kill()
+            tar.wait()
+        tar.stdout.close()
 
 
 def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> str:
     """The classic recipe: `docker build` of FROM scratch + ADD img.tar /."""
     parse_reference(ref)
-    _require_context_room(context)
+    ignore = (context / ".dockerignore").exists()  # its patterns are the SDK's to apply
+    if ignore:
+        _require_context_room(context)
     image_id = ""
-    with daemon("docker build") as c:
-        for doc in c.api.build(path=str(context), tag=ref, rm=True, forcerm=True, decode=True):
+    chunks = None if ignore else _streamed_context(context)
+    source = {"path": str(context)} if ignore else {"fileobj": chunks, "custom_context": True}
+    stops_tar = contextlib.closing(chunks) if chunks else contextlib.nullcontext()
+    with daemon("docker build") as c, stops_tar:
+        for doc in c.api.build(**source, tag=ref, rm=True, forcerm=True, decode=True):
             if "error" in doc:
                 raise Vm2cError(f"docker build: {doc['error'].strip()}")
             line = doc.get("stream", "")
