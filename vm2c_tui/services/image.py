@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,10 +159,11 @@ def _require_context_room(context: Path) -> None:
     """With a .dockerignore the docker SDK builds the context itself, packing it into a
     temporary file first (docker/utils/build.py): an img.tar of 10 GB needs 10 GB in TMPDIR,
     often a small tmpfs, where running out midway would read as the daemon's failure."""
+    from .system import free_space  # psutil: only for this rare route
+
     size = sum(p.lstat().st_size for p in context.rglob("*") if p.is_file() and not p.is_symlink())
     tmp = tempfile.gettempdir()
-    st = os.statvfs(tmp)
-    free = st.f_bavail * st.f_frsize
+    free = free_space(tmp)
     if free < size + CONTEXT_MARGIN:
         raise Vm2cError(f"docker build: the docker SDK first copies the build context ({size >> 20} MiB) into a "
                         f"temporary file in {tmp}, which has {free >> 20} MiB free; point TMPDIR at a place with "
@@ -189,14 +189,14 @@ def _streamed_context(context: Path) -> Iterator[bytes]:
 def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> str:
     """The classic recipe: `docker build` of FROM scratch + ADD img.tar /."""
     parse_reference(ref)
-    ignore = (context / ".dockerignore").exists()  # its patterns are the SDK's to apply
-    if ignore:
+    if (context / ".dockerignore").exists():  # its patterns are the SDK's to apply
         _require_context_room(context)
+        chunks, source = None, {"path": str(context)}
+    else:
+        chunks = _streamed_context(context)
+        source = {"fileobj": chunks, "custom_context": True}
     image_id = ""
-    chunks = None if ignore else _streamed_context(context)
-    source = {"path": str(context)} if ignore else {"fileobj": chunks, "custom_context": True}
-    stops_tar = contextlib.closing(chunks) if chunks else contextlib.nullcontext()
-    with daemon("docker build") as c, stops_tar:
+    with daemon("docker build") as c, closing(chunks) if chunks else nullcontext():  # closing stops tar
         for doc in c.api.build(**source, tag=ref, rm=True, forcerm=True, decode=True):
             if "error" in doc:
                 raise Vm2cError(f"docker build: {doc['error'].strip()}")
