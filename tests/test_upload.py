@@ -15,7 +15,7 @@ import pytest
 from conftest import VM2C, docker_client, vm2c
 
 from vm2c_tui.errors import Vm2cError
-from vm2c_tui.services import image
+from vm2c_tui.services import image, upload
 
 SLOW_TAR = "--checkpoint-action=sleep=1"  # VM2C_SLOW_TAR's mark on tar's command line
 
@@ -167,3 +167,56 @@ def test_a_request_the_daemon_refuses_is_reported_in_its_words(dockerd, tmp_path
     for body in (big, iter([bytes(1 << 20)] * 64)):
         with pytest.raises(Vm2cError, match="the Docker daemon reported: foo is not a valid change command"):
             image.import_stream(body, "vm2c-test/refused:1", ["FOO bar"])
+
+
+def _queued_until_full(sock: socket.socket) -> int:
+    sock.setblocking(False)
+    queued = 0
+    try:
+        while True:
+            queued += sock.send(bytes(1 << 16))
+    except BlockingIOError:
+        return queued
+
+
+def test_the_daemons_socket_holds_megabytes_unread(tmp_path, monkeypatch):
+    """upload.queue_room: vm2c can run QUEUE bytes ahead of the daemon before it must wait to
+    be woken; with the kernel's default (VM2C_SOCKET_QUEUE=0) a unix socket holds < 1 MiB."""
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tmp_path / "daemon.sock"))
+        listener.listen()
+        queued = {}
+        for setting in ("", "0"):
+            monkeypatch.setenv("VM2C_SOCKET_QUEUE", setting or str(upload.QUEUE))
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(str(tmp_path / "daemon.sock"))
+                upload.queue_room(sock)
+                with listener.accept()[0]:  # a daemon that does not read
+                    queued[setting] = _queued_until_full(sock)
+    assert queued[""] >= upload.QUEUE
+    assert queued["0"] < 1 << 20
+
+
+def test_without_root_the_socket_gets_what_the_system_allows():
+    """SO_SNDBUFFORCE needs CAP_NET_ADMIN: as nobody, SO_SNDBUF up to net.core.wmem_max
+    (the kernel doubles what it is given, for its own bookkeeping)."""
+    cap = int(open("/proc/sys/net/core/wmem_max").read())
+    a, b = socket.socketpair()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            upload.queue_room(a)
+            os.write(w, str(a.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    a.close()
+    b.close()
+    assert got == str(2 * min(upload.QUEUE, cap))

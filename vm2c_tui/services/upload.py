@@ -31,6 +31,8 @@ from ..errors import Vm2cError
 
 log = logging.getLogger("vm2c.upload")
 TIMEOUT = 3600  # as the SDK's client: a daemon silent this long is taken as gone
+QUEUE = 8 << 20  # bytes the daemon's unix socket may hold unread (queue_room says why)
+_SO_SNDBUFFORCE = 32  # Linux; the socket module does not name it
 
 
 @runtime_checkable
@@ -102,6 +104,7 @@ def _connect(api) -> socket.socket | None:
         except OSError:
             sock.close()
             raise
+        queue_room(sock)
     else:
         return None
     # blocking for splice and sendfile (a Python timeout makes the fd non-blocking); the
@@ -111,6 +114,19 @@ def _connect(api) -> socket.socket | None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
     return sock
+
+
+def queue_room(sock: socket.socket) -> None:
+    """Let QUEUE bytes wait in a unix socket for the daemon to read them (VM2C_SOCKET_QUEUE=0:
+    the kernel's default, ~200 KiB). With the default, every read the daemon makes wakes vm2c
+    to send the next piece, and on two cores those wake-ups come out of the daemon's time."""
+    want = int(os.environ.get("VM2C_SOCKET_QUEUE", QUEUE))
+    if want <= 0:
+        return
+    try:  # as root, past net.core.wmem_max
+        sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, want)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, want)
 
 
 def _splice_chunks(sock: socket.socket, src: PipeSource) -> None:
