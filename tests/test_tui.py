@@ -93,9 +93,9 @@ async def test_wizard_archives_with_the_userspace_engine(disks, tmp_path, no_lea
         assert tf.getmember("./srv/xattrs").pax_headers["SCHILY.xattr.user.comment"] == "kept by import"
 
 
-async def test_wizard_reads_an_lv_in_pieces_in_user_space(disks, tmp_path, no_leaks):
-    """A root LV grown with lvextend: as root, the wizard still reads it, with the user-space
-    engine (the kernel route cannot join the pieces here), and does not offer the switch back."""
+async def test_wizard_reads_an_lv_in_pieces_in_user_space_or_through_a_joined_copy(disks, tmp_path, no_leaks):
+    """A root LV grown with lvextend: the wizard reads it in user space by default (in place);
+    the switch offers the kernel route, which says it copies the pieces joined first, and works."""
     src = disks.get("extended")
     app = Vm2cApp(browse_root=str(src.parent))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -103,12 +103,18 @@ async def test_wizard_reads_an_lv_in_pieces_in_user_space(disks, tmp_path, no_le
         await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared is not None)
         assert app.state.conversion.engine == "userspace"
         switch = app.screen.query_one("#engine", Switch)
-        assert switch.value and switch.disabled
+        assert switch.value and not switch.disabled
         assert "user-space engine" in str(app.screen.query_one("#read-with").render())
+        switch.value = False  # as a click would
+        await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.engine ==
+                         "kernel" and app.state.conversion.prepared is not None)
+        line = str(app.screen.query_one("#read-with").render())
+        assert "grownvg/root is in 2 pieces: first copied joined into TMPDIR" in line, line
         await click(pilot, "#next")
         await tour.reach(pilot, "ArchiveScreen", "#start")
         await click(pilot, "#start")
         await wait_until(pilot, lambda: app.state.archive is not None)
+        assert app.state.archive.prepared.userspace is None
         await pilot.press("q")
     with tarfile.open(tmp_path / "out" / "img.tar") as tf:
         assert tf.getmember("./srv/across.bin").size == 24 << 20

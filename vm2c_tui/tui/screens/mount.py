@@ -48,9 +48,9 @@ class MountScreen(StepScreen):
                         yield Label("sanitise (empty machine-id, no SSH host keys)")
                     if state.source != "/" and userspace.available():
                         with Horizontal(classes="switch-row"):
-                            # held: no kernel route, or an LV in pieces (read in place in user
-                            # space; the kernel route would copy it joined first)
-                            only = not engine.kernel_route_available() or bool(state.inspection.in_pieces())
+                            # held when there is no kernel route; for an LV in pieces the
+                            # kernel route is a choice too, its joined copy named in #read-with
+                            only = not engine.kernel_route_available()
                             yield Switch(value=engine.resolved(state.options.engine, state.inspection) == "userspace",
                                          id="engine", disabled=only)
                             yield Label("read in user space (no mounts)")
@@ -95,6 +95,10 @@ class MountScreen(StepScreen):
         else:
             name, why = available_methods(state.info)[0]
             line = f"Read with: read-only loop mounts; raw view: {name} ({why})"
+            for v in state.inspection.in_pieces() if state.inspection else []:
+                size = sum(n for _, n in v.extents)
+                line += (f"; {v.id} is in {len(v.extents)} pieces: first copied joined into TMPDIR "
+                         f"(up to {size >> 20} MiB; user space reads it in place)")
         self.query_one("#read-with", Static).update(Text(line))
 
     @on(Switch.Changed, "#engine")
