@@ -187,7 +187,10 @@ def test_the_daemons_socket_holds_megabytes_unread(tmp_path, monkeypatch):
         listener.listen()
         queued = {}
         for setting in ("", "0"):
-            monkeypatch.setenv("VM2C_SOCKET_QUEUE", setting or str(upload.QUEUE))
+            if setting:
+                monkeypatch.setenv("VM2C_SOCKET_QUEUE", setting)
+            else:
+                monkeypatch.delenv("VM2C_SOCKET_QUEUE", raising=False)
             with socket.socket(socket.AF_UNIX) as sock:
                 sock.connect(str(tmp_path / "daemon.sock"))
                 upload.queue_room(sock)

@@ -120,13 +120,12 @@ def queue_room(sock: socket.socket) -> None:
     """Let QUEUE bytes wait in a unix socket for the daemon to read them (VM2C_SOCKET_QUEUE=0:
     the kernel's default, ~200 KiB). With the default, every read the daemon makes wakes vm2c
     to send the next piece, and on two cores those wake-ups come out of the daemon's time."""
-    want = int(os.environ.get("VM2C_SOCKET_QUEUE", QUEUE))
-    if want <= 0:
+    if os.environ.get("VM2C_SOCKET_QUEUE") == "0":
         return
     try:  # as root, past net.core.wmem_max
-        sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, want)
+        sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, QUEUE)
     except PermissionError:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, want)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, QUEUE)
 
 
 def _splice_chunks(sock: socket.socket, src: PipeSource) -> None:

@@ -31,6 +31,7 @@ from .base import StepScreen
 
 class MountScreen(StepScreen):
     STEP = 2
+    plans: tuple = ()  # the mount plan, once on_mount has made it
 
     def compose_body(self) -> ComposeResult:
         state = self.app.state
@@ -76,6 +77,7 @@ class MountScreen(StepScreen):
             except Vm2cError as exc:
                 self.show_error(exc.message)
                 return
+            self.plans = plans
             root = plans[0]
             self.query_one("#root-line", Static).update(
                 Text(f"Root: {root.fs_id} ({root.fstype}) at /", style="bold"))
@@ -95,7 +97,8 @@ class MountScreen(StepScreen):
         else:
             name, why = available_methods(state.info)[0]
             line = f"Read with: read-only loop mounts; raw view: {name} ({why})"
-            for v in state.inspection.in_pieces() if state.inspection else []:
+            planned = {p.fs_id for p in self.plans}
+            for v in [v for v in state.inspection.in_pieces() if v.id in planned]:
                 size = sum(n for _, n in v.extents)
                 line += (f"; {v.id} is in {len(v.extents)} pieces: first copied joined into TMPDIR "
                          f"(up to {size >> 20} MiB; user space reads it in place)")
