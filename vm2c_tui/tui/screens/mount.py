@@ -98,10 +98,10 @@ class MountScreen(StepScreen):
             name, why = available_methods(state.info)[0]
             line = f"Read with: read-only loop mounts; raw view: {name} ({why})"
             planned = {p.fs_id for p in self.plans}
-            for v in [v for v in state.inspection.in_pieces() if v.id in planned]:
-                size = sum(n for _, n in v.extents)
-                line += (f"; {v.id} is in {len(v.extents)} pieces: first copied joined into TMPDIR "
-                         f"(up to {size >> 20} MiB; user space reads it in place)")
+            for v in state.inspection.in_pieces():
+                if v.id in planned:  # the copy is as large as the LV at most (only its data is copied)
+                    line += (f"; {v.id} is in {len(v.extents)} pieces: first copied joined into TMPDIR "
+                             f"(up to {v.size >> 20} MiB; user space reads it in place)")
         self.query_one("#read-with", Static).update(Text(line))
 
     @on(Switch.Changed, "#engine")
