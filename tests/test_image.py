@@ -93,6 +93,27 @@ def test_build_from_archive_dir_both_methods(disks, dockerd, tmp_path):
         proc = vm2c("build", out, "--tag", f"vm2c-test/demo:{method}", "--method", method, check=True)
         assert "smoke test: ok" in proc.stdout and "1 layer(s)" in proc.stdout
         assert "docker run -it --rm vm2c-test/demo:" in proc.stdout
+        assert "timings: build " in proc.stdout and " smoke " in proc.stdout
+
+
+def test_build_json_without_smoke_test_runs_no_container(disks, dockerd, tmp_path):
+    out = tmp_path / "out"
+    vm2c("archive", disks.get("demo"), "-o", out, check=True)
+    c = docker_client()
+    since = int(time.time()) - 1  # the daemon runs on this machine's clock
+    doc = json.loads(vm2c("build", out, "--tag", "vm2c-test/quiet:1", "--no-smoke", "--json", check=True).stdout)
+    assert doc["tags"] == ["vm2c-test/quiet:1"] and doc["method"] == "import" and doc["layers"] == 1
+    assert doc["source"] == str(out / "img.tar") and doc["labels"]["org.vm2c.os"] == "Demo Linux 1.0 (vm2c)"
+    assert doc["smoke"] is None and "smoke" not in doc["timings"] and doc["timings"]["total"] >= doc["timings"]["build"]
+    until = int(time.time()) + 1
+    runs = list(c.events(since=since, until=until, filters={"type": "container", "image": doc["image_id"]},
+                         decode=True))
+    assert runs == []
+    smoked = json.loads(vm2c("build", out, "--tag", "vm2c-test/quiet:2", "--json", check=True).stdout)
+    assert smoked["smoke"]["ok"] and "smoke" in smoked["timings"]
+    ran = list(c.events(since=until - 1, until=int(time.time()) + 1,
+                        filters={"type": "container", "image": smoked["image_id"]}, decode=True))
+    assert any(e.get("status") == "start" or e.get("Action") == "start" for e in ran), ran
 
 
 def test_invalid_reference_is_refused_before_any_work(disks, tmp_path, no_leaks):

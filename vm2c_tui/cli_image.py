@@ -29,6 +29,7 @@ def _cmd_build(args) -> int:
     from .services import image
     from .services.dockerfile import changes
 
+    t0 = time.monotonic()
     ctx = Path(args.dir)
     tar, dockerfile = ctx / "img.tar", ctx / "Dockerfile"
     if not tar.is_file():
@@ -45,12 +46,33 @@ def _cmd_build(args) -> int:
         image_id = image.build_dockerfile(ctx, args.tag, on_log=lambda l: print(l, file=sys.stderr))
     else:
         image_id = image.import_file(tar, args.tag, changes(shell, labels))
-    built = time.monotonic() - start
+    timings = {"build": round(time.monotonic() - start, 3)}
     res = image.describe(image_id, args.method)
+    smoke = _smoke(image, image_id, shell, args.no_smoke, timings)
+    timings["total"] = round(time.monotonic() - t0, 3)
+    res.timings = timings
+    _report(args, res, smoke, {"source": str(tar), "labels": labels})
+    return 0 if smoke is None or smoke.ok else 3
+
+
+def _smoke(image, image_id: str, shell: str, skip: bool, timings: dict[str, float]):
+    if skip:
+        return None
+    t = time.monotonic()
     smoke = image.smoke_test(image_id, shell)
-    res.timings = {"build": round(built, 3)}
-    _print_result(res, smoke)
-    return 0 if smoke.ok else 3
+    timings["smoke"] = round(time.monotonic() - t, 3)
+    return smoke
+
+
+def _report(args, res, smoke, source: dict) -> None:
+    """--json: one document (the same keys for build and convert); else the lines to read."""
+    if args.json:
+        print(json.dumps({"image_id": res.image_id, "tags": res.tags, "size": res.size, "method": args.method,
+                          **source, "layers": res.layers, "smoke": smoke.to_json() if smoke else None,
+                          "timings": res.timings}, indent=2))
+    else:
+        _print_result(res, smoke)
+        print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
 
 
 def _has_sparse_members(tar: Path) -> bool:
@@ -149,26 +171,15 @@ def _cmd_convert(args) -> int:
             timings["archive+import"] = round(time.monotonic() - t2, 3)
         root_id = conv.plans[0].fs_id if conv.plans else "/"
     res = image.describe(image_id, args.method)
-    smoke = None
-    if not args.no_smoke:
-        t4 = time.monotonic()
-        smoke = image.smoke_test(image_id, prep.shell)
-        timings["smoke"] = round(time.monotonic() - t4, 3)
+    smoke = _smoke(image, image_id, prep.shell, args.no_smoke, timings)
     if save:
         t5 = time.monotonic()
         image.save(args.tag, save)  # by tag, so `docker load` restores the name
         timings["save"] = round(time.monotonic() - t5, 3)
     timings["total"] = round(time.monotonic() - t0, 3)
     res.timings = timings
-    if args.json:
-        print(json.dumps({"image_id": res.image_id, "tags": res.tags, "size": res.size, "method": args.method,
-                          "source": conv.source, "root": root_id,
-                          "os": insp.root_volume.os.to_json() if insp and insp.root_volume and insp.root_volume.os
-                          else None, "layers": res.layers, "smoke": smoke.to_json() if smoke else None,
-                          "timings": timings}, indent=2))
-    else:
-        _print_result(res, smoke)
-        print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    os_info = insp.root_volume.os.to_json() if insp and insp.root_volume and insp.root_volume.os else None
+    _report(args, res, smoke, {"source": conv.source, "root": root_id, "os": os_info})
     return 0 if smoke is None or smoke.ok else 3
 
 
@@ -187,11 +198,16 @@ def _cmd_export(args) -> int:
     return 0
 
 
+NO_SMOKE = "skip the smoke test (on a vfs daemon every container copies the whole image)"
+
+
 def add_parsers(sub, conversion_args, options, progress_line) -> None:
     s = sub.add_parser("build", help="build an image from DIR/img.tar (the archive step's output)")
     s.add_argument("dir")
     s.add_argument("--tag", required=True, metavar="REPO:TAG")
     s.add_argument("--method", choices=["dockerfile", "import"], default="import")
+    s.add_argument("--no-smoke", action="store_true", help=NO_SMOKE)
+    s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_build)
 
     s = sub.add_parser("convert", help="the whole conversion: disk image to Docker image")
@@ -200,8 +216,7 @@ def add_parsers(sub, conversion_args, options, progress_line) -> None:
     s.add_argument("--method", choices=["import", "dockerfile"], default="import")
     s.add_argument("--save", metavar="PATH", help="also write a loadable image archive (needs no daemon)")
     s.add_argument("--workdir", default=None, help="where the dockerfile route writes img.tar (default /tmp)")
-    s.add_argument("--no-smoke", action="store_true",
-                   help="skip the smoke test (on a vfs daemon every container copies the whole image)")
+    s.add_argument("--no-smoke", action="store_true", help=NO_SMOKE)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_convert, options_factory=options, progress_factory=progress_line)
 
