@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from conftest import data_root, fingerprint, mounted_ext4, vm2c
@@ -287,6 +289,34 @@ def test_lv_grown_into_two_segments(disks, tmp_path, no_leaks):
     assert "grownvg/root at / (ext4, via user space)" in auto.stderr
     assert tar_manifest(tmp_path / "a" / "img.tar") == got
     assert "(grown with lvextend): read in user space, in place" in vm2c("inspect", src, check=True).stdout
+
+
+def test_the_kernel_route_copies_an_lv_in_pieces_once(disks, tmp_path, monkeypatch, no_leaks):
+    """On the kernel route, inspect looks inside an LV in pieces through a joined copy, and the
+    mount reads that same copy rather than making a second one (a copy costs what the LV
+    holds). A copy the plan does not need is removed as soon as the plan is known."""
+    from vm2c_tui.services.conversion import Conversion, Options
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the session's temp dirs, to look at
+    with Conversion(disks.get("extended"), Options(engine="kernel", preset="none", sanitize=False)) as conv:
+        conv.inspect()
+        copies = list(tmp_path.glob("vm2c-join-*/lv.raw"))
+        assert len(copies) == 1
+        made = copies[0].stat().st_mtime_ns
+        conv.plan()
+        prep = conv.prepare()
+        assert list(tmp_path.glob("vm2c-join-*/lv.raw")) == copies and copies[0].stat().st_mtime_ns == made
+        backing = {Path(f).read_text().strip() for f in Path("/sys/block").glob("loop*/loop/backing_file")}
+        assert str(copies[0]) in backing
+        assert (prep.tree / "srv/across.bin").stat().st_size == 24 << 20
+    assert not copies[0].exists()
+
+    # the other LV as the root: the plan leaves the one in pieces out, and its copy goes
+    with Conversion(disks.get("extended"), Options(engine="kernel", root="grownvg/data")) as conv:
+        conv.inspect()
+        [copy] = tmp_path.glob("vm2c-join-*/lv.raw")
+        assert [p.fs_id for p in conv.plan()] == ["grownvg/data"]
+        assert not copy.exists()
 
 
 def test_an_lv_in_pieces_without_room_for_its_copy_is_refused(disks, tmp_path, no_leaks):

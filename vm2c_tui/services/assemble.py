@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import Vm2cError
 from .attach import RawView, loop_device
 from .guestpath import GuestPathError, GuestRoot
-from .joincopy import volume_file
+from .joincopy import JoinedCopies
 from .model import Inspection, Volume
 from .mount import bind_ro, can_mount, mount_ro
 from .pagecache import direct_io_pays
@@ -102,8 +102,10 @@ def _check_readable(vol: Volume) -> None:
         raise Vm2cError(f"{vol.id} holds no readable filesystem ({vol.fstype or 'none found'})")
 
 
-def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembly:
-    """Mount the plan under a private 0700 directory; the session releases it all."""
+def assemble(session: Session, view: RawView, plans: list[MountPlan], joined: JoinedCopies | None = None) -> Assembly:
+    """Mount the plan under a private 0700 directory; the session releases it all. JOINED: the
+    joined copies the inspection already made, if any."""
+    joined = joined or JoinedCopies(session)
     base = session.tempdir("tree")
     top = base / "root"
     top.mkdir()
@@ -131,7 +133,7 @@ def assemble(session: Session, view: RawView, plans: list[MountPlan]) -> Assembl
         if plan.via == "mount":
             if plan.fs_id not in loops:
                 # an LV in pieces: no device-mapper to join them, a joined copy
-                src, offset = volume_file(session, view.path, plan.fs_id, plan.offset, plan.extents)
+                src, offset = joined.file(view.path, plan.fs_id, plan.offset, plan.extents)
                 loops[plan.fs_id] = loop_device(session, src, offset, plan.size,
                                                 direct_io_pays(src, offset, plan.size))
             mount_ro(session, loops[plan.fs_id], plan.fstype, target, plan.subvol)

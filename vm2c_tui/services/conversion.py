@@ -27,6 +27,7 @@ from .excludes import Filters
 from .formats import identify
 from .guestinfo import read_facts
 from .guestpath import GuestRoot
+from .joincopy import JoinedCopies
 from .model import Inspection
 from .mount import bind_ro
 from .presets import (
@@ -113,6 +114,7 @@ class Conversion:
         self.options = options or Options()
         self.live = os.path.isdir(self.source)
         self.session = Session("convert", self.source)
+        self.joined = JoinedCopies(self.session)  # an LV in pieces is copied once, for inspect and mount
         self.inspection = inspection
         self.view: RawView | None = None
         self.plans: list[MountPlan] = []
@@ -143,7 +145,7 @@ class Conversion:
             return None
         if self.inspection is None:
             self.inspection = engine.inspect(self.source, self.options.engine, method=self.options.view,
-                                             progress=progress)
+                                             progress=progress, joined=self.joined)
             self.engine = engine.resolved(self.options.engine, self.inspection)
         return self.inspection
 
@@ -154,6 +156,7 @@ class Conversion:
         assert insp is not None
         self.plans, self.plan_notes = plan_mounts(insp, self.options.root, self.options.use_fstab,
                                                   self.options.disabled)
+        self.joined.keep_only({p.fs_id for p in self.plans if p.enabled})
         return self.plans
 
     def prepare(self, progress=None, output_dir: Path | None = None) -> Prepared:
@@ -182,7 +185,7 @@ class Conversion:
             note("attaching the disk read-only")
             self.view = open_raw(self.session, identify(Path(self.source)), self.options.view)
             note("mounting the filesystems read-only")
-            asm: Assembly = assemble(self.session, self.view, plans)
+            asm: Assembly = assemble(self.session, self.view, plans, self.joined)
             notes += asm.problems
             tree, mounted = asm.root, asm.mounted
             used = sum(psutil.disk_usage(str(tree) + (p.mountpoint if p.mountpoint != "/" else "")).used

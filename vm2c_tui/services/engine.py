@@ -42,11 +42,12 @@ def require_kernel_root(engine: str, what: str) -> None:
                         f"guest's filesystems read-only{hint}")
 
 
-def inspect(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True):
+def inspect(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True,
+            joined=None):
     """With `auto`, an image holding an LV in pieces (grown with lvextend), which the kernel
     route can only read through a joined copy (joincopy.py), is read in user space instead,
     in place, when that engine is installed; the inspection says so, and its raw_method
-    ("userspace") tells the conversion."""
+    ("userspace") tells the conversion. JOINED: inspect_image's."""
     if choose(engine) == "userspace":
         from .userspace.inspect import inspect_userspace
 
@@ -55,7 +56,7 @@ def inspect(source, engine: str | None = None, *, method: str | None = None, pro
 
     may_switch = (engine or "auto") == "auto" and userspace.available()
     insp = inspect_image(source, look_inside=look_inside, method=method, progress=progress,
-                         join_pieces=not may_switch)
+                         join_pieces=not may_switch, joined=joined)
     pieces = [v.id for v in insp.in_pieces()]
     if not may_switch or not pieces:
         return insp

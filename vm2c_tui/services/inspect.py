@@ -18,7 +18,7 @@ from .debugfs import DebugfsRoot
 from .formats import identify
 from .guestinfo import read_facts
 from .guestpath import GuestRoot
-from .joincopy import volume_file
+from .joincopy import JoinedCopies, volume_file
 from .model import Inspection, Partition, Volume
 from .mount import can_mount, is_root, mount_ro
 from .probe import probe
@@ -47,9 +47,11 @@ def identify_noting(path: str | os.PathLike, note: Progress):
 
 
 def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: str | None = None,
-                  progress: Progress | None = None, join_pieces: bool = True) -> Inspection:
+                  progress: Progress | None = None, join_pieces: bool = True,
+                  joined: JoinedCopies | None = None) -> Inspection:
     """JOIN_PIECES=False leaves LVs in pieces unlooked-into (no joined copy): for a caller that
-    will read the image in user space when it holds one."""
+    will read the image in user space when it holds one. JOINED keeps the joined copies for a
+    conversion that mounts them next; without it each is removed once looked into."""
     note = progress or (lambda msg: None)
     info, warnings = identify_noting(path, note)
     if not is_root():
@@ -59,7 +61,7 @@ def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: 
         view = open_raw(session, info, method)
         insp = scan(info, ToolReader(view.path, info.virtual_size), warnings, note, view.method, view.why)
         if look_inside:
-            _look_inside(session, view, insp, note, join_pieces)
+            _look_inside(session, view, insp, note, join_pieces, joined)
     return conclude(insp, look_inside)
 
 
@@ -196,7 +198,13 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
-def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progress, join_pieces: bool) -> None:
+def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progress, join_pieces: bool,
+                 joined: JoinedCopies | None) -> None:
+    def where(peek: Session, vol: Volume) -> tuple[str, int]:
+        if joined:  # kept for the conversion's mount
+            return joined.file(view.path, vol.id, vol.offset, vol.extents, note)
+        return volume_file(peek, view.path, vol.id, vol.offset, vol.extents, note)
+
     for vol in insp.filesystems():
         if vol.fstype not in LINUX_FS or not vol.readable or (vol.extents and not join_pieces):
             continue
@@ -204,13 +212,12 @@ def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progre
             if vol.fstype in ("ext2", "ext3", "ext4") and which("debugfs"):
                 note(f"reading {vol.id} with debugfs")
                 with Session("peek", insp.source) as peek:
-                    where = volume_file(peek, view.path, vol.id, vol.offset, vol.extents, note)
-                    remember(vol, read_facts(DebugfsRoot(*where)))
+                    remember(vol, read_facts(DebugfsRoot(*where(peek, vol))))
             continue
         note(f"looking inside {vol.id}")
         with Session("peek", insp.source) as peek:
             try:
-                src, offset = volume_file(peek, view.path, vol.id, vol.offset, vol.extents, note)
+                src, offset = where(peek, vol)
                 dev = loop_device(peek, src, offset, vol.size)
                 mnt = mount_ro(peek, dev, vol.fstype, peek.tempdir("peek") / "m")
             except Vm2cError as exc:

@@ -78,3 +78,28 @@ def volume_file(session: Session, raw: str, fs_id: str, offset: int, extents: li
     if note:
         note(f"joining the {len(extents)} pieces of {fs_id} into a temporary copy")
     return str(joined_copy(session, raw, fs_id, extents)), 0
+
+
+class JoinedCopies:
+    """A conversion's joined copies, each made once: the inspection looks inside an LV in
+    pieces through the very copy that the mount reads later (a copy costs what the LV holds).
+    They live as long as SESSION."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._copies: dict[tuple[str, tuple[tuple[int, int], ...]], Path] = {}
+
+    def file(self, raw: str, fs_id: str, offset: int, extents: list[tuple[int, int]],
+             note=None) -> tuple[str, int]:
+        """volume_file(), the copy kept for the next caller that asks for the same LV."""
+        if not extents:
+            return raw, offset
+        key = (fs_id, tuple(extents))
+        if key not in self._copies:
+            self._copies[key] = Path(volume_file(self.session, raw, fs_id, offset, extents, note)[0])
+        return str(self._copies[key]), 0
+
+    def keep_only(self, fs_ids: set[str]) -> None:
+        """Remove the copies of LVs outside FS_IDS (not in the plan): their room is TMPDIR's again."""
+        for key in [k for k in self._copies if k[0] not in fs_ids]:
+            self._copies.pop(key).unlink(missing_ok=True)
