@@ -137,6 +137,69 @@ def test_no_daemon_writes_a_loadable_archive(disks, dockerd, tmp_path, no_leaks)
     assert nodaemon.returncode == 2 and "no Docker daemon answers" in nodaemon.stderr
 
 
+def _as_nobody(fn) -> str:
+    """FN's text, run in a forked child as uid 65534."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(w, fn().encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    return got
+
+
+def test_no_daemon_is_one_line_that_says_why(tmp_path):
+    """No socket, a socket nothing listens on, one this user may not open: each in plain words,
+    and --save is offered only by convert, the one command that has it."""
+    import socket
+
+    from vm2c_tui.errors import Vm2cError
+    from vm2c_tui.services import image
+
+    nothing = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
+    for args in (["build", tmp_path], ["export", "some-container"]):
+        if args[0] == "build":
+            (tmp_path / "img.tar").write_bytes(b"\0" * 10240)
+        proc = vm2c(*args, "--tag", "a/b:c", env=nothing)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "(no socket there); start one or point DOCKER_HOST at one" in proc.stderr
+        assert "--save" not in proc.stderr
+    dead = tmp_path / "dead.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(dead))  # the file stays, no one listens
+    proc = vm2c("export", "x", "--tag", "a/b:c", env={**os.environ, "DOCKER_HOST": f"unix://{dead}"})
+    assert "(connection refused: nothing listens there)" in proc.stderr, proc.stderr
+    def ask() -> str:
+        os.environ["DOCKER_HOST"] = f"unix://{locked}"
+        try:
+            image.client(timeout=5, hint=image.SAVE_HINT)  # were it let in: no answer in time
+        except Vm2cError as exc:
+            return exc.message
+        return "answered"
+
+    top = Path(tempfile.mkdtemp(prefix="vm2c-test-"))  # pytest's own dirs are 0700: nobody cannot pass
+    try:
+        os.chmod(top, 0o711)
+        locked = top / "locked.sock"
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(str(locked))
+            s.listen()
+            os.chmod(locked, 0o600)  # root's alone
+            said = _as_nobody(ask)
+    finally:
+        shutil.rmtree(top)
+    assert "(permission denied on the socket: run as root or in the docker group)" in said, said
+    assert said.endswith("use --save PATH to write a loadable image archive without one")
+
+
 def test_export_slimming_loop(disks, dockerd, tmp_path):
     vm2c("convert", disks.get("demo"), "--tag", "vm2c-test/slim:fat", check=True)
     c = docker_client()

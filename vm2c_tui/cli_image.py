@@ -142,7 +142,7 @@ def _cmd_convert(args) -> int:
         daemon = _daemon_up()
         if not daemon:
             if save is None:
-                image.client()  # raises the clear "no daemon" error
+                image.client(hint=image.SAVE_HINT)  # raises the clear "no daemon" error
             work = conv.session.tempdir("tar", base=str(save.parent))
             res = conv.write_archive(work, bar)
             bar.done()

@@ -36,7 +36,18 @@ def parse_reference(ref: str) -> tuple[str, str]:
     return m.group("name"), m.group("tag") or "latest"
 
 
-def client(timeout: int = 3600):
+SAVE_HINT = "; or use --save PATH to write a loadable image archive without one"
+# the SDK's nested exceptions end in the socket's own error; their text is all that is kept
+_WHY = (("No such file or directory", "no socket there"),
+        ("Permission denied", "permission denied on the socket: run as root or in the docker group"),
+        ("Connection refused", "connection refused: nothing listens there"),
+        ("timed out", "no answer in time"),
+        ("Name or service not known", "unknown host"))
+
+
+def client(timeout: int = 3600, hint: str = ""):
+    """A client of the daemon DOCKER_HOST names, or a one-line error that says why not and,
+    with HINT, what the command can do instead."""
     import docker
 
     try:
@@ -44,8 +55,10 @@ def client(timeout: int = 3600):
         c.ping()
         return c
     except Exception as exc:  # the SDK raises several kinds: all mean no daemon
-        raise Vm2cError(f"no Docker daemon answers at {_host()} ({_short(exc)}); "
-                        "use --save PATH to write a loadable image archive without one") from None
+        text = str(exc)
+        why = next((w for name, w in _WHY if name in text), _short(exc))
+        raise Vm2cError(f"no Docker daemon answers at {_host()} ({why}); start one or point DOCKER_HOST at one"
+                        f"{hint}") from None
 
 
 def _host() -> str:
