@@ -68,6 +68,41 @@ async def test_build_step_refuses_an_image_the_daemon_cannot_hold(disks, tmp_pat
             await pilot.press("q")
 
 
+async def test_build_step_without_a_daemon_says_why_and_saves_a_loadable_archive(disks, dockerd, tmp_path,
+                                                                                monkeypatch, no_leaks):
+    """No daemon at DOCKER_HOST: Build says why in one line and offers the image archive,
+    which Save writes without a daemon; the test's own daemon then loads and runs it."""
+    src = disks.get("demo")
+    app = Vm2cApp(browse_root=str(src.parent))
+    with monkeypatch.context() as env:
+        env.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await tour.to_archive(pilot, str(src), str(tmp_path / "out"))
+            await click(pilot, "#start")
+            await wait_until(pilot, lambda: app.state.archive is not None)
+            await click(pilot, "#next")
+            await tour.reach(pilot, "BuildScreen", "#tag")
+            app.screen.query_one("#tag", Input).value = "vm2c-test/tui:offline"
+            save = app.screen.query_one("#save")
+            assert save.disabled
+            await click(pilot, "#build")
+            err = app.screen.query_one("#error")
+            await wait_until(pilot, lambda: "no Docker daemon answers" in str(err.render()), timeout=30)
+            assert "(no socket there)" in str(err.render()) and "save an image archive" in str(err.render())
+            assert not save.disabled and app.state.image is None
+            await click(pilot, "#save")
+            result = app.screen.query_one("#build-result")
+            await wait_until(pilot, lambda: "load it with: docker load -i" in str(result.render()), timeout=60)
+            await pilot.press("q")
+    dest = tmp_path / "out" / "image-archive.tar"
+    c = docker_client()
+    with open(dest, "rb") as f:
+        loaded = c.images.load(f.read())
+    assert any("vm2c-test/tui:offline" in i.tags for i in loaded)
+    out = c.containers.run("vm2c-test/tui:offline", ["cat", "/etc/os-release"], network_mode="none", remove=True)
+    assert b'PRETTY_NAME="Demo Linux 1.0 (vm2c)"' in out
+
+
 async def test_wizard_archives_with_the_userspace_engine(disks, tmp_path, no_leaks):
     """The mount step's switch moves the conversion to the user-space engine (what a
     non-root operator gets by default): the commands panel says so, nothing is mounted."""

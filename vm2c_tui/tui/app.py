@@ -15,7 +15,6 @@ from textual.worker import Worker, WorkerState
 from ..errors import Vm2cError
 from ..services import image
 from ..services.conversion import Conversion, Prepared
-from ..services.dockerd import daemon_answers
 from ..services.dockerfile import changes, dockerfile_text, image_commands
 from ..services.imagefile import write_image_archive
 from ..services.run import shell_line
@@ -183,8 +182,7 @@ class Vm2cApp(App):
         res = s.archive
         try:
             image.parse_reference(s.tag)
-            if not daemon_answers():
-                raise Vm2cError("no Docker daemon answers; save an image archive instead")
+            image.client(timeout=5, hint="; or save an image archive instead").close()  # says why not
             image.require_room(res.tar.stat().st_size, s.method)
             labels = res.labels
             if s.method == "dockerfile":
