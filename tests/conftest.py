@@ -210,3 +210,32 @@ def docker_client():
     import docker
 
     return docker.from_env(timeout=600)
+
+
+def load_and_run(archive: Path, tag: str) -> bytes:
+    """`docker load -i ARCHIVE` into the test's daemon, which must restore TAG; then TAG's
+    /etc/os-release, read by a container with no network."""
+    c = docker_client()
+    with open(archive, "rb") as f:
+        loaded = c.images.load(f.read())
+    assert any(tag in i.tags for i in loaded), [i.tags for i in loaded]
+    return c.containers.run(tag, ["cat", "/etc/os-release"], network_mode="none", remove=True)
+
+
+def as_nobody(fn) -> str:
+    """What FN returns, run in a forked child as uid/gid 65534 with no groups."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(w, fn().encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    return got

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from conftest import VM2C, cramped_dockerd, data_root, docker_client, fingerprint, vm2c
+from conftest import VM2C, as_nobody, cramped_dockerd, data_root, docker_client, fingerprint, load_and_run, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 
 FULL_MOUNTS = {"/": "root", "/var": "var", "/home": "home"}  # /boot is left out by the default preset
@@ -127,33 +127,9 @@ def test_no_daemon_writes_a_loadable_archive(disks, dockerd, tmp_path, no_leaks)
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
     proc = vm2c("convert", disks.get("demo"), "--tag", "vm2c-test/offline:1", "--save", dest, env=env, check=True)
     assert f"docker load -i {dest}" in proc.stdout
-    c = docker_client()
-    with open(dest, "rb") as f:
-        loaded = c.images.load(f.read())
-    assert any("vm2c-test/offline:1" in i.tags for i in loaded)
-    out = c.containers.run("vm2c-test/offline:1", ["cat", "/etc/os-release"], network_mode="none", remove=True)
-    assert b'PRETTY_NAME="Demo Linux 1.0 (vm2c)"' in out
+    assert b'PRETTY_NAME="Demo Linux 1.0 (vm2c)"' in load_and_run(dest, "vm2c-test/offline:1")
     nodaemon = vm2c("convert", disks.get("demo"), "--tag", "x/y:z", env=env)
     assert nodaemon.returncode == 2 and "no Docker daemon answers" in nodaemon.stderr
-
-
-def _as_nobody(fn) -> str:
-    """FN's text, run in a forked child as uid 65534."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            os.write(w, fn().encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        got = f.read()
-    os.waitpid(pid, 0)
-    return got
 
 
 def test_no_daemon_is_one_line_that_says_why(tmp_path):
@@ -193,7 +169,7 @@ def test_no_daemon_is_one_line_that_says_why(tmp_path):
             s.bind(str(locked))
             s.listen()
             os.chmod(locked, 0o600)  # root's alone
-            said = _as_nobody(ask)
+            said = as_nobody(ask)
     finally:
         shutil.rmtree(top)
     assert "(permission denied on the socket: run as root or in the docker group)" in said, said

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tarfile
 
-from conftest import cramped_dockerd, docker_client
+from conftest import cramped_dockerd, docker_client, load_and_run
 from textual.widgets import Input, Switch
 
 from vm2c_tui.tui import tour
@@ -54,12 +54,7 @@ async def test_build_step_refuses_an_image_the_daemon_cannot_hold(disks, tmp_pat
     with cramped_dockerd(tmp_path) as host:
         monkeypatch.setenv("DOCKER_HOST", host)
         async with app.run_test(size=(80, 24)) as pilot:
-            await tour.to_archive(pilot, str(src), str(tmp_path / "out"))
-            await click(pilot, "#start")
-            await wait_until(pilot, lambda: app.state.archive is not None)
-            await click(pilot, "#next")
-            await tour.reach(pilot, "BuildScreen", "#tag")
-            app.screen.query_one("#tag", Input).value = "vm2c-test/tui:cramped"
+            await tour.to_build(pilot, str(src), str(tmp_path / "out"), "vm2c-test/tui:cramped")
             await click(pilot, "#build")
             err = app.screen.query_one("#error")
             await wait_until(pilot, lambda: "Docker data root" in str(err.render()), timeout=60)
@@ -77,12 +72,7 @@ async def test_build_step_without_a_daemon_says_why_and_saves_a_loadable_archive
     with monkeypatch.context() as env:
         env.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
         async with app.run_test(size=(80, 24)) as pilot:
-            await tour.to_archive(pilot, str(src), str(tmp_path / "out"))
-            await click(pilot, "#start")
-            await wait_until(pilot, lambda: app.state.archive is not None)
-            await click(pilot, "#next")
-            await tour.reach(pilot, "BuildScreen", "#tag")
-            app.screen.query_one("#tag", Input).value = "vm2c-test/tui:offline"
+            await tour.to_build(pilot, str(src), str(tmp_path / "out"), "vm2c-test/tui:offline")
             save = app.screen.query_one("#save")
             assert save.disabled
             await click(pilot, "#build")
@@ -94,12 +84,7 @@ async def test_build_step_without_a_daemon_says_why_and_saves_a_loadable_archive
             result = app.screen.query_one("#build-result")
             await wait_until(pilot, lambda: "load it with: docker load -i" in str(result.render()), timeout=60)
             await pilot.press("q")
-    dest = tmp_path / "out" / "image-archive.tar"
-    c = docker_client()
-    with open(dest, "rb") as f:
-        loaded = c.images.load(f.read())
-    assert any("vm2c-test/tui:offline" in i.tags for i in loaded)
-    out = c.containers.run("vm2c-test/tui:offline", ["cat", "/etc/os-release"], network_mode="none", remove=True)
+    out = load_and_run(tmp_path / "out" / "image-archive.tar", "vm2c-test/tui:offline")
     assert b'PRETTY_NAME="Demo Linux 1.0 (vm2c)"' in out
 
 

@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from conftest import VM2C, docker_client, vm2c
+from conftest import VM2C, as_nobody, docker_client, vm2c
 
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.services import image, upload
@@ -205,21 +205,12 @@ def test_without_root_the_socket_gets_what_the_system_allows():
     (the kernel doubles what it is given, for its own bookkeeping)."""
     cap = int(open("/proc/sys/net/core/wmem_max").read())
     a, b = socket.socketpair()
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            upload.queue_room(a)
-            os.write(w, str(a.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        got = f.read()
-    os.waitpid(pid, 0)
+
+    def room() -> str:
+        upload.queue_room(a)
+        return str(a.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+
+    got = as_nobody(room)
     a.close()
     b.close()
     assert got == str(2 * min(upload.QUEUE, cap))
