@@ -112,6 +112,8 @@ def test_disk_held_open_by_a_process_is_warned(disks, tmp_path):
 def _bad_inputs(tmp_path, disks):
     empty = tmp_path / "empty.img"
     empty.touch()
+    tiny = tmp_path / "tiny.img"
+    tiny.write_text("hello\n")  # a text file given by mistake
     rnd = tmp_path / "random.img"
     rnd.write_bytes(os.urandom(1 << 20))
     vdi = disks.get("demo", "vdi").read_bytes()
@@ -134,6 +136,7 @@ def _bad_inputs(tmp_path, disks):
         "missing": (tmp_path / "nope.img", "no such file"),
         "directory": (tmp_path, "is a directory"),
         "empty": (empty, "empty file"),
+        "tiny": (tiny, "6 bytes, too small to be a disk image"),
         "random": (rnd, "no partition table and no filesystem"),
         "truncated-vdi": (tvdi, "vdi image"),
         "truncated-qcow2": (tqc, "qcow2 image"),

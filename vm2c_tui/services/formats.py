@@ -71,6 +71,8 @@ def _check_file(path: Path) -> os.stat_result:
         raise Vm2cError(f"{path}: not a regular file or block device")
     if stat.S_ISREG(st.st_mode) and st.st_size == 0:
         raise Vm2cError(f"{path}: empty file (0 bytes), not a disk image")
+    if stat.S_ISREG(st.st_mode) and st.st_size < 512:  # sfdisk's "Invalid argument" otherwise
+        raise Vm2cError(f"{path}: {st.st_size} bytes, too small to be a disk image (less than one sector)")
     if not os.access(path, os.R_OK):
         raise Vm2cError(f"{path}: permission denied")
     return st
