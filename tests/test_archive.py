@@ -230,6 +230,23 @@ def test_output_full_midway_removes_the_partial_file(disks, tmp_path, engine, no
         assert list(small.iterdir()) == []
 
 
+def test_a_bad_output_directory_is_the_first_error(disks, tmp_path, no_leaks):
+    """-o naming a file, or a path under one, is refused in one line before the image is
+    inspected or mounted; a conversion that fails later leaves no directory it made."""
+    src = disks.get("demo")
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory\n")
+    for out, line in ((afile, f"{afile}: exists and is not a directory, so it cannot be the output directory"),
+                      (afile / "sub", f"{afile}: exists and is not a directory, so it cannot be a parent of "
+                                      f"{afile}/sub")):
+        proc = vm2c("archive", src, "-o", out)
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [f"vm2c: {line}"], proc.stderr
+    proc = vm2c("archive", src, "-o", tmp_path / "new/deep/out", "--root", "nosuch")
+    assert proc.returncode == 2 and "no filesystem with id 'nosuch'" in proc.stderr, proc.stderr
+    assert not (tmp_path / "new").exists()
+    assert afile.read_text() == "not a directory\n"
+
+
 def test_live_tree_one_file_system_excludes_output_and_lists_writers(tmp_path, no_leaks):
     from vm2c_tui.diskbuilder.tree import base_tree, freeze_mtimes, torture_tree
 

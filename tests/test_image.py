@@ -122,6 +122,20 @@ def test_invalid_reference_is_refused_before_any_work(disks, tmp_path, no_leaks)
         assert proc.returncode == 2 and "invalid image reference" in proc.stderr, proc.stderr
 
 
+def test_convert_refuses_a_bad_save_path_or_workdir_before_any_work(disks, tmp_path, no_leaks):
+    src = disks.get("demo")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = ((["--save", tmp_path / "no/such/x.tar"], f"its directory {tmp_path}/no/such does not exist"),
+             (["--save", afile / "x.tar"], f"its directory {afile} is not a directory"),
+             (["--save", tmp_path], f"--save {tmp_path}: is a directory; give a file name in it"),
+             (["--method", "dockerfile", "--workdir", tmp_path / "nope"], f"--workdir {tmp_path}/nope: does not exist"),
+             (["--method", "dockerfile", "--workdir", afile], f"--workdir {afile}: is not a directory"))
+    for extra, words in cases:
+        proc = vm2c("convert", src, "--tag", "vm2c-test/bad:1", *extra)
+        assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and words in proc.stderr, proc.stderr
+
+
 def test_no_daemon_writes_a_loadable_archive(disks, dockerd, tmp_path, no_leaks):
     dest = tmp_path / "demo-image.tar"
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from .services.archive import Progress
@@ -78,12 +79,13 @@ def _note(msg: str) -> None:
 
 def _cmd_archive(args) -> int:
     from .services.conversion import Conversion
+    from .services.outdir import made_first
     from .text import safe
 
     out = Path(args.output)
     if not args.dry_run:
         require_root("archive", args)
-    with Conversion(args.source, _options(args)) as conv:
+    with (nullcontext() if args.dry_run else made_first(out)), Conversion(args.source, _options(args)) as conv:
         if args.dry_run:
             conv.inspect()
             print("\n".join(conv.commands(str(out))))

@@ -119,6 +119,7 @@ def _cmd_convert(args) -> int:
     from .services.conversion import Conversion
     from .services.dockerfile import changes
     from .services.imagefile import write_image_archive
+    from .services.outdir import require_dir, require_file_target
 
     image.parse_reference(args.tag)
     from .cli_convert import require_root
@@ -127,6 +128,10 @@ def _cmd_convert(args) -> int:
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     save = Path(args.save) if args.save else None
+    if save:
+        require_file_target(save, "--save")
+    if args.workdir:
+        require_dir(args.workdir, "--workdir")
     with Conversion(args.source, args.options_factory(args)) as conv:
         insp = conv.inspect()
         conv.plan()

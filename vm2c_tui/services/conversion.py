@@ -30,6 +30,7 @@ from .guestpath import GuestRoot
 from .joincopy import JoinedCopies
 from .model import Inspection
 from .mount import bind_ro
+from .outdir import make as outdir_make
 from .presets import (
     PRESETS,
     SANITIZE,
@@ -264,10 +265,7 @@ class Conversion:
 
     def write_archive(self, outdir: Path, on_progress: arc.ProgressFn | None = None) -> ArchiveResult:
         p = self.prepared or self.prepare(output_dir=outdir)
-        try:
-            outdir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise Vm2cError(f"{outdir}: cannot create the output directory ({exc.strerror})") from None
+        outdir_make(outdir)
         need = int(p.expected_bytes * 1.05) + (16 << 20)
         free = free_space(str(outdir))
         if free < need:

@@ -1,0 +1,59 @@
+"""The output directory: made before any work, so a bad one is the first error, not the last."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import Vm2cError
+
+
+def make(path: Path) -> list[Path]:
+    """PATH and its missing parents; returns the directories made here, deepest first."""
+    made: list[Path] = []
+    p = Path(path).absolute()
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        made.append(p)
+        p = p.parent
+    if not p.is_dir():
+        what = "the output directory" if p == Path(path).absolute() else f"a parent of {path}"
+        raise Vm2cError(f"{p}: exists and is not a directory, so it cannot be {what}")
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Vm2cError(f"{path}: cannot create the output directory ({exc.strerror})") from None
+    return made
+
+
+@contextmanager
+def made_first(path: Path) -> Iterator[Path]:
+    """make(PATH) before the block; if the block fails, the directories made here go again
+    (those still empty: a kept partial result is not removed)."""
+    made = make(path)
+    try:
+        yield Path(path)
+    except BaseException:
+        for d in made:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def require_file_target(path: Path, what: str) -> None:
+    """PATH can be written as a new file (its directory exists): checked before any work."""
+    p = Path(path)
+    if p.is_dir():
+        raise Vm2cError(f"{what} {p}: is a directory; give a file name in it")
+    if not p.parent.is_dir():
+        why = "is not a directory" if p.parent.exists() else "does not exist"
+        raise Vm2cError(f"{what} {p}: its directory {p.parent} {why}")
+
+
+def require_dir(path: Path, what: str) -> None:
+    """PATH is an existing directory (a place for temporary files): checked before any work."""
+    p = Path(path)
+    if not p.is_dir():
+        raise Vm2cError(f"{what} {p}: {'is not a directory' if p.exists() else 'does not exist'}")
