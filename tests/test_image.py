@@ -280,6 +280,20 @@ def test_convert_refuses_an_image_the_daemons_data_root_cannot_hold(disks, tmp_p
         client.close()
 
 
+def test_build_of_a_file_that_is_not_a_tar_is_one_line(dockerd, tmp_path):
+    """The dockerfile route reads the tar's headers first (the xattrs ADD drops), and so does a
+    build from a DIR without a Dockerfile (sparse members): either says so plainly."""
+    (tmp_path / "img.tar").write_bytes(os.urandom(100_000))
+    (tmp_path / "Dockerfile").write_text('FROM scratch\nADD img.tar /\nCMD ["/bin/sh"]\n')
+    routes = (["--method", "dockerfile"], ["--method", "import"])
+    for extra, dockerfile in zip(routes, (True, False)):
+        if not dockerfile:
+            (tmp_path / "Dockerfile").unlink()
+        proc = vm2c("build", tmp_path, "--tag", "vm2c-test/notatar:1", *extra)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.splitlines() == [f"vm2c: {tmp_path}/img.tar: not a tar file (or a damaged one)"]
+
+
 def test_failed_smoke_test_is_reported_and_the_image_kept(disks, dockerd, tmp_path):
     out = tmp_path / "out"
     vm2c("archive", disks.get("demo"), "-o", out, check=True)

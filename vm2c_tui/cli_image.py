@@ -28,13 +28,14 @@ def _print_result(res, smoke, out=sys.stdout) -> None:
 def _cmd_build(args) -> int:
     from .services import image
     from .services.dockerfile import changes
+    from .services.tarfacts import has_sparse_members
 
     t0 = time.monotonic()
     ctx = Path(args.dir)
     tar, dockerfile = ctx / "img.tar", ctx / "Dockerfile"
     if not tar.is_file():
         raise Vm2cError(f"{ctx}: no img.tar here (make one with vm2c archive SOURCE --output {ctx})")
-    if not dockerfile.is_file() and _has_sparse_members(tar):
+    if not dockerfile.is_file() and has_sparse_members(tar):
         raise Vm2cError(f"{tar} holds GNU sparse members (vm2c archive --sparse): Docker cannot save such a "
                         f"layer; archive again without --sparse")
     image.parse_reference(args.tag)
@@ -75,16 +76,6 @@ def _report(args, res, smoke, source: dict) -> None:
         print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
 
 
-def _has_sparse_members(tar: Path) -> bool:
-    import tarfile
-
-    try:
-        with tarfile.open(tar) as tf:
-            return any(m.sparse is not None or "GNU.sparse.major" in m.pax_headers for m in tf)
-    except (tarfile.TarError, OSError) as exc:
-        raise Vm2cError(f"{tar}: not a readable tar ({exc})") from None
-
-
 def _dockerfile_settings(dockerfile: Path) -> tuple[str, dict[str, str]]:
     shell, labels = "/bin/sh", {}
     if dockerfile.is_file():
@@ -104,7 +95,7 @@ def _dockerfile_settings(dockerfile: Path) -> tuple[str, dict[str, str]]:
 
 
 def _warn_dropped_xattrs(tar: Path) -> None:
-    from .services.xattrs import dropped_by_add
+    from .services.tarfacts import dropped_by_add
 
     lost = dropped_by_add(tar)
     if lost:
