@@ -156,6 +156,34 @@ def test_fuzz_format_detection(disks, tmp_path, fmt, muts, cut):
 
 # -- concurrency ----------------------------------------------------------------
 
+@pytest.mark.parametrize("engine", ["kernel", "userspace"])
+def test_an_image_naming_a_host_file_is_refused(disks, tmp_path, engine, no_leaks):
+    """A qcow2 names files for qemu to open: its backing file and its external data file. One
+    outside the image's directory (a host disk, say) is refused, by both engines, before a byte
+    is read through it, with the line that flattens an image the operator trusts."""
+    here = tmp_path / "images"
+    here.mkdir()
+    host_disk = tmp_path / "host-disk.raw"  # stands for /dev/sda: a bootable disk of the host's
+    host_disk.write_bytes(disks.get("bare").read_bytes())
+    backed = here / "backed.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", host_disk, "-F", "raw", backed], check=True)
+    external = here / "external.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={tmp_path}/data.raw", external,
+                    "64M"], check=True)
+    for img, what in ((backed, f"backing file {host_disk}"), (external, f"external data file {tmp_path}/data.raw")):
+        for cmd in (["inspect"], ["archive", "-o", tmp_path / "out"]):
+            proc = vm2c(*cmd, img, "--engine", engine)
+            assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+            assert f"{what} lies outside {here}; refusing to read it" in proc.stderr, proc.stderr
+            assert f"qemu-img convert -O qcow2 {img} flat.qcow2" in proc.stderr
+            assert not (tmp_path / "out").exists()
+    # the same pair next to the image is what hypervisors write, and is read
+    (here / "base.raw").write_bytes(host_disk.read_bytes())
+    subprocess.run(["qemu-img", "rebase", "-u", "-q", "-b", "base.raw", "-F", "raw", backed], check=True)
+    doc = json.loads(vm2c("inspect", "--json", backed, "--engine", engine, check=True).stdout)
+    assert doc["root"] and doc["backing_chain"]
+
+
 def test_two_conversions_at_once_do_not_collide(disks, tmp_path, no_leaks):
     jobs = [("a", disks.get("demo", "qcow2")), ("b", disks.get("full", "vdi")), ("c", disks.get("demo", "qcow2"))]
     results = {}

@@ -294,6 +294,18 @@ def test_hostile_vmdk_extent_outside_is_refused_without_qemu(tmp_path):
     assert proc.returncode == 2 and "outside" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_qcow2_with_an_external_data_file_is_refused_without_qemu(tmp_path):
+    img = tmp_path / "external.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={tmp_path}/data.raw", img, "16M"],
+                   check=True)
+    env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    proc = subprocess.run([__import__("sys").executable, "-m", "vm2c_tui", "inspect", "--engine", "userspace", img],
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        f"vm2c: {img}: a qcow2 image with an external data file is not read in user space "
+        "(install qemu-img: it checks where that file is)"], proc.stderr
+
+
 @pytest.mark.parametrize("name", ["full", "hostile"])
 def test_sparse_members_on_request_match_gnu_tars(disks, tmp_path, name):
     """archive --sparse (a tar to keep): both engines write GNU sparse 1.0 members for the

@@ -71,8 +71,6 @@ def _check_file(path: Path) -> os.stat_result:
         raise Vm2cError(f"{path}: not a regular file or block device")
     if stat.S_ISREG(st.st_mode) and st.st_size == 0:
         raise Vm2cError(f"{path}: empty file (0 bytes), not a disk image")
-    if stat.S_ISREG(st.st_mode) and st.st_size < 512:  # sfdisk's "Invalid argument" otherwise
-        raise Vm2cError(f"{path}: {st.st_size} bytes, too small to be a disk image (less than one sector)")
     if not os.access(path, os.R_OK):
         raise Vm2cError(f"{path}: permission denied")
     return st
@@ -83,10 +81,20 @@ def _inside(base: Path, other: str) -> bool:
     return os.path.commonpath([p, str(base)]) == str(base)
 
 
+def _flatten_hint(path: Path) -> str:
+    """How an operator who trusts the files an image names makes one self-contained image."""
+    return (f" (an image from elsewhere could name a host disk; if you trust it: "
+            f"qemu-img convert -O qcow2 {path} flat.qcow2, then convert flat.qcow2)")
+
+
 def identify(path: Path) -> ImageInfo:
     """Format, sizes, backing chain; raises Vm2cError on a broken or hostile image."""
     path = Path(os.path.abspath(path))
     st = _check_file(path)
+    # a VMDK descriptor is a small text file; anything else under a sector is not a disk (sfdisk
+    # would say "Invalid argument")
+    if stat.S_ISREG(st.st_mode) and st.st_size < 512 and sniff(path) == "raw":
+        raise Vm2cError(f"{path}: {st.st_size} bytes, too small to be a disk image (less than one sector)")
     if not which("qemu-img"):
         from .userspace.identify import identify_without_qemu
 
@@ -103,10 +111,16 @@ def identify(path: Path) -> ImageInfo:
     info = ImageInfo(path=path, format=fmt, virtual_size=int(top["virtual-size"]),
                      disk_size=sum(int(c.get("actual-size", 0)) for c in chain))
     base = path.parent
+    for layer in chain:  # the image names files for qemu to open: a host disk would be read as the guest's
+        data_file = layer.get("format-specific", {}).get("data", {}).get("data-file")
+        if data_file and not _inside(base, data_file):
+            raise Vm2cError(f"{path}: its qcow2 external data file {data_file} lies outside {base}; refusing "
+                            f"to read it{_flatten_hint(path)}")
     for layer in chain[1:]:
         info.backing_chain.append(layer["filename"])
         if not _inside(base, layer["filename"]):
-            info.warnings.append(f"backing file {layer['filename']} lies outside {base}")
+            raise Vm2cError(f"{path}: backing file {layer['filename']} lies outside {base}; refusing to read it"
+                            f"{_flatten_hint(path)}")
     specific = top.get("format-specific", {}).get("data", {})
     if fmt == "vmdk":
         info.subformat = specific.get("create-type", "")

@@ -98,5 +98,6 @@ class Inspection:
     def to_json(self) -> dict:
         return {"source": self.source, "format": self.format, "virtual_size": self.virtual_size,
                 "disk_size": self.disk_size, "table": self.table,
+                "backing_chain": list(self.backing_chain),
                 "partitions": [p.to_json() for p in self.partitions], "root": self.root,
                 "warnings": list(self.warnings)}

@@ -45,8 +45,12 @@ def identify_without_qemu(path: Path) -> ImageInfo:
                          "(no truncation check)")
     if fmt == "qcow2":
         with open(path, "rb") as f:
-            head = f.read(32)
+            head = f.read(104)
         off, size = struct.unpack_from(">QI", head, 8)
+        version, = struct.unpack_from(">I", head, 4)
+        if version >= 3 and len(head) >= 80 and struct.unpack_from(">Q", head, 72)[0] & 4:
+            raise Vm2cError(f"{path}: a qcow2 image with an external data file is not read in user space "
+                            "(install qemu-img: it checks where that file is)")
         if off:
             with open(path, "rb") as f:
                 f.seek(off)
