@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -159,8 +160,9 @@ def test_fuzz_format_detection(disks, tmp_path, fmt, muts, cut):
 @pytest.mark.parametrize("engine", ["kernel", "userspace"])
 def test_an_image_naming_a_host_file_is_refused(disks, tmp_path, engine, no_leaks):
     """A qcow2 names files for qemu to open: its backing file and its external data file. One
-    outside the image's directory (a host disk, say) is refused, by both engines, before a byte
-    is read through it, with the line that flattens an image the operator trusts."""
+    outside the image's directory (a host disk, say), or a name qemu would take as a network
+    address or a driver spec, is refused by both engines before qemu opens or connects to
+    anything, with the line that flattens an image the operator trusts."""
     here = tmp_path / "images"
     here.mkdir()
     host_disk = tmp_path / "host-disk.raw"  # stands for /dev/sda: a bootable disk of the host's
@@ -170,13 +172,28 @@ def test_an_image_naming_a_host_file_is_refused(disks, tmp_path, engine, no_leak
     external = here / "external.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={tmp_path}/data.raw", external,
                     "64M"], check=True)
-    for img, what in ((backed, f"backing file {host_disk}"), (external, f"external data file {tmp_path}/data.raw")):
+    cases = [(backed, f"backing file {host_disk} lies outside {here}; refusing to read it"),
+             (external, f"external data file {tmp_path}/data.raw lies outside {here}; refusing to read it")]
+    # names qemu takes as a network or driver spec: refused before anything connects or opens
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    for name, spec in (("nbd", f"nbd://127.0.0.1:{port}/disk"), ("json", 'json:{"driver": "file", "filename": '
+                                                                        f'"{host_disk}"}}')):
+        img = here / f"{name}.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-u", "-f", "qcow2", "-b", spec, "-F", "raw", img, "64M"],
+                       check=True)
+        cases.append((img, f"its backing file {spec!r} is a qemu protocol or driver spec, not a file; refusing"))
+    for img, words in cases:
         for cmd in (["inspect"], ["archive", "-o", tmp_path / "out"]):
             proc = vm2c(*cmd, img, "--engine", engine)
             assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
-            assert f"{what} lies outside {here}; refusing to read it" in proc.stderr, proc.stderr
+            assert words in proc.stderr, proc.stderr
             assert f"qemu-img convert -O qcow2 {img} flat.qcow2" in proc.stderr
             assert not (tmp_path / "out").exists()
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # nothing ever connected
+    listener.close()
     # the same pair next to the image is what hypervisors write, and is read
     (here / "base.raw").write_bytes(host_disk.read_bytes())
     subprocess.run(["qemu-img", "rebase", "-u", "-q", "-b", "base.raw", "-F", "raw", backed], check=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
+from . import imagerefs
 from .run import run, which
 
 # name -> qemu driver; order matters only for the header sniffing below
@@ -76,17 +77,6 @@ def _check_file(path: Path) -> os.stat_result:
     return st
 
 
-def _inside(base: Path, other: str) -> bool:
-    p = os.path.realpath(os.path.join(base, other))
-    return os.path.commonpath([p, str(base)]) == str(base)
-
-
-def _flatten_hint(path: Path) -> str:
-    """How an operator who trusts the files an image names makes one self-contained image."""
-    return (f" (an image from elsewhere could name a host disk; if you trust it: "
-            f"qemu-img convert -O qcow2 {path} flat.qcow2, then convert flat.qcow2)")
-
-
 def identify(path: Path) -> ImageInfo:
     """Format, sizes, backing chain; raises Vm2cError on a broken or hostile image."""
     path = Path(os.path.abspath(path))
@@ -100,6 +90,7 @@ def identify(path: Path) -> ImageInfo:
 
         return identify_without_qemu(path)
     fmt = sniff(path)
+    _, extents = imagerefs.check(path, fmt)  # before qemu opens any file the image names
     qinfo = run(["qemu-img", "info", "--output=json", "--backing-chain", "-f", fmt, str(path)],
                 check=False, timeout=60)
     if qinfo.returncode != 0:
@@ -110,26 +101,11 @@ def identify(path: Path) -> ImageInfo:
     top = chain[0]
     info = ImageInfo(path=path, format=fmt, virtual_size=int(top["virtual-size"]),
                      disk_size=sum(int(c.get("actual-size", 0)) for c in chain))
-    base = path.parent
-    for layer in chain:  # the image names files for qemu to open: a host disk would be read as the guest's
-        data_file = layer.get("format-specific", {}).get("data", {}).get("data-file")
-        if data_file and not _inside(base, data_file):
-            raise Vm2cError(f"{path}: its qcow2 external data file {data_file} lies outside {base}; refusing "
-                            f"to read it{_flatten_hint(path)}")
-    for layer in chain[1:]:
-        info.backing_chain.append(layer["filename"])
-        if not _inside(base, layer["filename"]):
-            raise Vm2cError(f"{path}: backing file {layer['filename']} lies outside {base}; refusing to read it"
-                            f"{_flatten_hint(path)}")
+    info.backing_chain = [layer["filename"] for layer in chain[1:]]
+    info.extents = extents
     specific = top.get("format-specific", {}).get("data", {})
     if fmt == "vmdk":
         info.subformat = specific.get("create-type", "")
-        for ext in specific.get("extents", []):
-            fn = ext.get("filename", "")
-            if fn and fn != str(path):
-                info.extents.append(fn)
-                if not _inside(base, fn):
-                    raise Vm2cError(f"{path}: VMDK extent {fn} lies outside {base}; refusing to read it")
     elif fmt == "vpc":
         info.subformat = ""
     if stat.S_ISREG(st.st_mode) and fmt != "raw":
