@@ -303,7 +303,7 @@ def test_a_qcow2_with_an_external_data_file_is_refused_without_qemu(tmp_path):
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.splitlines() == [
         f"vm2c: {img}: a qcow2 image with an external data file is not read in user space "
-        "(install qemu-img: it checks where that file is)"], proc.stderr
+        "(the kernel route reads it, with qemu-img installed)"], proc.stderr
 
 
 @pytest.mark.parametrize("name", ["full", "hostile"])

@@ -81,15 +81,15 @@ def identify(path: Path) -> ImageInfo:
     """Format, sizes, backing chain; raises Vm2cError on a broken or hostile image."""
     path = Path(os.path.abspath(path))
     st = _check_file(path)
+    fmt = sniff(path)
     # a VMDK descriptor is a small text file; anything else under a sector is not a disk (sfdisk
     # would say "Invalid argument")
-    if stat.S_ISREG(st.st_mode) and st.st_size < 512 and sniff(path) == "raw":
+    if stat.S_ISREG(st.st_mode) and st.st_size < 512 and fmt == "raw":
         raise Vm2cError(f"{path}: {st.st_size} bytes, too small to be a disk image (less than one sector)")
     if not which("qemu-img"):
         from .userspace.identify import identify_without_qemu
 
         return identify_without_qemu(path)
-    fmt = sniff(path)
     _, extents = imagerefs.check(path, fmt)  # before qemu opens any file the image names
     qinfo = run(["qemu-img", "info", "--output=json", "--backing-chain", "-f", fmt, str(path)],
                 check=False, timeout=60)

@@ -24,7 +24,7 @@ def identify_without_qemu(path: Path) -> ImageInfo:
     info.disk_size += sum(os.stat(b).st_blocks * 512 for b in info.backing_chain)
     if fmt == "qcow2" and any(kind == "external data file" for kind, _ in imagerefs.qcow2_names(path)):
         raise Vm2cError(f"{path}: a qcow2 image with an external data file is not read in user space "
-                        "(install qemu-img: it checks where that file is)")
+                        "(the kernel route reads it, with qemu-img installed)")
     if fmt == "vmdk":
         kind = re.search(rb'createType="([^"]+)"', imagerefs.vmdk_descriptor(path))
         info.subformat = kind.group(1).decode("ascii", "replace") if kind else ""
