@@ -241,6 +241,17 @@ def test_luks_unknown_and_unmountable_are_listed_not_fatal(disks, tmp_path, no_l
     assert "p4: vfat: this kernel cannot mount it" in out or "p4: vfat: not a Linux root candidate" in out
 
 
+def test_an_image_whose_name_has_commas_is_read_through_fuse(disks, tmp_path, no_leaks):
+    """qemu-storage-daemon takes key=value,... options, where a comma ends the value: the path is
+    escaped (a comma in it made the FUSE view fail, and vm2c fell back to a full raw copy)."""
+    img = tmp_path / "vm,2024,locking=off.qcow2"
+    img.write_bytes(disks.get("demo", "qcow2").read_bytes())
+    human = vm2c("inspect", img, check=True).stdout
+    assert "Read through: fuse (" in human and "failed" not in human, human
+    vm2c("archive", img, "-o", tmp_path / "out", check=True)
+    assert (tmp_path / "out" / "img.tar").stat().st_size > 1 << 20
+
+
 def test_vmdk_extent_outside_its_directory_is_refused(disks, tmp_path):
     src = tmp_path / "a"
     src.mkdir()

@@ -96,12 +96,18 @@ def _fuse(session: Session, info: ImageInfo) -> str:
     return str(raw)
 
 
+def _qemu_value(text: str) -> str:
+    """TEXT as one value in qemu's key=value,... options, where ',,' stands for a comma: a path
+    with a comma in it would otherwise end the value there and start a new option."""
+    return text.replace(",", ",,")
+
+
 def qsd_cmd(image: str, fmt: str, raw: str, pidfile: str) -> list[str]:
     return [
         "qemu-storage-daemon",
-        "--blockdev", f"driver=file,node-name=f,filename={image},read-only=on",
+        "--blockdev", f"driver=file,node-name=f,filename={_qemu_value(image)},read-only=on",
         "--blockdev", f"driver={fmt},node-name=d,file=f,read-only=on",
-        "--export", f"type=fuse,id=e,node-name=d,mountpoint={raw},writable=off",
+        "--export", f"type=fuse,id=e,node-name=d,mountpoint={_qemu_value(raw)},writable=off",
         "--daemonize", "--pidfile", pidfile,
     ]
 
