@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -241,15 +242,22 @@ def test_luks_unknown_and_unmountable_are_listed_not_fatal(disks, tmp_path, no_l
     assert "p4: vfat: this kernel cannot mount it" in out or "p4: vfat: not a Linux root candidate" in out
 
 
-def test_an_image_whose_name_has_commas_is_read_through_fuse(disks, tmp_path, no_leaks):
-    """qemu-storage-daemon takes key=value,... options, where a comma ends the value: the path is
-    escaped (a comma in it made the FUSE view fail, and vm2c fell back to a full raw copy)."""
+def test_image_names_that_tools_would_parse_are_passed_whole(disks, tmp_path, no_leaks):
+    """qemu-storage-daemon takes key=value,... options, where a comma ends the value (a comma in
+    the path made the FUSE view fail, and vm2c fell back to a full raw copy); mtools splits
+    FILE@@OFFSET at the first "@@" (the FAT partition could not be read at all)."""
     img = tmp_path / "vm,2024,locking=off.qcow2"
     img.write_bytes(disks.get("demo", "qcow2").read_bytes())
     human = vm2c("inspect", img, check=True).stdout
     assert "Read through: fuse (" in human and "failed" not in human, human
     vm2c("archive", img, "-o", tmp_path / "out", check=True)
     assert (tmp_path / "out" / "img.tar").stat().st_size > 1 << 20
+    raw = tmp_path / "vm@@2024.raw"
+    subprocess.run(["cp", "--sparse=always", disks.get("demo"), raw], check=True)
+    proc = vm2c("archive", raw, "-o", tmp_path / "raw", "--preset", "none", check=True)
+    assert "mounted p1 at /boot/efi (vfat, via mtools)" in proc.stderr
+    with tarfile.open(tmp_path / "raw" / "img.tar") as tf:
+        assert tf.getmember("./boot/efi/EFI/BOOT/BOOTX64.EFI").size > 0
 
 
 def test_vmdk_extent_outside_its_directory_is_refused(disks, tmp_path):

@@ -150,11 +150,15 @@ def mtools_cmd(raw: str, offset: int, dest: str) -> list[str]:
 
 def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
     """FAT has no owners or modes: copy it out in user space, apply the fstab umask."""
-    stage = session.tempdir("fat") / "fs"
+    work = session.tempdir("fat")
+    stage = work / "fs"
     stage.mkdir()
     os.chmod(stage, 0o755)
+    # mtools reads "FILE@@OFFSET" and splits at the first "@@": the image under a name of ours
+    image = work / "image"
+    os.symlink(raw, image)
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
-    run(mtools_cmd(raw, plan.offset, str(stage)), what=f"mcopy ({plan.fs_id})", env=env)
+    run(mtools_cmd(str(image), plan.offset, str(stage)), what=f"mcopy ({plan.fs_id})", env=env)
     # mcopy puts the volume's content in DEST/ when DEST exists
     umask = next((int(o.split("=")[1], 8) for o in plan.options.split(",") if o.startswith("umask=")), 0o022)
     for dirpath, dirnames, filenames in os.walk(stage):
