@@ -254,6 +254,9 @@ def test_image_names_that_tools_would_parse_are_passed_whole(disks, tmp_path, no
     assert (tmp_path / "out" / "img.tar").stat().st_size > 1 << 20
     raw = tmp_path / "vm@@2024.raw"
     subprocess.run(["cp", "--sparse=always", disks.get("demo"), raw], check=True)
+    plan = vm2c("archive", raw, "-o", tmp_path / "raw", "--dry-run", check=True).stdout
+    link = next(line.split()[-1] for line in plan.splitlines() if line.startswith(f"ln -s {raw} "))
+    assert f"mcopy -s -p -m -n -i {link}@@" in plan
     proc = vm2c("archive", raw, "-o", tmp_path / "raw", "--preset", "none", check=True)
     assert "mounted p1 at /boot/efi (vfat, via mtools)" in proc.stderr
     with tarfile.open(tmp_path / "raw" / "img.tar") as tf:

@@ -74,7 +74,11 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
         else:
             stage = f"{work}/fat{i}"
             lines.append(shell_line(["mkdir", "-p", stage]))
-            lines.append(shell_line(mtools_cmd(raw, p.offset, stage)))
+            fat_image = raw
+            if "@@" in raw:  # mtools would split the name there (assemble._mtools_copy)
+                fat_image = f"{work}/fat{i}.image"
+                lines.append(shell_line(["ln", "-s", raw, fat_image]))
+            lines.append(shell_line(mtools_cmd(fat_image, p.offset, stage)))
             lines.append(shell_line(["mount", "--bind", stage, target]))
         undo.append(shell_line(["umount", target]))
     excl = rules(conv.options.preset, [p.mountpoint for p in plans]) + (list(SANITIZE) if conv.options.sanitize else [])
