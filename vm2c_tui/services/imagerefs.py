@@ -32,15 +32,14 @@ def qcow2_names(path: Path) -> list[tuple[str, str]]:
     """('backing file' | 'external data file', name) from a qcow2 header."""
     with open(path, "rb") as f:
         head = f.read(HEADER)
-    if len(head) < 72:
-        return []
-    version, = struct.unpack_from(">I", head, 4)
-    off, size = struct.unpack_from(">QI", head, 8)
-    out = []
-    if off and size:
-        with open(path, "rb") as f:
+        if len(head) < 72:
+            return []
+        off, size = struct.unpack_from(">QI", head, 8)
+        out = []
+        if off and size:
             f.seek(off)
             out.append(("backing file", f.read(min(size, 4096)).decode("utf-8", "replace")))
+    version, = struct.unpack_from(">I", head, 4)
     if version >= 3 and len(head) >= 104 and struct.unpack_from(">Q", head, 72)[0] & _EXTERNAL_DATA:
         at, = struct.unpack_from(">I", head, 100)  # header_length: the extensions follow
         while at + 8 <= len(head):

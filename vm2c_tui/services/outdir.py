@@ -12,12 +12,12 @@ from ..errors import Vm2cError
 def make(path: Path) -> list[Path]:
     """PATH and its missing parents; returns the directories made here, deepest first."""
     made: list[Path] = []
-    p = Path(path).absolute()
+    target = p = Path(path).absolute()
     while not p.exists() and not p.is_symlink() and p != p.parent:
         made.append(p)
         p = p.parent
     if not p.is_dir():
-        what = "the output directory" if p == Path(path).absolute() else f"a parent of {path}"
+        what = "the output directory" if p == target else f"a parent of {path}"
         raise Vm2cError(f"{p}: exists and is not a directory, so it cannot be {what}")
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
@@ -47,13 +47,19 @@ def require_file_target(path: Path, what: str) -> None:
     p = Path(path)
     if p.is_dir():
         raise Vm2cError(f"{what} {p}: is a directory; give a file name in it")
-    if not p.parent.is_dir():
-        why = "is not a directory" if p.parent.exists() else "does not exist"
+    if why := _not_a_dir(p.parent):
         raise Vm2cError(f"{what} {p}: its directory {p.parent} {why}")
 
 
 def require_dir(path: Path, what: str) -> None:
     """PATH is an existing directory (a place for temporary files): checked before any work."""
     p = Path(path)
-    if not p.is_dir():
-        raise Vm2cError(f"{what} {p}: {'is not a directory' if p.exists() else 'does not exist'}")
+    if why := _not_a_dir(p):
+        raise Vm2cError(f"{what} {p}: {why}")
+
+
+def _not_a_dir(p: Path) -> str | None:
+    """Why P is not a directory, in the words of the errors above; None when it is one."""
+    if p.is_dir():
+        return None
+    return "is not a directory" if p.exists() else "does not exist"
