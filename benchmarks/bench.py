@@ -403,6 +403,15 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str, cold:
     late_writeback = {**env, "VM2C_EARLY_WRITEBACK": "0"}  # writeback.py's head start, side by side
     small_queue = {**env, "VM2C_SOCKET_QUEUE": "0"}  # upload.queue_room's 8 MiB, side by side
 
+    def ready_tar_only(tar: Path):
+        """Before an import of the ready TAR: no images, a quiet disk and, cold, only TAR cached
+        (the floor stays the daemon's work alone)."""
+        wipe()
+        settle()
+        if cold:
+            drop_caches()
+            subprocess.run(["cat", tar], stdout=subprocess.DEVNULL, check=True)
+
     def recipe():
         # the classic recipe: mount, tar cf img.tar, docker build FROM scratch + ADD
         ctx = work / "ctx"  # on the host fs, where it writes fastest (one big file, the page cache)
@@ -419,11 +428,7 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str, cold:
         res["recipe_s"].append(t2 - t0)
         res["recipe_tar_s"].append(t1 - t0)
         res["recipe_build_s"].append(t2 - t1)
-        wipe()
-        settle()
-        if cold:
-            drop_caches()
-            subprocess.run(["cat", ctx / "img.tar"], stdout=subprocess.DEVNULL, check=True)
+        ready_tar_only(ctx / "img.tar")
         t3 = time.monotonic()
         with open(ctx / "img.tar", "rb") as f:
             client.api.import_image(src=f, repository="bench/import", tag="1")
@@ -431,11 +436,7 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str, cold:
         res["import_file_s"].append(time.monotonic() - t3)
         # the same ready tar through vm2c's own client (sendfile, the socket queue, the early
         # writeback): how much of the floor is the stock client's
-        wipe()
-        settle()
-        if cold:
-            drop_caches()
-            subprocess.run(["cat", ctx / "img.tar"], stdout=subprocess.DEVNULL, check=True)
+        ready_tar_only(ctx / "img.tar")
         res["vm2c_build_ready_s"].append(timed([*VM2C, "build", ctx, "--tag", "bench/ready:1", "--method", "import",
                                                 "--no-smoke"], env=env, durable=True)[0])
         shutil.rmtree(ctx)
