@@ -15,19 +15,12 @@ from pathlib import Path
 import pytest
 
 from vm2c_tui.diskbuilder import build as b
+from vm2c_tui.diskbuilder import builder_key
 from vm2c_tui.diskbuilder.recipes import build as build_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("VM2C_FIXTURE_CACHE", REPO / ".cache" / "fixtures"))
 VM2C = [sys.executable, "-m", "vm2c_tui"]
-
-
-def _builder_key() -> str:
-    h = hashlib.sha256()
-    for p in sorted((REPO / "vm2c_tui" / "diskbuilder").glob("*.py")):
-        h.update(p.name.encode() + p.read_bytes())
-    h.update(Path("/bin/busybox").read_bytes()[:4096])
-    return h.hexdigest()[:16]
 
 
 class Disks:
@@ -96,7 +89,7 @@ class Disks:
 def disks() -> Disks:
     if os.geteuid() != 0:
         pytest.fail("the test suite needs root (loop devices, mounts, LVM on loop devices)")
-    return Disks(CACHE / _builder_key())
+    return Disks(CACHE / builder_key())
 
 
 def _state() -> dict:
