@@ -3,6 +3,7 @@ command works there (a bare `demo` ignore rule once kept scripts/demo out of eve
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -46,6 +47,16 @@ def test_every_path_the_readme_names_is_tracked_by_git():
     for p in (p for p in paths if p.startswith("scripts/")):
         mode = subprocess.run(["git", "ls-files", "-s", p], cwd=REPO, capture_output=True, text=True).stdout
         assert mode.startswith("100755"), f"{p} is not executable in git: {mode!r}"
+
+
+def test_setup_with_everything_present_says_so_in_one_line():
+    """The suite ran scripts/setup already: a second run has nothing to do."""
+    proc = subprocess.run([str(REPO / "scripts/setup")], capture_output=True, text=True,
+                          env={**os.environ, "VM2C_VENV": sys.prefix})
+    assert proc.returncode == 0 and proc.stdout == "", proc
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and re.fullmatch(r"setup: everything present \(\d+ Debian packages, the venv\) in [\d.]+ s",
+                                            lines[0]), lines
 
 
 def _dockerds() -> set[int]:
