@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -232,3 +233,14 @@ def as_nobody(fn) -> str:
         got = f.read()
     os.waitpid(pid, 0)
     return got
+
+
+SCHEMA = json.loads((REPO / "docs" / "json.schema.json").read_text())
+
+
+def validated(command: str, doc):
+    """DOC, after checking it against docs/json.schema.json's definition for COMMAND."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator({"$ref": f"#/$defs/{command}", "$defs": SCHEMA["$defs"]}).validate(doc)
+    return doc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import tarfile
 import time
 
 import pytest
-from conftest import VM2C, fingerprint, sigint_default, vm2c
+from conftest import VM2C, fingerprint, sigint_default, validated, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 
 FULL_MOUNTS = {"/": "root", "/boot": "boot", "/var": "var", "/home": "home"}
@@ -61,8 +62,12 @@ def test_tar_matches_source_tree_exactly(disks, fmt, tmp_path, no_leaks):
 
 def test_fat_boot_efi_is_copied_with_mtools(disks, tmp_path):
     out = tmp_path / "out"
-    proc = vm2c("archive", disks.get("full"), "-o", out, "--preset", "none", check=True)
+    proc = vm2c("archive", disks.get("full"), "-o", out, "--preset", "none", "--json", check=True)
     assert "mounted p1 at /boot/efi (vfat, via mtools)" in proc.stderr
+    doc = validated("archive", json.loads(proc.stdout))
+    assert doc["tar"] == str(out / "img.tar") and doc["dockerfile"] == str(out / "Dockerfile")
+    assert doc["size"] == (out / "img.tar").stat().st_size and doc["root"] == "fullvg/root"
+    assert {"id": "p1", "mountpoint": "/boot/efi", "fstype": "vfat", "via": "mtools"} in doc["mounted"]
     with tarfile.open(out / "img.tar") as tf:
         data = tf.extractfile("./boot/efi/EFI/debian/grubx64.efi").read()
     assert data == b"MZ" + bytes(1022)

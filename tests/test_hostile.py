@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import vm2c
+from conftest import validated, vm2c
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +32,7 @@ def host_secret():
 
 
 def test_guest_symlinks_never_reach_the_host(disks, host_secret, no_leaks):
-    doc = json.loads(vm2c("inspect", "--json", disks.get("hostile"), check=True).stdout)
+    doc = validated("inspect", json.loads(vm2c("inspect", "--json", disks.get("hostile"), check=True).stdout))
     text = json.dumps(doc)
     assert "HOST SECRET" not in text
     fs = doc["partitions"][0]
@@ -197,7 +197,7 @@ def test_an_image_naming_a_host_file_is_refused(disks, tmp_path, engine, no_leak
     # the same pair next to the image is what hypervisors write, and is read
     (here / "base.raw").write_bytes(host_disk.read_bytes())
     subprocess.run(["qemu-img", "rebase", "-u", "-q", "-b", "base.raw", "-F", "raw", backed], check=True)
-    doc = json.loads(vm2c("inspect", "--json", backed, "--engine", engine, check=True).stdout)
+    doc = validated("inspect", json.loads(vm2c("inspect", "--json", backed, "--engine", engine, check=True).stdout))
     assert doc["root"] and doc["backing_chain"]
 
 
@@ -255,7 +255,7 @@ def inspected_by_nobody(disks, public_dir, name: str) -> tuple[Path, dict]:
     os.chmod(img, 0o644)
     proc = as_nobody("inspect", "--engine", "kernel", "--json", img)
     assert proc.returncode == 0, proc.stderr
-    return img, json.loads(proc.stdout)
+    return img, validated("inspect", json.loads(proc.stdout))
 
 
 def test_without_root_inspect_does_what_it_can(disks, public_dir):

@@ -13,7 +13,17 @@ from pathlib import Path
 
 import docker
 import pytest
-from conftest import VM2C, as_nobody, cramped_dockerd, data_root, docker_client, fingerprint, load_and_run, vm2c
+from conftest import (
+    VM2C,
+    as_nobody,
+    cramped_dockerd,
+    data_root,
+    docker_client,
+    fingerprint,
+    load_and_run,
+    validated,
+    vm2c,
+)
 from manifest import compare, tar_manifest, tree_manifest
 
 FULL_MOUNTS = {"/": "root", "/var": "var", "/home": "home"}  # /boot is left out by the default preset
@@ -50,7 +60,7 @@ def saved_layers(tmp_path, image: str) -> list:
 def test_convert_import_matches_source_and_saves(disks, dockerd, tmp_path, no_leaks, engine):
     proc = vm2c("convert", disks.get("full", "qcow2"), "--tag", "vm2c-test/full:import", "--json",
                 "--engine", engine, check=True)
-    doc = json.loads(proc.stdout)
+    doc = validated("convert", json.loads(proc.stdout))
     assert doc["method"] == "import" and doc["root"] == "fullvg/root"
     assert doc["os"]["pretty_name"] == "Demo Linux 1.0 (vm2c)"
     assert doc["smoke"]["ok"] and "Demo Linux" in doc["smoke"]["os_release"]
@@ -101,7 +111,7 @@ def test_build_json_without_smoke_test_runs_no_container(disks, dockerd, tmp_pat
     vm2c("archive", disks.get("demo"), "-o", out, check=True)
     c = docker_client()
     since = int(time.time()) - 1  # the daemon runs on this machine's clock
-    doc = json.loads(vm2c("build", out, "--tag", "vm2c-test/quiet:1", "--no-smoke", "--json", check=True).stdout)
+    doc = validated("build", json.loads(vm2c("build", out, "--tag", "vm2c-test/quiet:1", "--no-smoke", "--json", check=True).stdout))
     assert doc["tags"] == ["vm2c-test/quiet:1"] and doc["method"] == "import" and doc["layers"] == 1
     assert doc["source"] == str(out / "img.tar") and doc["labels"]["org.vm2c.os"] == "Demo Linux 1.0 (vm2c)"
     assert doc["smoke"] is None and "smoke" not in doc["timings"] and doc["timings"]["total"] >= doc["timings"]["build"]
@@ -109,7 +119,7 @@ def test_build_json_without_smoke_test_runs_no_container(disks, dockerd, tmp_pat
     runs = list(c.events(since=since, until=until, filters={"type": "container", "image": doc["image_id"]},
                          decode=True))
     assert runs == []
-    smoked = json.loads(vm2c("build", out, "--tag", "vm2c-test/quiet:2", "--json", check=True).stdout)
+    smoked = validated("build", json.loads(vm2c("build", out, "--tag", "vm2c-test/quiet:2", "--json", check=True).stdout))
     assert smoked["smoke"]["ok"] and "smoke" in smoked["timings"]
     ran = list(c.events(since=until - 1, until=int(time.time()) + 1,
                         filters={"type": "container", "image": smoked["image_id"]}, decode=True))
@@ -198,6 +208,10 @@ def test_export_slimming_loop(disks, dockerd, tmp_path):
     ctr.wait()
     proc = vm2c("export", ctr.id, "--tag", "vm2c-test/slim:thin", check=True)
     assert "saved" in proc.stdout
+    doc = validated("export", json.loads(vm2c("export", ctr.id, "--tag", "vm2c-test/slim:thin2", "--json",
+                                              check=True).stdout))
+    assert doc["tags"] == ["vm2c-test/slim:thin2"] and 0 < doc["size"] < doc["size_before"]
+    assert doc["saved"] == doc["size_before"] - doc["size"] and doc["layers"] == 1
     img = c.images.get("vm2c-test/slim:thin")
     assert len(img.attrs["RootFS"]["Layers"]) == 1
     assert img.attrs["Config"]["Cmd"] == ["/bin/sh"]
@@ -307,8 +321,8 @@ def test_failed_smoke_test_is_reported_and_the_image_kept(disks, dockerd, tmp_pa
 
 def test_convert_save_with_a_daemon_writes_docker_save_output(disks, dockerd, tmp_path):
     dest = tmp_path / "saved.tar"
-    doc = json.loads(vm2c("convert", disks.get("bare"), "--tag", "vm2c-test/bare:1", "--save", dest, "--json",
-                          check=True).stdout)
+    doc = validated("convert", json.loads(vm2c("convert", disks.get("bare"), "--tag", "vm2c-test/bare:1",
+                                               "--save", dest, "--json", check=True).stdout))
     assert "save" in doc["timings"]
     with tarfile.open(dest) as tf:
         manifest = json.load(tf.extractfile("manifest.json"))
@@ -346,7 +360,7 @@ def test_convert_an_lv_in_pieces_runs(disks, dockerd, no_leaks):
     """A root LV grown with lvextend, as root with the default engine: read in user space
     (the kernel route cannot join the pieces here), imported, and the smoke test passes."""
     proc = vm2c("convert", disks.get("extended"), "--tag", "vm2c-test/extended:1", "--json", check=True)
-    doc = json.loads(proc.stdout)
+    doc = validated("convert", json.loads(proc.stdout))
     assert doc["root"] == "grownvg/root" and doc["smoke"]["ok"], doc
     out = docker_client().containers.run("vm2c-test/extended:1", ["/bin/busybox", "wc", "-c", "/srv/across.bin"],
                                          network_mode="none", remove=True)

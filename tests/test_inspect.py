@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import data_root, fingerprint, mounted_ext4, vm2c
+from conftest import data_root, fingerprint, mounted_ext4, validated, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 
 from vm2c_tui.diskbuilder.layout import stable_uuid
@@ -20,11 +20,13 @@ from vm2c_tui.diskbuilder.layout import stable_uuid
 FORMATS = ["raw", "qcow2", "qcow2-backing", "vdi", "vmdk", "vmdk-stream", "vmdk-flat", "vhd", "vhdx"]
 FORMAT_NAME = {"raw": "raw", "qcow2": "qcow2", "qcow2-backing": "qcow2", "vdi": "vdi", "vmdk": "vmdk",
                "vmdk-stream": "vmdk", "vmdk-flat": "vmdk", "vhd": "vhd", "vhdx": "vhdx"}
+SUBFORMAT = {"vdi": "dynamic", "vmdk": "monolithicSparse", "vmdk-stream": "streamOptimized",
+             "vmdk-flat": "twoGbMaxExtentFlat", "vhd": "dynamic", "vhdx": "dynamic"}
 
 
-def inspect_json(path) -> dict:
-    proc = vm2c("inspect", "--json", path, check=True)
-    return json.loads(proc.stdout)
+def inspect_json(path, *args: str) -> dict:
+    proc = vm2c("inspect", "--json", path, *args, check=True)
+    return validated("inspect", json.loads(proc.stdout))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -32,7 +34,7 @@ def test_full_disk_every_format(disks, fmt, no_leaks):
     path = disks.get("full", fmt)
     before = fingerprint(path)
     doc = inspect_json(path)
-    assert doc["format"].split()[0] == FORMAT_NAME[fmt]
+    assert doc["format"] == FORMAT_NAME[fmt] and doc["subformat"] == SUBFORMAT.get(fmt)
     assert doc["table"] == "gpt"
     if fmt == "vhd":  # Virtual PC rounds the size up to a CHS geometry
         assert 300 << 20 <= doc["virtual_size"] < 301 << 20
@@ -157,7 +159,7 @@ def test_bad_input_one_line_exit_2(disks, tmp_path, no_leaks):
 
 
 def test_doctor_lists_the_machine(tmp_path):
-    doc = json.loads(vm2c("doctor", "--json", "--workdir", tmp_path, check=True).stdout)
+    doc = validated("doctor", json.loads(vm2c("doctor", "--json", "--workdir", tmp_path, check=True).stdout))
     names = {c["name"]: c for c in doc}
     for key in ("root", "nbd", "loop", "fuse", "device-mapper", "GNU tar", "docker", "work dir space"):
         assert key in names
@@ -182,7 +184,7 @@ def test_filesystem_journal_is_read_from_the_kernel(tmp_path, journal, no_leaks)
 def test_doctor_reports_the_daemons_data_root(tmp_path, dockerd):
     from vm2c_tui.services.system import filesystem_of
 
-    doc = json.loads(vm2c("doctor", "--json", "--workdir", tmp_path, check=True).stdout)
+    doc = validated("doctor", json.loads(vm2c("doctor", "--json", "--workdir", tmp_path, check=True).stdout))
     check = {c["name"]: c for c in doc}["docker data root"]
     root = data_root(dockerd)
     fs = filesystem_of(root)
@@ -289,7 +291,7 @@ def test_lv_grown_into_two_segments(disks, tmp_path, no_leaks):
     before = fingerprint(src)
     trees = disks.trees("extended")
     expected = tree_manifest({"/": trees / "root"})
-    doc = json.loads(vm2c("inspect", "--json", "--engine", "kernel", src, check=True).stdout)
+    doc = validated("inspect", json.loads(vm2c("inspect", "--json", "--engine", "kernel", src, check=True).stdout))
     assert doc["root"] == "grownvg/root"
     human = vm2c("inspect", src, "--engine", "kernel", check=True).stdout
     assert "grownvg/root: in 2 pieces on the disk (grown with lvextend): the kernel route reads a joined" in human
@@ -298,7 +300,7 @@ def test_lv_grown_into_two_segments(disks, tmp_path, no_leaks):
     assert compare(expected, kernel, ignore=lambda p: os.path.basename(p) == b"lost+found") == []
     assert kernel[b"./srv/across.bin"]["size"] == 24 << 20
 
-    doc = json.loads(vm2c("inspect", "--json", "--engine", "userspace", src, check=True).stdout)
+    doc = validated("inspect", json.loads(vm2c("inspect", "--json", "--engine", "userspace", src, check=True).stdout))
     assert doc["root"] == "grownvg/root"
     out = tmp_path / "u"
     plan = vm2c("archive", src, "--engine", "userspace", "-o", out, "--dry-run", check=True).stdout

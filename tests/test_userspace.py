@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import validated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from manifest import compare, tar_manifest
@@ -101,7 +102,7 @@ def test_without_root_inspect_and_archive_work_on_every_fixture(disks, public_di
         os.chmod(img, 0o644)
         ins = as_nobody("inspect", "--json", img)
         assert ins.returncode == 0, ins.stderr
-        doc = json.loads(ins.stdout)
+        doc = validated("inspect", json.loads(ins.stdout))
         assert doc["root"] is None if root else doc["root"]
         out = public_dir / f"out-{name}-{fmt}"
         out.mkdir()
@@ -274,7 +275,8 @@ def test_userspace_engine_needs_no_system_tools(disks, tmp_path, fmt):
     ins = subprocess.run([*run, "inspect", "--engine", "userspace", "--json", src], env=env,
                          capture_output=True, text=True)
     assert ins.returncode == 0, ins.stderr
-    doc, ref = json.loads(ins.stdout), engine_inspect(src, "kernel").to_json()
+    doc, ref = validated("inspect", json.loads(ins.stdout)), engine_inspect(src, "kernel").to_json()
+    assert (doc["format"], doc["subformat"]) == (ref["format"], ref["subformat"])
     assert any("qemu-img is not installed" in w for w in doc["warnings"])
     assert doc["virtual_size"] == ref["virtual_size"] and doc["partitions"] == ref["partitions"]
     arch = subprocess.run([*run, "archive", "--engine", "userspace", src, "-o", tmp_path / "out"], env=env,

@@ -108,6 +108,9 @@ def _cmd_archive(args) -> int:
         wh = prep.whiteout_note()
         if wh:
             _note(safe(wh, 500))
+    if args.json:
+        _archive_json(conv, res, prep, args)
+        return 0
     print(f"{res.tar}: {human(res.size)}, {res.files} entries in {res.seconds:.1f}s")
     if args.sparse:
         print("no Dockerfile: a tar with sparse members cannot become a Docker layer (archive without --sparse)")
@@ -117,6 +120,20 @@ def _cmd_archive(args) -> int:
         print(f"sanitised: {s}")
     print(f"next: docker build -t IMAGE:TAG {out}   (or: vm2c build {out} --tag IMAGE:TAG)")
     return 0
+
+
+def _archive_json(conv, res, prep, args) -> None:
+    import json
+
+    print(json.dumps({
+        "source": conv.source, "tar": str(res.tar), "dockerfile": None if args.sparse else str(res.dockerfile),
+        "size": res.size, "entries": res.files, "seconds": round(res.seconds, 3),
+        "root": conv.plans[0].fs_id if conv.plans else "/", "engine": conv.engine, "preset": args.preset,
+        "preset_saving": prep.preset_saving, "shell": prep.shell,
+        "mounted": [{"id": m.fs_id, "mountpoint": m.mountpoint, "fstype": m.fstype,
+                     "via": "user space" if conv.engine == "userspace" else m.via} for m in prep.mounted],
+        "sanitized": list(prep.sanitized), "notes": list(prep.notes),
+    }, indent=2))
 
 
 def add_parsers(sub) -> None:
@@ -129,6 +146,7 @@ def add_parsers(sub) -> None:
                         "(docker save rejects such layers), so no Dockerfile is written")
     s.add_argument("--estimate", action="store_true",
                    help="also estimate what every preset would leave out, before archiving")
+    s.add_argument("--json", action="store_true", help="print the result as one JSON document (docs/json.md)")
     s.set_defaults(func=_cmd_archive)
     try:
         from . import cli_image

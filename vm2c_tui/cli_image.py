@@ -189,6 +189,10 @@ def _cmd_export(args) -> int:
     from .services import image
 
     res, before = image.export_container(args.container, args.tag)
+    if args.json:
+        print(json.dumps({"image_id": res.image_id, "tags": res.tags, "size": res.size, "size_before": before,
+                          "saved": before - res.size, "layers": res.layers}, indent=2))
+        return 0
     print(f"{args.container}: image {human(before)} -> {res.tags[0] if res.tags else res.image_id}: "
           f"{human(res.size)} ({human(before - res.size)} saved, {res.layers} layer)")
     return 0
@@ -219,4 +223,5 @@ def add_parsers(sub, conversion_args, options, progress_line) -> None:
     s = sub.add_parser("export", help="slim an image: export a container you stripped, re-import it")
     s.add_argument("container")
     s.add_argument("--tag", required=True, metavar="REPO:TAG")
+    s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_export)

@@ -66,7 +66,7 @@ def render_table(insp: Inspection) -> str:
 def render_inspection(insp: Inspection) -> str:
     head = [
         f"Disk: {safe(insp.source)}",
-        f"Format: {insp.format}, virtual size {human(insp.virtual_size)} ({insp.virtual_size} bytes), "
+        f"Format: {insp.display_format}, virtual size {human(insp.virtual_size)} ({insp.virtual_size} bytes), "
         f"{human(insp.disk_size)} on disk",
         f"Label: {insp.table}    Read through: {insp.raw_method} ({insp.raw_why})",
     ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
-from . import imagerefs
+from . import imagerefs, subformats
 from .run import run, which
 
 # name -> qemu driver; order matters only for the header sniffing below
@@ -29,9 +29,13 @@ class ImageInfo:
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def name(self) -> str:
+        """The format's own name, as --json reports it: raw qcow2 vdi vmdk vhd vhdx."""
+        return NICE.get(self.format, self.format)
+
+    @property
     def display_format(self) -> str:
-        name = NICE.get(self.format, self.format)
-        return f"{name} ({self.subformat})" if self.subformat else name
+        return f"{self.name} ({self.subformat})" if self.subformat else self.name
 
 
 def sniff(path: Path) -> str:
@@ -103,11 +107,7 @@ def identify(path: Path) -> ImageInfo:
                      disk_size=sum(int(c.get("actual-size", 0)) for c in chain))
     info.backing_chain = [layer["filename"] for layer in chain[1:]]
     info.extents = extents
-    specific = top.get("format-specific", {}).get("data", {})
-    if fmt == "vmdk":
-        info.subformat = specific.get("create-type", "")
-    elif fmt == "vpc":
-        info.subformat = ""
+    info.subformat = subformats.of(path, fmt)
     if stat.S_ISREG(st.st_mode) and fmt != "raw":
         _check_truncation(info, st.st_size)
     return info

@@ -104,7 +104,7 @@ def scan(info, reader, warnings: list[str], note: Progress, method: str = "", wh
     """Table, signatures and LVM through READER (ToolReader here, the user-space engine's own)."""
     note("reading the partition table")
     label, raw_parts = reader.table(warnings)
-    insp = Inspection(str(info.path), info.display_format, info.subformat, info.virtual_size, info.disk_size,
+    insp = Inspection(str(info.path), info.name, info.subformat, info.virtual_size, info.disk_size,
                       label, [], None, warnings, method, why, info.backing_chain)
     if label == "none":
         sig = reader.probe(0, info.virtual_size)

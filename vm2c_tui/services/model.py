@@ -60,8 +60,8 @@ class Partition(Volume):
 @dataclass
 class Inspection:
     source: str
-    format: str
-    subformat: str
+    format: str  # the format's own name: raw qcow2 vdi vmdk vhd vhdx
+    subformat: str  # its variant (streamOptimized, dynamic, fixed ...) or ""
     virtual_size: int
     disk_size: int
     table: str
@@ -95,8 +95,13 @@ class Inspection:
     def root_volume(self) -> Volume | None:
         return self.find(self.root) if self.root else None
 
+    @property
+    def display_format(self) -> str:
+        return f"{self.format} ({self.subformat})" if self.subformat else self.format
+
     def to_json(self) -> dict:
-        return {"source": self.source, "format": self.format, "virtual_size": self.virtual_size,
+        return {"source": self.source, "format": self.format, "subformat": self.subformat or None,
+                "virtual_size": self.virtual_size,
                 "disk_size": self.disk_size, "table": self.table,
                 "backing_chain": list(self.backing_chain),
                 "partitions": [p.to_json() for p in self.partitions], "root": self.root,

@@ -32,9 +32,9 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
     insp = conv.inspect()
     assert insp is not None
     plans = conv.plans or conv.plan()
-    info_fmt = {"vhd": "vpc"}.get(insp.format.split()[0], insp.format.split()[0])
+    info_fmt = {"vhd": "vpc"}.get(insp.format, insp.format)
     method = conv.options.view or available_methods(identify(Path(conv.source)))[0][0]
-    lines = [f"# vm2c {__version__}: {insp.source} ({insp.format}), root {plans[0].fs_id}, raw view: {method}"]
+    lines = [f"# vm2c {__version__}: {insp.source} ({insp.display_format}), root {plans[0].fs_id}, raw view: {method}"]
     if conv.engine == "userspace":
         lines.append("# vm2c reads this image in user space (no root, mount or tar process); "
                      "the equivalent with the kernel, as root:")

@@ -5,11 +5,10 @@ formats.identify (imagerefs.py)."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from ...errors import Vm2cError
-from .. import imagerefs
+from .. import imagerefs, subformats
 from ..formats import NICE, ImageInfo, sniff
 
 
@@ -25,9 +24,7 @@ def identify_without_qemu(path: Path) -> ImageInfo:
     if fmt == "qcow2" and any(kind == "external data file" for kind, _ in imagerefs.qcow2_names(path)):
         raise Vm2cError(f"{path}: a qcow2 image with an external data file is not read in user space "
                         "(the kernel route reads it, with qemu-img installed)")
-    if fmt == "vmdk":
-        kind = re.search(rb'createType="([^"]+)"', imagerefs.vmdk_descriptor(path))
-        info.subformat = kind.group(1).decode("ascii", "replace") if kind else ""
+    info.subformat = subformats.of(path, fmt)
     try:
         disk = open_image(info)
     except Vm2cError as exc:

@@ -76,7 +76,7 @@ class PartitionsScreen(StepScreen):
         table.move_cursor(row=root_row)
         summary = Text()
         summary.append(safe(insp.source, 60), style="bold")
-        summary.append(f"  {insp.format}, table {insp.table}, root ")
+        summary.append(f"  {insp.display_format}, table {insp.table}, root ")
         summary.append(root or "not found", style="bold green" if root else "bold red")
         for w in insp.warnings:
             summary.append("\n" + safe(w, 200), style="bold red")
