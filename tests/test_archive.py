@@ -70,7 +70,10 @@ def test_fat_boot_efi_is_copied_with_mtools(disks, tmp_path):
     assert {"id": "p1", "mountpoint": "/boot/efi", "fstype": "vfat", "via": "mtools"} in doc["mounted"]
     with tarfile.open(out / "img.tar") as tf:
         data = tf.extractfile("./boot/efi/EFI/debian/grubx64.efi").read()
+        # fstab says umask=0077: the guest's vfat showed rwx------ for files and directories alike
+        modes = {m.name: m.mode for m in tf.getmembers() if m.name.startswith("./boot/efi/")}
     assert data == b"MZ" + bytes(1022)
+    assert modes and set(modes.values()) == {0o700}, modes
 
 
 def test_default_preset_and_sanitising(disks, tmp_path):

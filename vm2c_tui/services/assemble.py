@@ -22,6 +22,7 @@ from .pagecache import direct_io_pays
 from .resolve import resolve_spec, subvol_of
 from .run import run
 from .session import Session
+from .vfat import VfatOptions, short_extension
 
 FAT_EPOCH = 315532800  # 1980-01-01
 
@@ -149,7 +150,9 @@ def mtools_cmd(raw: str, offset: int, dest: str) -> list[str]:
 
 
 def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
-    """FAT has no owners or modes: copy it out in user space, apply the fstab umask."""
+    """FAT has no owners or modes: copy it out in user space, then give each entry the owner
+    and mode the kernel's vfat would show with the fstab's options (vfat.py)."""
+    opts = VfatOptions.parse(plan.options, f"{plan.fs_id} at {plan.mountpoint}")
     work = session.tempdir("fat")
     stage = work / "fs"
     stage.mkdir()
@@ -160,12 +163,27 @@ def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
     run(mtools_cmd(str(image), plan.offset, str(stage)), what=f"mcopy ({plan.fs_id})", env=env)
     # mcopy puts the volume's content in DEST/ when DEST exists
-    umask = next((int(o.split("=")[1], 8) for o in plan.options.split(",") if o.startswith("umask=")), 0o022)
+    read_only = _read_only_entries(str(image), plan, env)
     for dirpath, dirnames, filenames in os.walk(stage):
-        for d in dirnames:
-            os.chmod(os.path.join(dirpath, d), 0o777 & ~umask)
-        for f in filenames:
-            os.chmod(os.path.join(dirpath, f), 0o666 & ~umask)
-    os.chmod(stage, 0o777 & ~umask)
+        rel = os.path.relpath(dirpath, stage)
+        for name, is_dir in [(d, True) for d in dirnames] + [(f, False) for f in filenames]:
+            path, key = os.path.join(dirpath, name), os.path.normpath(os.path.join(rel, name))
+            os.lchown(path, opts.uid, opts.gid)
+            os.chmod(path, opts.mode(is_dir, key in read_only, short_extension(name)))
+    os.chown(stage, opts.uid, opts.gid)
+    os.chmod(stage, opts.mode(True))
     os.utime(stage, (FAT_EPOCH, FAT_EPOCH))  # FAT's root directory has no date: the earliest FAT can hold
     return stage
+
+
+def _read_only_entries(image: str, plan: MountPlan, env: dict) -> set[str]:
+    """Paths (relative to the volume's root) whose DOS read-only attribute is set, as
+    `mattrib -/` lists them: attribute letters, then the path after '::/' (FAT names
+    can hold neither ':' nor '/')."""
+    out = run(["mattrib", "-/", "-i", f"{image}@@{plan.offset}", "::/"], what=f"mattrib ({plan.fs_id})", env=env)
+    found = set()
+    for line in os.fsdecode(out.stdout).splitlines():
+        flags, sep, path = line.partition("::/")
+        if sep and "R" in flags and path:
+            found.add(os.path.normpath(path))
+    return found

@@ -1,14 +1,16 @@
-"""FAT (an EFI partition) through dissect.fat, shown the way the kernel route
-presents its mtools copy: owned by root, modes from the fstab umask, no xattrs.
+"""FAT (an EFI partition) through dissect.fat, shown as the kernel's vfat shows it with the
+fstab's options (vfat.py, which the kernel route's mtools copy follows too), no xattrs.
 FAT stores local time without a zone; it is taken as UTC, as mtools does with TZ unset."""
 
 from __future__ import annotations
 
 import calendar
 
+from ..vfat import VfatOptions
 from .fsbase import Meta, Reader, open_fs, stream_chunks
 
 FAT_EPOCH_NS = 315532800 * 1_000_000_000  # 1980-01-01, the earliest date FAT can hold
+ATTR_READ_ONLY = 0x01
 
 
 def _name(entry) -> str:
@@ -27,7 +29,7 @@ class FatReader(Reader):
         from dissect.fat import FATFS
 
         self.fs = open_fs(FATFS, disk, offset, size, "FAT")
-        self.umask = next((int(o.split("=")[1], 8) for o in options.split(",") if o.startswith("umask=")), 0o022)
+        self.opts = VfatOptions.parse(options)
 
     def used_bytes(self) -> int:
         return 0  # not counted by the kernel route either (its copy is not a mount)
@@ -43,14 +45,16 @@ class FatReader(Reader):
 
     def meta(self, node) -> Meta:
         is_dir = node.is_directory()
+        uid, gid = self.opts.uid, self.opts.gid
         if node is self.fs.root:  # the root directory has no date of its own
-            return Meta("dir", 0o777 & ~self.umask, 0, 0, FAT_EPOCH_NS, 0, 1, 0)
+            return Meta("dir", self.opts.mode(True), uid, gid, FAT_EPOCH_NS, 0, 1, 0)
         try:
             mtime = calendar.timegm(node.mtime.timetuple()) * 1_000_000_000
         except (ValueError, OverflowError, AttributeError):
             mtime = 0
-        mode = (0o777 if is_dir else 0o666) & ~self.umask
-        return Meta("dir" if is_dir else "file", mode, 0, 0, mtime, 0 if is_dir else node.size, 1,
+        read_only = bool(node.dirent.DIR_Attr & ATTR_READ_ONLY)
+        mode = self.opts.mode(is_dir, read_only, node.short_name.partition(".")[2])
+        return Meta("dir" if is_dir else "file", mode, uid, gid, mtime, 0 if is_dir else node.size, 1,
                     node.cluster or 0)  # FAT has no inodes: the first cluster names a directory
 
     def chunks(self, node):
