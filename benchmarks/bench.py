@@ -534,9 +534,20 @@ def main() -> int:
             results[f"runs:{name}"] = RUNS
             store.write_text(json.dumps(results, indent=1, sort_keys=True))
     text = render(results)
-    (REPO / "benchmarks" / "results.md").write_text(text)
+    write_table(REPO / "benchmarks" / "results.md", text)
     print(text)
     return 0
+
+
+BEGIN, END = "<!-- bench.py writes from here -->", "<!-- to here -->"
+
+
+def write_table(path: Path, table: str) -> None:
+    """The table goes between the markers; the story around it (written by people) stays."""
+    old = path.read_text() if path.exists() else f"{BEGIN}\n{END}\n"
+    head, _, rest = old.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{BEGIN}\n{table.strip()}\n{END}{tail or chr(10)}")
 
 
 def _runs(r: dict) -> str:
