@@ -26,6 +26,7 @@ from pathlib import Path
 from ..errors import Vm2cError
 from .excludes import Filters, anchored_patterns
 from .guestpath import GuestPathError, GuestRoot
+from .outfile import OutputFile
 from .presets import Rule
 from .readahead import ReadAhead
 from .run import die_with_parent, signals_held, spawn
@@ -77,7 +78,8 @@ def tar_command(spec: TarSpec, output: str = "-") -> list[str]:
     """The one place where tar's flags are decided."""
     # No --selinux (security.selinux travels with the other xattrs) and no --sort=name:
     # each costs a pass per file, measured at 20-30 % of the archive's time (benchmarks/).
-    cmd = ["tar", "--create", f"--file={output}", f"--directory={spec.tree}", "--format=pax",
+    # --force-local: an output name with a colon is a file, never a remote host's
+    cmd = ["tar", "--create", f"--file={output}", "--force-local", f"--directory={spec.tree}", "--format=pax",
            "--numeric-owner", "--xattrs", "--xattrs-include=*",
            "--pax-option=delete=atime,delete=ctime", "--blocking-factor=2048"]
     if spec.one_file_system:
@@ -182,38 +184,30 @@ def read_ahead(spec: TarSpec, position: Callable[[], int]) -> ReadAhead | None:
 
 def write_tar(spec: TarSpec, dest: Path, *, total: int, scan: TreeScan | None = None,
               on_progress: ProgressFn | None = None, interval: float = 0.2) -> Progress:
-    """tar straight to DEST (no copy through Python); progress from the file's size."""
-    partial = dest.with_name(dest.name + ".partial")
+    """tar straight to DEST (no copy through Python): its stdout is DEST.partial, made by
+    outfile.OutputFile (no symlink followed, 0600); progress from the file's size."""
     start = time.monotonic()
-    written = lambda: _size(partial)  # noqa: E731 - tar's position, for the read-ahead and the progress
     tar = reader = None
-    try:
-        with signals_held():  # a Ctrl-C now would come between starting tar or find and holding them
-            tar = TarProcess(spec, str(partial), scan)
-            reader = read_ahead(spec, written)
-        _progress_loop(tar, written, total, on_progress, interval, start)
-        tar.wait()
-        os.replace(partial, dest)
-    except BaseException:
-        if tar:
-            tar.kill()
-        partial.unlink(missing_ok=True)
-        raise
-    finally:
-        if reader:
-            reader.stop()
-    size = dest.stat().st_size
+    with OutputFile(dest) as out:
+        try:
+            with signals_held():  # a Ctrl-C now would come between starting tar or find and holding them
+                tar = TarProcess(spec, "-", scan, stdout=out.fd)
+                reader = read_ahead(spec, out.size)  # tar's position, for the read-ahead and the progress
+            _progress_loop(tar, out.size, total, on_progress, interval, start)
+            tar.wait()
+            size = out.size()
+            out.commit()
+        except BaseException:
+            if tar:
+                tar.kill()
+            raise
+        finally:
+            if reader:
+                reader.stop()
     final = tar.progress(size, size, start)
     if on_progress:
         on_progress(final)
     return final
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 class TarPipe:

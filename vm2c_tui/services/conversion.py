@@ -31,6 +31,7 @@ from .joincopy import JoinedCopies
 from .model import Inspection
 from .mount import bind_ro
 from .outdir import make as outdir_make
+from .outfile import refuse_odd, write_new
 from .presets import (
     PRESETS,
     SANITIZE,
@@ -270,7 +271,9 @@ class Conversion:
         free = free_space(str(outdir))
         if free < need:
             raise Vm2cError(f"{outdir}: only {free >> 20} MiB free, the archive needs about {need >> 20} MiB")
-        tar = outdir / "img.tar"
+        tar, dockerfile = outdir / "img.tar", outdir / "Dockerfile"
+        for name in (tar, dockerfile):  # a planted link is refused before the work, not after it
+            refuse_odd(name)
         if p.userspace is not None:
             from .userspace.archive import write_tar as us_write_tar
 
@@ -280,12 +283,11 @@ class Conversion:
         wh = p.whiteout_note()
         if wh and wh not in p.notes:
             p.notes.append(wh)
-        dockerfile = outdir / "Dockerfile"
         labels = self.labels()
         if self.options.sparse:  # Docker cannot save a layer with sparse members: no recipe for one
             dockerfile.unlink(missing_ok=True)
         else:
-            dockerfile.write_text(dockerfile_text(p.shell, labels))
+            write_new(dockerfile, dockerfile_text(p.shell, labels).encode())
         return ArchiveResult(tar, dockerfile, final.bytes_done, final.files_done, final.elapsed, p, labels)
 
     def stream(self, on_progress: arc.ProgressFn | None = None):

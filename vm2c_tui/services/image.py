@@ -251,16 +251,15 @@ def smoke_test(image_id: str, shell: str) -> Smoke:
 
 def save(image: str, dest: Path) -> int:
     """`docker save` to DEST (which also proves the daemon can verify every layer)."""
-    partial = dest.with_name(dest.name + ".partial")
-    try:
-        with daemon("docker save") as c, open(partial, "wb") as f:
+    from .outfile import OutputFile
+
+    with daemon("docker save") as c, OutputFile(dest) as out:  # no symlink followed, 0600
+        with os.fdopen(os.dup(out.fd), "wb") as f:
             for chunk in c.images.get(image).save(chunk_size=1 << 20, named=True):
                 f.write(chunk)
-        partial.replace(dest)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return dest.stat().st_size
+        size = out.size()
+        out.commit()
+    return size
 
 
 def export_container(container: str, ref: str) -> tuple[ImageResult, int]:

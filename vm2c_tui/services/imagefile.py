@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import platform
 import tarfile
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from .dockerfile import DEFAULT_PATH
 from .image import parse_reference
+from .outfile import OutputFile
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 
@@ -42,18 +44,15 @@ def write_image_archive(layer_tar: Path, dest: Path, ref: str, shell: str, label
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
     layer_name = f"{diff_id}/layer.tar"
     manifest = [{"Config": config_name, "RepoTags": [f"{repo}:{tag}"], "Layers": [layer_name]}]
-    partial = dest.with_name(dest.name + ".partial")
-    try:
-        with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tf:
+    with OutputFile(dest) as out, os.fdopen(os.dup(out.fd), "wb") as f:  # no symlink followed, 0600
+        with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tf:
             _add_bytes(tf, f"{diff_id}/VERSION", b"1.0")
             tf.add(str(layer_tar), arcname=layer_name, recursive=False)
             _add_bytes(tf, config_name, config_bytes)
             _add_bytes(tf, "manifest.json", json.dumps(manifest).encode())
             _add_bytes(tf, "repositories", json.dumps({repo: {tag: diff_id}}).encode())
-        partial.replace(dest)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+        f.flush()
+        out.commit()
     return f"docker load -i {dest}"
 
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import Vm2cError
+from .outfile import refuse_odd
 
 
 def make(path: Path) -> list[Path]:
@@ -26,11 +27,17 @@ def make(path: Path) -> list[Path]:
     return made
 
 
+ARCHIVE_NAMES = ("img.tar", "Dockerfile")
+
+
 @contextmanager
-def made_first(path: Path) -> Iterator[Path]:
-    """make(PATH) before the block; if the block fails, the directories made here go again
+def made_first(path: Path, names: tuple[str, ...] = ARCHIVE_NAMES) -> Iterator[Path]:
+    """make(PATH) before the block, and refuse a symlink or special file planted at one of the
+    NAMES vm2c will write there; if the block fails, the directories made here go again
     (those still empty: a kept partial result is not removed)."""
     made = make(path)
+    for name in names:
+        refuse_odd(Path(path) / name)
     try:
         yield Path(path)
     except BaseException:
@@ -49,6 +56,7 @@ def require_file_target(path: Path, what: str) -> None:
         raise Vm2cError(f"{what} {p}: is a directory; give a file name in it")
     if why := _not_a_dir(p.parent):
         raise Vm2cError(f"{what} {p}: its directory {p.parent} {why}")
+    refuse_odd(p)  # a planted symlink: refused now, not after the work
 
 
 def require_dir(path: Path, what: str) -> None:

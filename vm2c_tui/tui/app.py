@@ -17,6 +17,7 @@ from ..services import image
 from ..services.conversion import Conversion, Prepared
 from ..services.dockerfile import changes, dockerfile_text, image_commands
 from ..services.imagefile import write_image_archive
+from ..services.outfile import write_new
 from ..services.run import shell_line
 from .messages import ArchiveProgress, BuildLog, StatusNote
 from .screens.source import SourceScreen
@@ -186,7 +187,7 @@ class Vm2cApp(App):
             image.require_room(res.tar.stat().st_size, s.method)
             labels = res.labels
             if s.method == "dockerfile":
-                res.dockerfile.write_text(dockerfile_text(shell, labels))
+                write_new(res.dockerfile, dockerfile_text(shell, labels).encode())
                 image_id = image.build_dockerfile(res.tar.parent, s.tag,
                                                   on_log=lambda l: screen.post_message(BuildLog(l)))
             else:

@@ -14,6 +14,7 @@ from pathlib import Path
 from ...errors import Vm2cError
 from ..archive import Progress, ProgressFn
 from ..excludes import Filters
+from ..outfile import OutputFile
 from . import tarwriter
 from .fsbase import FsError, extent_chunks
 from .tree import Mounted, walk
@@ -143,21 +144,17 @@ def _holes(tree: UserspaceTree, e, meta):
 
 def write_tar(tree: UserspaceTree, dest: Path, *, total: int, on_progress: ProgressFn | None = None,
               interval: float = 0.2) -> Progress:
-    partial = dest.with_name(dest.name + ".partial")
     counter = _Counter(total, on_progress, interval)
-    try:
-        with open(partial, "wb", buffering=CHUNK) as f:
-            produce(tree, f.write, counter)
-        os.replace(partial, dest)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        if exc.errno == 28:
-            raise Vm2cError("output filesystem is full: img.tar could not be written (removed the partial file)") \
-                from None
-        raise Vm2cError(f"{dest}: {exc.strerror}") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with OutputFile(dest) as out:  # DEST.partial: no symlink followed, 0600 (outfile.py)
+        try:
+            with os.fdopen(os.dup(out.fd), "wb", buffering=CHUNK) as f:
+                produce(tree, f.write, counter)
+            out.commit()
+        except OSError as exc:
+            if exc.errno == 28:
+                raise Vm2cError("output filesystem is full: img.tar could not be written (removed the partial "
+                                "file)") from None
+            raise Vm2cError(f"{dest}: {exc.strerror}") from None
     return counter.final()
 
 
