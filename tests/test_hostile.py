@@ -248,14 +248,26 @@ def public_dir():
         subprocess.run(["setfacl", "-x", "u:nobody", g], check=True)
 
 
-def inspected_by_nobody(disks, public_dir, name: str) -> tuple[Path, dict]:
+def inspected_by_nobody(disks, public_dir, name: str, file_name: str = "") -> tuple[Path, dict]:
     """A fixture disk copied where nobody can read it, and `vm2c inspect --json` of it as nobody."""
-    img = public_dir / f"{name}.raw"
+    img = public_dir / (file_name or f"{name}.raw")
     subprocess.run(["cp", "--sparse=always", disks.get(name), img], check=True)
     os.chmod(img, 0o644)
     proc = as_nobody("inspect", "--engine", "kernel", "--json", img)
     assert proc.returncode == 0, proc.stderr
     return img, validated("inspect", json.loads(proc.stdout))
+
+
+def test_debugfs_reads_an_image_named_with_a_question_mark(disks, public_dir):
+    """debugfs splits 'FILE?offset=N' at the first '?': vm?x.raw opened 'vm' (here a decoy with
+    another os-release). In its sandbox the image is /image, and the guest's own facts come back."""
+    decoy = public_dir / "vm"
+    subprocess.run(["cp", "--sparse=always", disks.get("bare"), decoy], check=True)
+    os.chmod(decoy, 0o644)
+    _img, doc = inspected_by_nobody(disks, public_dir, "demo", "vm?x.raw")
+    assert doc["root"] == "demo/root"
+    root = next(v for p in doc["partitions"] for v in p["volumes"] if v["id"] == "demo/root")
+    assert root["os"]["pretty_name"] == "Demo Linux 1.0 (vm2c)"
 
 
 def test_without_root_inspect_does_what_it_can(disks, public_dir):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import Vm2cError
 from .attach import RawView, loop_device
+from .confine import IMAGE, Sandbox
 from .guestpath import GuestPathError, GuestRoot
 from .joincopy import JoinedCopies
 from .model import Inspection, Volume
@@ -157,13 +158,13 @@ def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
     stage = work / "fs"
     stage.mkdir()
     os.chmod(stage, 0o755)
-    # mtools reads "FILE@@OFFSET" and splits at the first "@@": the image under a name of ours
-    image = work / "image"
-    os.symlink(raw, image)
+    # mtools reads "FILE@@OFFSET" and splits at the first "@@": inside its sandbox the image is
+    # /image, and mtools sees nothing else but the stage it writes to
+    box = Sandbox.for_file(raw, inside=IMAGE, write=[stage])
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
-    run(mtools_cmd(str(image), plan.offset, str(stage)), what=f"mcopy ({plan.fs_id})", env=env)
+    run(mtools_cmd(IMAGE, plan.offset, str(stage)), what=f"mcopy ({plan.fs_id})", env=env, sandbox=box)
     # mcopy puts the volume's content in DEST/ when DEST exists
-    read_only = _read_only_entries(str(image), plan, env)
+    read_only = _read_only_entries(plan, env, box)
     for dirpath, dirnames, filenames in os.walk(stage):
         rel = os.path.relpath(dirpath, stage)
         for name, is_dir in [(d, True) for d in dirnames] + [(f, False) for f in filenames]:
@@ -176,11 +177,12 @@ def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
     return stage
 
 
-def _read_only_entries(image: str, plan: MountPlan, env: dict) -> set[str]:
+def _read_only_entries(plan: MountPlan, env: dict, box: Sandbox) -> set[str]:
     """Paths (relative to the volume's root) whose DOS read-only attribute is set, as
     `mattrib -/` lists them: attribute letters, then the path after '::/' (FAT names
     can hold neither ':' nor '/')."""
-    out = run(["mattrib", "-/", "-i", f"{image}@@{plan.offset}", "::/"], what=f"mattrib ({plan.fs_id})", env=env)
+    out = run(["mattrib", "-/", "-i", f"{IMAGE}@@{plan.offset}", "::/"], what=f"mattrib ({plan.fs_id})", env=env,
+              sandbox=box)
     found = set()
     for line in os.fsdecode(out.stdout).splitlines():
         flags, sep, path = line.partition("::/")

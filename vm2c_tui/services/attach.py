@@ -1,10 +1,12 @@
 """Read-only raw views of a disk image, and loop devices over byte ranges of them.
 
-The mechanism is picked at run time (see README, 'How vm2c reads a disk'):
+The mechanism is picked at run time (docs/how-it-works.md, 'Reading a disk'):
   direct   raw images and partition dumps are used as they are;
   nbd      qemu-nbd -r, where /dev/nbd* exists (an ordinary workstation);
-  fuse     qemu-storage-daemon's FUSE export, where there is no nbd (these VMs);
+  fuse     qemu-storage-daemon serving NBD on a unix socket, nbdfuse showing it as a file,
+           where there is no nbd (these VMs);
   copy     qemu-img convert to a sparse temporary raw file, always works.
+Every qemu runs confined to the image's directory (confine.py).
 A filesystem inside is then a read-only loop device at its byte offset, so
 neither a kernel partition scan nor device-mapper is needed.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +23,9 @@ from pathlib import Path
 import psutil
 
 from ..errors import Vm2cError
+from .confine import Sandbox
 from .formats import ImageInfo
-from .run import run, signals_held, which
+from .run import run, signals_held, spawn, which
 from .session import Session, release_loop, release_nbd, release_process
 
 
@@ -52,8 +56,9 @@ def available_methods(info: ImageInfo) -> list[tuple[str, str]]:
     out = []
     if glob.glob("/dev/nbd[0-9]*") and which("qemu-nbd") and os.geteuid() == 0:
         out.append(("nbd", "/dev/nbd* exists: qemu-nbd -r attaches the image read-only"))
-    if os.path.exists("/dev/fuse") and which("qemu-storage-daemon"):
-        out.append(("fuse", "no nbd here: qemu-storage-daemon exports a read-only raw view over FUSE"))
+    if os.path.exists("/dev/fuse") and which("qemu-storage-daemon") and which("nbdfuse"):
+        out.append(("fuse", "no nbd here: a confined qemu-storage-daemon serves a read-only raw view, "
+                            "nbdfuse shows it as a file"))
     out.append(("copy", "qemu-img convert to a temporary sparse raw file (uses disk space)"))
     return out
 
@@ -82,18 +87,51 @@ def open_raw(session: Session, info: ImageInfo, method: str | None = None) -> Ra
 
 
 def _fuse(session: Session, info: ImageInfo) -> str:
+    """qemu-storage-daemon, confined to the image's directory (confine.py), serves the raw view
+    over NBD on a unix socket in our private directory; nbdfuse, on the host, turns that into a
+    file (a FUSE export made inside the sandbox's mount namespace would not be seen outside)."""
     work = session.tempdir("view")
-    raw = work / "raw"
-    raw.touch(mode=0o600)
-    pidfile = work / "qsd.pid"
+    sock, view, pidfile = work / "nbd.sock", work / "view", work / "nbdfuse.pid"
+    view.mkdir(mode=0o700)
+    box = Sandbox.for_image(info.path, write=[work])
     with signals_held():
-        run(qsd_cmd(str(info.path), info.format, str(raw), str(pidfile)),
-            what="qemu-storage-daemon (FUSE raw view)", timeout=60)
-        pid = int(pidfile.read_text().strip())
-        started = psutil.Process(pid).create_time()
-        session.track("process", str(pid), lambda: _stop_qsd(pid, started, raw),
-                      started=started, fuse_file=str(raw), name="qemu-storage-daemon")
+        qsd = spawn(qsd_cmd(str(info.path), info.format, str(sock)), sandbox=box, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        started = psutil.Process(qsd.pid).create_time()
+        session.track("process", str(qsd.pid), lambda: _stop(qsd, started), started=started,
+                      name="qemu-storage-daemon")
+    _wait_for(lambda: sock.is_socket(), qsd, "qemu-storage-daemon (raw view)")
+    raw = view / "raw"
+    with signals_held():
+        fuse = spawn(nbdfuse_cmd(str(raw), str(sock), str(pidfile)), stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        fstarted = psutil.Process(fuse.pid).create_time()
+        session.track("process", str(fuse.pid), lambda: _stop_nbdfuse(fuse, fstarted, view), started=fstarted,
+                      fuse_file=str(view), name="nbdfuse")
+    _wait_for(lambda: pidfile.exists() and _fuse_mounted(view), fuse, "nbdfuse (raw view)")
     return str(raw)
+
+
+def _wait_for(ready, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace").strip().splitlines() if proc.stderr else []
+            raise Vm2cError(f"{what} failed: {err[-1] if err else f'exit status {proc.returncode}'}")
+        if time.monotonic() > deadline:
+            raise Vm2cError(f"{what}: not ready after {timeout:.0f} s")
+        time.sleep(0.01)
+
+
+def _stop(proc: subprocess.Popen, started: float) -> None:
+    release_process(proc.pid, started)
+    proc.poll()  # reaped: no zombie under a subreaper
+
+
+def _stop_nbdfuse(proc: subprocess.Popen, started: float, view: Path) -> None:
+    _stop(proc, started)
+    if _fuse_mounted(view):
+        run(["umount", "-l", str(view)], check=False)
 
 
 def _qemu_value(text: str) -> str:
@@ -102,14 +140,19 @@ def _qemu_value(text: str) -> str:
     return text.replace(",", ",,")
 
 
-def qsd_cmd(image: str, fmt: str, raw: str, pidfile: str) -> list[str]:
+def qsd_cmd(image: str, fmt: str, sock: str) -> list[str]:
     return [
         "qemu-storage-daemon",
         "--blockdev", f"driver=file,node-name=f,filename={_qemu_value(image)},read-only=on",
         "--blockdev", f"driver={fmt},node-name=d,file=f,read-only=on",
-        "--export", f"type=fuse,id=e,node-name=d,mountpoint={_qemu_value(raw)},writable=off",
-        "--daemonize", "--pidfile", pidfile,
+        "--nbd-server", f"addr.type=unix,addr.path={_qemu_value(sock)}",
+        "--export", "type=nbd,id=e,node-name=d,writable=off",
     ]
+
+
+def nbdfuse_cmd(raw: str, sock: str, pidfile: str) -> list[str]:
+    """RAW (VIEWDIR/raw) as a read-only file over the export 'd' on SOCK."""
+    return ["nbdfuse", "-r", "-P", pidfile, raw, f"nbd+unix:///d?socket={sock}"]
 
 
 def nbd_cmd(image: str, fmt: str, dev: str) -> list[str]:
@@ -128,15 +171,6 @@ def losetup_cmd(raw: str, offset: int, size: int, direct_io: bool = False) -> li
     return ["losetup", "-f", "--show", "-r", *dio, "-o", str(offset), "--sizelimit", str(size), raw]
 
 
-def _stop_qsd(pid: int, started: float, raw: Path) -> None:
-    release_process(pid, started)
-    for _ in range(50):  # the export is gone once the daemon has exited
-        if not _fuse_mounted(raw):
-            return
-        time.sleep(0.02)
-    run(["umount", "-l", str(raw)], check=False)
-
-
 def _fuse_mounted(path: Path) -> bool:
     with open("/proc/self/mountinfo") as f:
         return any(line.split()[4] == str(path) for line in f)
@@ -147,7 +181,8 @@ def _nbd(session: Session, info: ImageInfo) -> str:
         if os.path.exists(f"/sys/block/{os.path.basename(dev)}/pid"):
             continue
         with signals_held():
-            proc = run(nbd_cmd(str(info.path), info.format, dev), check=False)
+            proc = run(nbd_cmd(str(info.path), info.format, dev), check=False,
+                       sandbox=Sandbox.for_image(info.path, devices=[dev]))
             if proc.returncode == 0:
                 session.track("nbd", dev, lambda d=dev: release_nbd(d))
                 return dev
@@ -157,7 +192,8 @@ def _nbd(session: Session, info: ImageInfo) -> str:
 def _copy(session: Session, info: ImageInfo) -> str:
     work = session.tempdir("copy")
     raw = work / "disk.raw"
-    run(copy_cmd(str(info.path), info.format, str(raw)), what="qemu-img convert", timeout=None)
+    run(copy_cmd(str(info.path), info.format, str(raw)), what="qemu-img convert", timeout=None,
+        sandbox=Sandbox.for_image(info.path, write=[work]))
     return str(raw)
 
 

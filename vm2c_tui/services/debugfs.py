@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+from .confine import IMAGE, Sandbox
 from .guestpath import MAX_READ, GuestPathError, walk
 from .run import which
 
@@ -19,12 +20,15 @@ _FASTLINK = re.compile(rb'Fast link dest: "(.*)"', re.S)
 
 class DebugfsRoot:
     def __init__(self, raw: str, offset: int):
-        self.spec = f"{raw}?offset={offset}"
+        # debugfs splits 'FILE?offset=N' at the first '?': inside its sandbox the image is
+        # /image, so a raw view named vm?x.img cannot make it open vm (or anything else)
+        self.box = Sandbox.for_file(raw, inside=IMAGE)
+        self.spec = f"{IMAGE}?offset={offset}"
         self.exe = which("debugfs") or "debugfs"
 
     def _debugfs(self, request: str, limit: int = 1 << 20) -> bytes:
         # -c: catastrophic mode, skips bitmaps (faster, and read-only anyway)
-        proc = subprocess.Popen([self.exe, "-c", "-R", request, self.spec], stdout=subprocess.PIPE,
+        proc = subprocess.Popen(self.box.wrap([self.exe, "-c", "-R", request, self.spec]), stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         assert proc.stdout is not None
         data = proc.stdout.read(limit)

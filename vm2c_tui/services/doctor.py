@@ -48,9 +48,15 @@ def checks(workdir: str = ".") -> list[Check]:
     out.append(Check("loop", loops, "/dev/loop-control" if loops else "missing",
                      "filesystems are read through read-only loop devices at their offsets" if loops
                      else "cannot mount anything: archive will not work"))
-    fuse = os.path.exists("/dev/fuse") and bool(which("qemu-storage-daemon"))
-    out.append(Check("fuse", fuse, "/dev/fuse + qemu-storage-daemon" if fuse else "missing /dev/fuse or qemu-storage-daemon",
-                     "qcow2/vdi/vmdk/vhd(x) read through a FUSE raw view" if fuse else "non-raw images are copied to a raw temp file"))
+    sandbox = bool(which("bwrap"))
+    out.append(Check("sandbox", sandbox, "bwrap (bubblewrap)" if sandbox else "bwrap missing",
+                     "qemu and the tools that open an image see only the image's directory" if sandbox else
+                     "vm2c refuses to let qemu open an image unconfined: apt-get install bubblewrap"))
+    fuse = os.path.exists("/dev/fuse") and all(map(which, ("qemu-storage-daemon", "nbdfuse", "bwrap")))
+    out.append(Check("fuse", fuse, "/dev/fuse + qemu-storage-daemon + nbdfuse" if fuse else
+                     "missing /dev/fuse, qemu-storage-daemon, nbdfuse or bwrap",
+                     "qcow2/vdi/vmdk/vhd(x) read through a raw view (confined qemu over NBD, nbdfuse)" if fuse
+                     else "non-raw images are copied to a raw temp file"))
     dm = os.path.exists("/dev/mapper/control")
     out.append(Check("device-mapper", dm, "/dev/mapper/control" if dm else "absent",
                      "not needed: linear LVs are read at their byte offsets, LVs in pieces "

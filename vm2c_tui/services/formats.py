@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
 from . import imagerefs, subformats
+from .confine import Sandbox
 from .run import run, which
 
 # name -> qemu driver; order matters only for the header sniffing below
@@ -95,9 +97,11 @@ def identify(path: Path) -> ImageInfo:
 
         return identify_without_qemu(path)
     _, extents = imagerefs.check(path, fmt)  # before qemu opens any file the image names
+    box = Sandbox.for_image(path)  # qemu sees the image's directory and nothing else (confine.py)
     qinfo = run(["qemu-img", "info", "--output=json", "--backing-chain", "-f", fmt, str(path)],
-                check=False, timeout=60)
+                check=False, timeout=60, sandbox=box)
     if qinfo.returncode != 0:
+        _refuse_unseen(path, qinfo.stderr.decode(errors="replace"), box)
         msg = qinfo.stderr.decode(errors="replace").strip().splitlines()
         why = msg[-1].split(": ", 2)[-1] if msg else "unreadable"
         raise Vm2cError(f"{path}: damaged {NICE.get(fmt, fmt)} image ({why})")
@@ -109,15 +113,24 @@ def identify(path: Path) -> ImageInfo:
     info.extents = extents
     info.subformat = subformats.of(path, fmt)
     if stat.S_ISREG(st.st_mode) and fmt != "raw":
-        _check_truncation(info, st.st_size)
+        _check_truncation(info, st.st_size, box)
     return info
 
 
-def _check_truncation(info: ImageInfo, file_size: int) -> None:
+def _refuse_unseen(path: Path, err: str, box: Sandbox) -> None:
+    """qemu failed to open a file the image names that the sandbox does not show: say so,
+    rather than 'damaged' (imagerefs did not catch this name; the sandbox did)."""
+    for name in re.findall(r"Could not open '([^'\n]*)'", err):
+        if name != str(path) and not box.allows(name, str(path.parent)):
+            raise Vm2cError(f"{path}: names {name[:200]!r}, outside the image's directory; vm2c lets qemu "
+                            f"see only that directory, so it was not opened{imagerefs.flatten_hint(path)}")
+
+
+def _check_truncation(info: ImageInfo, file_size: int, box: Sandbox) -> None:
     """A header can be intact while the data it points at is gone."""
     if info.format in ("qcow2", "vdi", "vmdk", "vhdx"):
         chk = run(["qemu-img", "check", "-f", info.format, "--output=json", str(info.path)],
-                  check=False, timeout=120)
+                  check=False, timeout=120, sandbox=box)
         try:
             res = json.loads(chk.stdout or b"{}")
         except ValueError:
@@ -126,7 +139,8 @@ def _check_truncation(info: ImageInfo, file_size: int) -> None:
             raise Vm2cError(f"{info.path}: damaged {NICE.get(info.format, info.format)} image "
                             f"(qemu-img check found {res.get('corruptions', 0)} corruptions; truncated?)")
     if info.format in ("vdi", "vpc", "vhdx", "qcow2") and not info.backing_chain:
-        m = run(["qemu-img", "map", "--output=json", "-f", info.format, str(info.path)], check=False, timeout=120)
+        m = run(["qemu-img", "map", "--output=json", "-f", info.format, str(info.path)], check=False, timeout=120,
+                sandbox=box)
         if m.returncode != 0:
             raise Vm2cError(f"{info.path}: damaged {NICE.get(info.format, info.format)} image (block map unreadable)")
         end = 0

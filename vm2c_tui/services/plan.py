@@ -6,13 +6,14 @@ tar_command ...), so what is shown is what runs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
 from . import archive as arc
 from .assemble import mtools_cmd
-from .attach import available_methods, copy_cmd, losetup_cmd, nbd_cmd, qsd_cmd
+from .attach import available_methods, copy_cmd, losetup_cmd, nbd_cmd, nbdfuse_cmd, qsd_cmd
 from .formats import identify
 from .mount import mount_cmd
 from .pagecache import direct_io_pays
@@ -43,10 +44,18 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
     undo: list[str] = []
     raw: str = conv.source
     if method == "fuse":
-        raw = f"{work}/raw"
-        lines.append(shell_line(["touch", raw]))
-        lines.append(shell_line(qsd_cmd(conv.source, info_fmt, raw, f"{work}/qsd.pid")))
-        undo.append(f'kill "$(cat {work}/qsd.pid)"')
+        sock, view = f"{work}/nbd.sock", f"{work}/view"
+        raw = f"{view}/raw"
+        lines.append(f"# vm2c runs qemu inside bubblewrap, where only {os.path.dirname(os.path.abspath(conv.source))} "
+                     "is visible (read-only), with no /dev and no network")
+        lines.append(shell_line(qsd_cmd(conv.source, info_fmt, sock)) + " &")
+        lines.append("QSD=$!")
+        lines.append(f"until [ -S {shell_line([sock])} ]; do sleep 0.1; done")
+        lines.append(shell_line(["mkdir", "-m", "0700", view]))
+        lines.append(shell_line(nbdfuse_cmd(raw, sock, f"{work}/nbdfuse.pid")) + " &")
+        lines.append(f"until [ -f {shell_line([work + '/nbdfuse.pid'])} ]; do sleep 0.1; done")
+        undo.append('kill "$QSD"')
+        undo.append(shell_line(["fusermount3", "-u", view]))
     elif method == "nbd":
         raw = "/dev/nbd0"
         lines.append(shell_line(nbd_cmd(conv.source, info_fmt, raw)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .confine import Sandbox
 from .run import run
 
 
@@ -29,7 +30,8 @@ def _unescape(v: str) -> str:
 
 def probe(raw: str, offset: int, size: int) -> Signature:
     """What blkid finds at RAW[offset:offset+size] (it reads, never writes)."""
-    proc = run(["blkid", "-p", "-o", "export", "-O", str(offset), "-S", str(size), raw], check=False, timeout=30)
+    proc = run(["blkid", "-p", "-o", "export", "-O", str(offset), "-S", str(size), raw], check=False, timeout=30,
+               sandbox=Sandbox.for_file(raw))
     sig = Signature()
     for line in proc.stdout.decode("utf-8", "replace").splitlines():
         key, _, val = line.partition("=")

@@ -98,10 +98,12 @@ def run(
     timeout: float | None = 120,
     what: str | None = None,
     env: dict[str, str] | None = None,
+    sandbox=None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `cmd`, capture its output, raise Vm2cError when it fails."""
+    """Run `cmd`, capture its output, raise Vm2cError when it fails. A SANDBOX (confine.py)
+    runs it where it sees only the paths vm2c allowed; the shell line shown is the tool's own."""
     _record(cmd)
-    argv = _resolve(cmd)
+    argv = _confined(_resolve(cmd), sandbox)
     try:
         proc = subprocess.run(
             argv,
@@ -155,7 +157,15 @@ def signals_held():
             signal.raise_signal(pending[0])
 
 
-def spawn(cmd: Cmd, **popen_kw) -> subprocess.Popen:
+def spawn(cmd: Cmd, sandbox=None, **popen_kw) -> subprocess.Popen:
     """Start a long-running command (tar, qemu-storage-daemon)."""
     _record(cmd)
-    return subprocess.Popen(_resolve(cmd), **popen_kw)
+    return subprocess.Popen(_confined(_resolve(cmd), sandbox), **popen_kw)
+
+
+def _confined(argv: list[str], sandbox) -> list[str]:
+    if sandbox is None:
+        return argv
+    wrapped = sandbox.wrap(argv)
+    log.debug("confined: %s", shell_line(wrapped))
+    return wrapped

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import Vm2cError
+from .confine import Sandbox
 from .run import run, which
 
 EXTENDED = {"5", "f", "85"}
@@ -57,7 +58,7 @@ def type_name(label: str, code: str) -> str:
 
 def read_table(raw: str, disk_size: int, warnings: list[str] | None = None) -> tuple[str, list[RawPartition]]:
     """('gpt'|'dos'|'none', partitions); a corrupt table raises Vm2cError."""
-    proc = run(["sfdisk", "--json", raw], check=False, timeout=30)
+    proc = run(["sfdisk", "--json", raw], check=False, timeout=30, sandbox=Sandbox.for_file(raw))
     err = proc.stderr.decode(errors="replace").strip()
     if proc.returncode != 0:
         if "does not contain a recognized partition table" in err or not err:

@@ -70,8 +70,7 @@ def _dissect(info: ImageInfo) -> StreamDisk:
 
     path = Path(info.path)
     if info.format == "qcow2":
-        img = qcow2.QCow2(path)  # a Path: dissect opens the backing chain next to it
-        return StreamDisk(img.open(), img.size, [img])
+        return _qcow2_chain(qcow2, path, info.backing_chain)
     if info.format == "vmdk":
         img = vmdk.VMDK(path)
         return StreamDisk(img, img.size, [img])
@@ -84,6 +83,25 @@ def _dissect(info: ImageInfo) -> StreamDisk:
         fh.close()
         raise Vm2cError(f"{path}: {info.display_format} images are not readable by the user-space engine")
     return StreamDisk(img, img.size, [fh])
+
+
+def _qcow2_chain(qcow2, top: Path, chain: list[str]) -> StreamDisk:
+    """The qcow2 and the layers under it, each opened here from the chain vm2c resolved (qemu's
+    own answer, inside the sandbox; imagerefs' without qemu), handed to dissect as open files:
+    given a path, dissect would look for the backing file by the name in the header itself."""
+    from ..formats import sniff
+
+    below, files = None, []
+    for layer in reversed([str(top), *chain]):
+        fh = open(layer, "rb")
+        files.append(fh)
+        if sniff(Path(layer)) == "qcow2":
+            img = qcow2.QCow2(fh, backing_file=below, allow_no_backing_file=below is None)
+            files.append(img)
+            below = img.open()
+        else:
+            below = fh
+    return StreamDisk(below, img.size, files)
 
 
 class Joined:
