@@ -18,7 +18,7 @@ from .confine import IMAGE, Sandbox
 from .guestpath import GuestPathError, GuestRoot
 from .joincopy import JoinedCopies
 from .model import Inspection, Volume
-from .mount import bind_ro, can_mount, mount_ro
+from .mount import KERNEL_FS, bind_ro, can_mount, mount_ro
 from .pagecache import direct_io_pays
 from .resolve import resolve_spec, subvol_of
 from .run import run
@@ -88,7 +88,8 @@ def plan_mounts(insp: Inspection, root_id: str | None = None, use_fstab: bool = 
                 continue
             via = "mount" if can_mount(vol.fstype) else "mtools" if vol.fstype == "vfat" else ""
             if not via:
-                notes.append(f"fstab {e.spec} {e.mountpoint}: this kernel cannot mount {vol.fstype}; left out")
+                why = "this kernel cannot mount" if vol.fstype in KERNEL_FS else "vm2c does not let the kernel parse"
+                notes.append(f"fstab {e.spec} {e.mountpoint}: {why} {vol.fstype}; left out")
                 continue
             plans.append(MountPlan(vol.id, os.path.normpath(e.mountpoint), vol.fstype, vol.offset, vol.size,
                                    via, vol.id not in disabled, e.options,
