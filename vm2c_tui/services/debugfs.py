@@ -12,7 +12,7 @@ import subprocess
 
 from .confine import IMAGE, Sandbox
 from .guestpath import MAX_READ, GuestPathError, walk
-from .run import which
+from .run import c_locale, which
 
 _TYPE = re.compile(rb"Type: (\w+)\s+Mode:\s+(\d+)")
 _FASTLINK = re.compile(rb'Fast link dest: "(.*)"', re.S)
@@ -29,7 +29,7 @@ class DebugfsRoot:
     def _debugfs(self, request: str, limit: int = 1 << 20) -> bytes:
         # -c: catastrophic mode, skips bitmaps (faster, and read-only anyway)
         proc = subprocess.Popen(self.box.wrap([self.exe, "-c", "-R", request, self.spec]), stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=c_locale(["debugfs"], None))
         assert proc.stdout is not None
         data = proc.stdout.read(limit)
         proc.kill()

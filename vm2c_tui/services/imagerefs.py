@@ -58,7 +58,8 @@ def vmdk_descriptor(path: Path) -> bytes:
         head = f.read(512)
         if head.startswith(b"KDMV"):
             off, size = struct.unpack_from("<QQ", head, 28)
-            if not off or size * 512 > MAX_DESCRIPTOR:
+            # a crafted offset past the file (or past what seek takes) holds no descriptor
+            if not off or size * 512 > MAX_DESCRIPTOR or off * 512 >= os.fstat(f.fileno()).st_size:
                 return b""
             f.seek(off * 512)
             return f.read(size * 512)
@@ -74,16 +75,24 @@ def vmdk_names(path: Path) -> list[tuple[str, str]]:
     return out
 
 
+def shown(name: str, limit: int = 120) -> str:
+    """A name from an image, for a one-line message: quoted, control characters escaped, cut."""
+    return repr(name[:limit]) + ("…" if len(name) > limit else "")
+
+
 def _checked(top: Path, here: Path, kind: str, name: str) -> str:
     """NAME, as written in an image in directory HERE, resolved; refused unless it is a plain
     path inside TOP's directory."""
+    if "\0" in name or len(os.fsencode(name)) > 4095 or any(len(p) > 255 for p in os.fsencode(name).split(b"/")):
+        raise Vm2cError(f"{top}: its {kind} name {shown(name)} holds a NUL byte or is longer than a path "
+                        f"can be; refusing it{flatten_hint(top)}")
     if name.startswith("json:") or re.match(r"^[^/]*:", name):  # qemu's own test for a protocol
-        raise Vm2cError(f"{top}: its {kind} {name!r} is a qemu protocol or driver spec, not a file; refusing "
+        raise Vm2cError(f"{top}: its {kind} {shown(name)} is a qemu protocol or driver spec, not a file; refusing "
                         f"to open it{flatten_hint(top)}")
     full = os.path.realpath(os.path.join(here, name))
     base = str(top.parent)
     if os.path.commonpath([full, base]) != base:
-        raise Vm2cError(f"{top}: {kind} {name} lies outside {base}; refusing to read it{flatten_hint(top)}")
+        raise Vm2cError(f"{top}: {kind} {shown(name)} lies outside {base}; refusing to read it{flatten_hint(top)}")
     return full
 
 
@@ -109,7 +118,7 @@ def check(top: Path, fmt: str) -> tuple[list[str], list[str]]:
         kind, below = below
         if not os.path.isfile(below):
             why = "is missing" if not os.path.lexists(below) else "is not a regular file"
-            raise Vm2cError(f"{top}: its {kind} {below} {why}")
+            raise Vm2cError(f"{top}: its {kind} {shown(below)} {why}")
         chain.append(below)
         cur, cur_fmt = Path(below), sniff(Path(below))
     raise Vm2cError(f"{top}: a backing chain more than {MAX_CHAIN} images deep; refusing to follow it")

@@ -111,7 +111,7 @@ def run(
             stdin=None if input is not None else subprocess.DEVNULL,
             capture_output=True,
             timeout=timeout,
-            env=env,
+            env=c_locale(cmd, env),
         )
     except subprocess.TimeoutExpired as exc:
         raise Vm2cError(f"{what or cmd[0]}: timed out after {timeout:.0f} s") from exc
@@ -160,7 +160,19 @@ def signals_held():
 def spawn(cmd: Cmd, sandbox=None, **popen_kw) -> subprocess.Popen:
     """Start a long-running command (tar, qemu-storage-daemon)."""
     _record(cmd)
+    popen_kw["env"] = c_locale(cmd, popen_kw.get("env"))
     return subprocess.Popen(_confined(_resolve(cmd), sandbox), **popen_kw)
+
+
+# mtools turns FAT's UTF-16 names into the locale's charset: C would make every non-ASCII name '_'
+_UTF8_NAMES = {"mcopy", "mattrib"}
+
+
+def c_locale(cmd: Cmd, env: dict[str, str] | None) -> dict[str, str]:
+    """ENV (or ours) with LC_ALL=C: vm2c reads sfdisk's, tar's and qemu's messages as text, so
+    they must not be translated; mtools gets C.UTF-8 (English messages, UTF-8 names)."""
+    utf8 = os.path.basename(str(cmd[0])) in _UTF8_NAMES
+    return {**(os.environ if env is None else env), "LC_ALL": "C.UTF-8" if utf8 else "C"}
 
 
 def _confined(argv: list[str], sandbox) -> list[str]:
