@@ -99,7 +99,7 @@ def _fuse(session: Session, info: ImageInfo) -> str:
                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         started = psutil.Process(qsd.pid).create_time()
         session.track("process", str(qsd.pid), lambda: _stop(qsd, started), started=started,
-                      name="qemu-storage-daemon")
+                      name="qemu-storage-daemon", exe=psutil.Process(qsd.pid).name())
     _wait_for(lambda: sock.is_socket(), qsd, "qemu-storage-daemon (raw view)")
     raw = view / "raw"
     with signals_held():
@@ -107,7 +107,7 @@ def _fuse(session: Session, info: ImageInfo) -> str:
                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         fstarted = psutil.Process(fuse.pid).create_time()
         session.track("process", str(fuse.pid), lambda: _stop_nbdfuse(fuse, fstarted, view), started=fstarted,
-                      fuse_file=str(view), name="nbdfuse")
+                      fuse_file=str(view), name="nbdfuse", exe=psutil.Process(fuse.pid).name())
     _wait_for(lambda: pidfile.exists() and _fuse_mounted(view), fuse, "nbdfuse (raw view)")
     return str(raw)
 
