@@ -171,15 +171,28 @@ def logical_volumes(text: str) -> list[LogicalVolume]:
         return []
     vg_name, vg = vgs[0]
     try:
-        extent = int(vg["extent_size"]) * SECTOR
-        pvs = {name: (str(pv["id"]).replace("-", ""), int(pv["pe_start"]) * SECTOR)
+        extent = _bounded(vg, "extent_size", 1, MAX_EXTENT_SECTORS, vg_name) * SECTOR
+        pvs = {name: (str(pv["id"]).replace("-", ""), _bounded(pv, "pe_start", 0, MAX_SECTORS, vg_name) * SECTOR)
                for name, pv in vg.get("physical_volumes", {}).items()}
         out = []
         for name, lv in vg.get("logical_volumes", {}).items():
             out.append(_lv(vg_name, name, lv, extent, pvs))
     except (KeyError, TypeError, ValueError) as exc:
-        raise Vm2cError(f"LVM metadata of VG {vg_name} is incomplete ({exc})") from None
+        raise Vm2cError(f"LVM metadata of VG {vg_name!r} is incomplete ({exc})") from None
     return out
+
+
+# bounds for numbers read from metadata an image supplies: a real VG fits in 2^48 sectors (128 PiB)
+MAX_SECTORS = 1 << 48
+MAX_EXTENT_SECTORS = 1 << 32
+
+
+def _bounded(d: dict, key: str, low: int, high: int, vg: str) -> int:
+    value = int(d[key])
+    if not low <= value <= high:
+        raise Vm2cError(f"LVM metadata of VG {vg!r}: {key} {value} is out of range ({low}..{high}); "
+                        "the metadata is corrupt or crafted")
+    return value
 
 
 def _lv(vg: str, name: str, lv: dict, extent: int, pvs: dict) -> LogicalVolume:
@@ -190,7 +203,7 @@ def _lv(vg: str, name: str, lv: dict, extent: int, pvs: dict) -> LogicalVolume:
     for key in sorted((k for k in lv if k.startswith("segment") and isinstance(lv[k], dict)),
                       key=lambda k: int(k[7:] or 0)):
         seg = lv[key]
-        count = int(seg["extent_count"])
+        count = _bounded(seg, "extent_count", 1, MAX_SECTORS // (extent // SECTOR), vg)
         result.size += count * extent
         stype = seg.get("type", "striped")
         stripes = seg.get("stripes", [])
@@ -199,5 +212,8 @@ def _lv(vg: str, name: str, lv: dict, extent: int, pvs: dict) -> LogicalVolume:
             result.note = f"{stype} segment: needs device-mapper"
             continue
         pv_uuid, pe_start = pvs[stripes[0]]
-        result.segments.append(Segment(pv_uuid, pe_start + int(stripes[1]) * extent, count * extent))
+        first = int(stripes[1])
+        if not 0 <= first <= MAX_SECTORS // (extent // SECTOR):
+            raise Vm2cError(f"LVM metadata of VG {vg!r}: a segment starts at extent {first}, out of range")
+        result.segments.append(Segment(pv_uuid, pe_start + first * extent, count * extent))
     return result

@@ -89,7 +89,9 @@ def _produce(tree: UserspaceTree, write, counter: _Counter) -> None:
         if blank:
             meta.size = 0
         key = (id(e.reader), meta.ino)
-        if meta.kind != "dir" and meta.nlink > 1:
+        # by inode, whatever the link count says: a crafted count of 1 on an inode reached by
+        # many names would otherwise have its data written once per name (FAT: 0 is 'no data')
+        if meta.kind != "dir" and meta.ino:
             if key in first_path:
                 out(tarwriter.member(e.name, meta, xattrs, hardlink_to=first_path[key]))
                 counter.tick()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import stat
 import struct
 
-from .fsbase import FsError, Meta, Reader, decode_new_dev, kind_of, open_fs, stream_chunks
+from .fsbase import FsError, Meta, Reader, decode_new_dev, kind_of, link_size_ok, open_fs, stream_chunks
 
 XATTR_ITEM_KEY = 24
 DIR_ITEM = struct.Struct("<QBQQHHB")  # location key (objectid, type, offset), transid, data_len, name_len, type
@@ -55,6 +55,7 @@ class BtrfsReader(Reader):
         m = Meta(kind, stat.S_IMODE(item.mode), item.uid, item.gid, _signed_ns(item.mtime),
                  item.size if kind == "file" else 0, item.nlink, (node.subvolume.objectid, node.inum))
         if kind == "symlink":
+            link_size_ok(item.size, "btrfs", node.inum)
             m.link = node.link.encode("utf-8", "surrogateescape")
         elif kind in ("char", "block"):
             m.rdev = decode_new_dev(item.rdev)

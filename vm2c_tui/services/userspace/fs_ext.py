@@ -8,7 +8,7 @@ from __future__ import annotations
 import stat
 import struct
 
-from .fsbase import FsError, Meta, Reader, decode_new_dev, extent_chunks, kind_of, open_fs, vfs_acl
+from .fsbase import FsError, Meta, Reader, decode_new_dev, extent_chunks, kind_of, link_size_ok, open_fs, vfs_acl
 
 INLINE_DATA_FL = 0x10000000
 EXTENTS_FL = 0x80000
@@ -104,7 +104,8 @@ class ExtReader(Reader):
         m = Meta(kind, stat.S_IMODE(i.mode), i.uid, i.gid, i.mtime_ns, i.size if kind == "file" else 0,
                  i.links, i.inum)
         if kind == "symlink":
-            m.link = self.read_all(i)
+            link_size_ok(i.size, "ext", i.inum)
+            m.link = self.read_all(i)[:i.size]
         elif kind in ("char", "block"):
             b0, b1 = struct.unpack_from("<II", i.block, 0)
             m.rdev = ((b0 >> 8) & 0xFF, b0 & 0xFF) if b0 else decode_new_dev(b1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import stat
 import struct
 
-from .fsbase import FsError, Meta, Reader, extent_chunks, kind_of, open_fs, vfs_acl
+from .fsbase import FsError, Meta, Reader, extent_chunks, kind_of, link_size_ok, open_fs, vfs_acl
 
 ATTR_ROOT, ATTR_SECURE, ATTR_INCOMPLETE, ATTR_LOCAL = 0x02, 0x04, 0x80, 0x01
 ACL_NAMES = {b"SGI_ACL_FILE": "system.posix_acl_access", b"SGI_ACL_DEFAULT": "system.posix_acl_default"}
@@ -45,6 +45,7 @@ class XfsReader(Reader):
         m = Meta(kind, stat.S_IMODE(i.di_mode), i.di_uid, i.di_gid, node.mtime_ns,
                  i.di_size if kind == "file" else 0, nlink, node.inum)
         if kind == "symlink":
+            link_size_ok(i.di_size, "xfs", node.inum)
             m.link = node.link.encode("utf-8", "surrogateescape")
         elif kind in ("char", "block"):
             (dev,) = struct.unpack(">I", node.datafork().read(4))

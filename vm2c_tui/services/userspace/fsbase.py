@@ -28,6 +28,15 @@ class Meta:
     link: bytes = b""
 
 
+MAX_LINK = 4096  # PATH_MAX: no kernel makes a longer symlink; a crafted one is not read at all
+
+
+def link_size_ok(size: int, what: str, inum) -> None:
+    if size > MAX_LINK:
+        raise FsError(f"{what}: a symlink of {size} bytes (inode {inum}), over {MAX_LINK}: the filesystem is "
+                      "corrupt or crafted; refusing to archive it")
+
+
 def kind_of(mode: int) -> str:
     return KINDS.get(stat.S_IFMT(mode), "other")
 

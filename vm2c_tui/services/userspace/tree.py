@@ -45,6 +45,7 @@ def walk(mounts: list[Mounted], filters: Filters) -> Iterator[Entry]:
     top = by_point[b"/"]
     root = top.reader.root()
     stack = [(b".", top.reader, root, None)]
+    dirs_seen: dict[tuple, bytes] = {}
     while stack:
         path, reader, node, parents = stack.pop()
         meta = reader.meta(node)
@@ -58,6 +59,11 @@ def walk(mounts: list[Mounted], filters: Filters) -> Iterator[Entry]:
                 raise FsError(f"{path.decode('utf-8', 'replace')[1:]}: a directory loop (it is one of its own "
                               f"parents): the filesystem is corrupt or crafted")
             chain = chain[1]
+        if key in dirs_seen:  # no filesystem links a directory twice; a crafted one would be walked twice
+            raise FsError(f"{path.decode('utf-8', 'replace')[1:]}: the same directory as "
+                          f"{dirs_seen[key].decode('utf-8', 'replace')[1:] or '/'} (reachable by two names): "
+                          "the filesystem is corrupt or crafted; refusing to archive it")
+        dirs_seen[key] = path
         if len(path) > MAX_PATH:
             raise FsError(f"{path[:200].decode('utf-8', 'replace')}...: deeper than {MAX_PATH} bytes")
         here = (key, parents)

@@ -1,0 +1,114 @@
+"""Bounded work on crafted metadata (user-space engine): a filesystem is data. Each image is a
+real ext4 made by mkfs.ext4 -d, then patched as an attacker would (debugfs set_inode_field, a
+directory entry's inode number rewritten); vm2c must refuse it in one line, or archive it
+once, never loop, balloon or write the same data many times."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import vm2c
+
+
+def _ext4(tmp_path: Path, build) -> Path:
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc/os-release").write_text('ID=b\nPRETTY_NAME="Bounds"\n')
+    build(tree)
+    img = tmp_path / "fs.img"
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "^metadata_csum,^dir_index", "-d", tree, img, "32M"], check=True)
+    return img
+
+
+def _debugfs(img: Path, request: str, write: bool = False) -> str:
+    return subprocess.run(["debugfs", *(["-w"] if write else []), "-R", request, img], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def _inode(img: Path, path: str) -> int:
+    return int(_debugfs(img, f"stat {path}").split("Inode: ", 1)[1].split()[0])
+
+
+def _point_entry(img: Path, directory: str, name: bytes, inode: int) -> None:
+    """Rewrite the inode number of NAME's entry in DIRECTORY's first block (a crafted link)."""
+    block = int(_debugfs(img, f"blocks {directory}").split()[0])
+    data = bytearray(img.read_bytes())
+    base = block * 4096
+    # an entry: inode (4), rec_len (2), name_len (1), file type (1: file, 2: directory), name
+    found = [data.find(bytes([len(name), t]) + name, base, base + 4096) for t in (1, 2)]
+    pos = max(found) - 6
+    assert pos >= base, f"no entry {name!r} in {directory}"
+    struct.pack_into("<I", data, pos, inode)
+    img.write_bytes(bytes(data))
+
+
+def _archive(img: Path, out: Path):
+    return vm2c("archive", img, "-o", out, "--engine", "userspace", "--root", "fs", "--preset", "none")
+
+
+def test_a_directory_reachable_by_two_names_is_refused(tmp_path):
+    img = _ext4(tmp_path, lambda t: [(t / d / "x").mkdir(parents=True) for d in ("aa", "bb")])
+    _point_entry(img, "/", b"bb", _inode(img, "/aa"))
+    proc = _archive(img, tmp_path / "out")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "/bb: the same directory as /aa (reachable by two names)" in proc.stderr
+    assert not (tmp_path / "out" / "img.tar").exists()
+
+
+def test_a_symlink_over_4_KiB_is_not_read(tmp_path):
+    def build(t):
+        (t / "big").write_bytes(b"z" * (1 << 20))
+        (t / "ln").symlink_to("big")
+    img = _ext4(tmp_path, build)
+    _debugfs(img, f"sif /ln size {1 << 20}", write=True)
+    _debugfs(img, f"sif /ln block[2] {_debugfs(img, 'blocks /big').split()[0]}", write=True)
+    proc = _archive(img, tmp_path / "out")
+    assert proc.returncode == 2 and "a symlink of 1048576 bytes" in proc.stderr and "over 4096" in proc.stderr, \
+        proc.stderr
+
+
+def test_an_inode_reached_twice_is_archived_once(tmp_path):
+    """Two names, one inode, link count 1 (as crafted): the data is stored once, the second
+    name is a hard link to the first, as it would be with an honest count of 2."""
+    def build(t):
+        (t / "f1").write_bytes(bytes(range(256)) * 16384)  # 4 MiB
+        (t / "f2").write_bytes(b"x")
+    img = _ext4(tmp_path, build)
+    _point_entry(img, "/", b"f2", _inode(img, "/f1"))
+    assert "Links: 1" in _debugfs(img, "stat /f1")
+    out = tmp_path / "out"
+    proc = _archive(img, out)
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(out / "img.tar") as tf:
+        f1, f2 = tf.getmember("./f1"), tf.getmember("./f2")
+        assert f1.isfile() and f1.size == 4 << 20
+        assert f2.islnk() and f2.linkname == "./f1"
+    assert (out / "img.tar").stat().st_size < 5 << 20  # the 4 MiB once, not twice
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("extent_size", "-8", "extent_size -8"), ("extent_size", "0", "extent_size 0"),
+    ("extent_count", "-1", "extent_count -1"), ("pe_start", "-2048", "pe_start -2048"),
+    ("extent_count", str(1 << 62), "extent_count"),
+])
+def test_absurd_lvm_numbers_are_refused(field, value, words):
+    from vm2c_tui.errors import Vm2cError
+    from vm2c_tui.services.lvm import logical_volumes
+
+    meta = {"extent_size": "8192", "pe_start": "2048", "extent_count": "10"}
+    meta[field] = value
+    text = f"""vg {{
+ id = "x"
+ extent_size = {meta['extent_size']}
+ physical_volumes {{ pv0 {{ id = "p" pe_start = {meta['pe_start']} }} }}
+ logical_volumes {{ lv {{ status = ["READ", "VISIBLE"] segment_count = 1
+   segment1 {{ start_extent = 0 extent_count = {meta['extent_count']} type = "striped" stripe_count = 1
+              stripes = ["pv0", 0] }} }} }}
+}}"""
+    with pytest.raises(Vm2cError) as exc:
+        logical_volumes(text)
+    assert words in exc.value.message and "\n" not in exc.value.message
