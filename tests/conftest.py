@@ -244,3 +244,28 @@ def validated(command: str, doc):
 
     jsonschema.Draft202012Validator({"$ref": f"#/$defs/{command}", "$defs": SCHEMA["$defs"]}).validate(doc)
     return doc
+
+
+def bounded(fn, cpu_s: int = 5, memory: int = 1 << 30) -> str:
+    """FN's result (a short str) from a forked child held to CPU_S seconds of CPU and MEMORY
+    bytes of address space: a parser that loops or balloons is killed, and the test fails."""
+    import resource
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            os.write(w, fn().encode()[:4096])
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, \
+        f"the bounded child {'was killed by signal ' + str(os.WTERMSIG(status)) if os.WIFSIGNALED(status) else 'failed'}"
+    return got

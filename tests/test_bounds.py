@@ -112,3 +112,36 @@ def test_absurd_lvm_numbers_are_refused(field, value, words):
     with pytest.raises(Vm2cError) as exc:
         logical_volumes(text)
     assert words in exc.value.message and "\n" not in exc.value.message
+
+
+FOUR_MIB = 4 << 20
+CRAFTED_METADATA = {  # each fills a 4 MiB metadata area, LVM's largest
+    "deep": "vg {\n" + "a {\n" * 1100000,
+    "wide": "vg {\n" + "".join(f"k{i} = {i}\n" for i in range(400000)),
+    "long-string": 'vg {\n x = "' + "a" * FOUR_MIB + '"\n}\n',
+    "one-digit-list": "vg {\n x = [" + ",".join(["1"] * 2100000) + "]\n}\n",
+    "string-list": "vg {\n x = [" + ",".join(['"a"'] * 1100000) + "]\n}\n",
+    "escapes": 'vg {\n x = "' + "\\\\" * (FOUR_MIB // 2) + '"\n}\n',
+}
+
+
+@pytest.mark.parametrize("shape", sorted(CRAFTED_METADATA))
+def test_a_4_MiB_metadata_area_is_parsed_within_bounds(shape):
+    """Parsed or refused in one line, in a child held to 2 CPU-seconds and 1 GiB (it takes
+    0.1-0.45 s here; a million-item list took 1.6 s before tokens were capped)."""
+    from conftest import bounded
+
+    from vm2c_tui.errors import Vm2cError
+    from vm2c_tui.services.lvm import logical_volumes
+
+    text = CRAFTED_METADATA[shape][:FOUR_MIB]
+
+    def parse() -> str:
+        try:
+            logical_volumes(text)
+            return "parsed"
+        except Vm2cError as exc:
+            return "refused: " + exc.message
+
+    got = bounded(parse, cpu_s=2)
+    assert got == "parsed" or (got.startswith("refused: LVM metadata") and "\n" not in got), got

@@ -381,3 +381,25 @@ def test_backing_names_that_are_not_paths_are_one_line(tmp_path, name, engine):
     proc = vm2c("inspect", img, "--engine", engine)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "\x1b" not in proc.stderr and "\r" not in proc.stderr and len(proc.stderr) < 800, proc.stderr
+
+
+def test_guest_text_in_the_smoke_report_and_lv_names_is_escaped():
+    """An os-release, a shell path, a daemon error and an LV name come from the guest (or
+    about it): none may reach the terminal as control characters."""
+    import io
+
+    from vm2c_tui.cli_image import _print_result
+    from vm2c_tui.services.image import ImageResult, Smoke
+    from vm2c_tui.services.model import Inspection, Partition, Volume
+    from vm2c_tui.text import rows
+
+    res = ImageResult("sha256:" + "0" * 64, ["a/b:c"], 1, 1, "import")
+    bad = "\x1b]0;owned\x07\x1b[2J"
+    for smoke in (Smoke(True, f'PRETTY_NAME="x{bad}"\n', f"/bin/sh{bad}"), Smoke(False, "", "/bin/sh", f"err{bad}")):
+        out = io.StringIO()
+        _print_result(res, smoke, out)
+        assert "\x1b" not in out.getvalue() and "\x07" not in out.getvalue() and "\\x1b" in out.getvalue()
+    part = Partition("p1", 1 << 20, number=1, start=2048, sectors=2048, type="Linux LVM",
+                     volumes=[Volume(f"vg/lv{bad}", 1 << 20, fstype="ext4")])
+    insp = Inspection("/d.raw", "raw", "", 1 << 20, 1 << 20, "gpt", [part], None, [])
+    assert not any("\x1b" in cell for _, cells in rows(insp) for cell in cells)

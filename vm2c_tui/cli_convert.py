@@ -97,7 +97,8 @@ def _cmd_archive(args) -> int:
             _note(safe(n, 500))
         for m in prep.mounted:
             via = "user space" if conv.engine == "userspace" else m.via
-            _note(f"{'reading' if via == 'user space' else 'mounted'} {m.fs_id} at {m.mountpoint} ({m.fstype}, via {via})")
+            _note(f"{'reading' if via == 'user space' else 'mounted'} {safe(m.fs_id, 60)} at {safe(m.mountpoint)} "
+                  f"({m.fstype}, via {via})")
         if args.estimate:
             _note("preset savings: " + ", ".join(f"{k} {human(v)}" for k, v in conv.estimates().items()))
         _note(f"preset {args.preset} leaves out about {human(prep.preset_saving)}; "

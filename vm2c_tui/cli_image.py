@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .errors import Vm2cError
-from .text import human
+from .text import human, safe
 
 
 def _print_result(res, smoke, out=sys.stdout) -> None:
@@ -18,10 +18,10 @@ def _print_result(res, smoke, out=sys.stdout) -> None:
     if smoke is not None:
         if smoke.ok:
             first = next((l for l in smoke.os_release.splitlines() if l.startswith("PRETTY_NAME=")), "")
-            print(f"smoke test: ok ({smoke.shell} runs; {first})", file=out)
+            print(f"smoke test: ok ({safe(smoke.shell)} runs; {safe(first)})", file=out)
         else:
-            print(f"smoke test FAILED ({smoke.shell}): {smoke.error} -- the image is kept", file=out)
-    print(f"next: docker run -it --rm {tag} {smoke.shell if smoke else '/bin/sh'}", file=out)
+            print(f"smoke test FAILED ({safe(smoke.shell)}): {safe(smoke.error, 400)} -- the image is kept", file=out)
+    print(f"next: docker run -it --rm {tag} {safe(smoke.shell) if smoke else '/bin/sh'}", file=out)
     print(f"      docker save -o image.tar {tag}", file=out)
 
 

@@ -46,7 +46,7 @@ def rows(insp: Inspection) -> list[tuple[Volume, tuple[str, ...]]]:
                         p.fstype or "-", safe(p.label, 24), safe(os_name, 40))))
         for v in p.volumes:
             os_name = (v.os.pretty_name if v.os else "") + ("  [root]" if v.root else "")
-            out.append((v, (" └ " + v.id, "", "", "", human(v.size), "LVM LV",
+            out.append((v, (" └ " + safe(v.id, 60), "", "", "", human(v.size), "LVM LV",
                             v.fstype or "-", safe(v.label, 24), safe(os_name, 40))))
     return out
 
