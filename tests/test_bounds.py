@@ -145,3 +145,15 @@ def test_a_4_MiB_metadata_area_is_parsed_within_bounds(shape):
 
     got = bounded(parse, cpu_s=2)
     assert got == "parsed" or (got.startswith("refused: LVM metadata") and "\n" not in got), got
+
+
+def test_an_extent_past_the_filesystem_is_not_read(tmp_path):
+    """A file's extent moved to block 100000 of an 8192-block filesystem: read, it would pull
+    in whatever follows the partition (another filesystem's data) or fail deep inside a read."""
+    img = _ext4(tmp_path, lambda t: (t / "f").write_bytes(b"data" * 4096))
+    _debugfs(img, "sif /f block[5] 100000", write=True)  # i_block[5]: the first extent's start
+    with open(img, "ab") as f:
+        f.truncate(600 << 20)  # the bytes an out-of-range extent would reach do exist
+    proc = _archive(img, tmp_path / "out")
+    assert proc.returncode == 2 and "an extent at block 100000 lies past the filesystem's 8192 blocks" in proc.stderr, \
+        proc.stderr

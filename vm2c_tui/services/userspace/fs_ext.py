@@ -43,6 +43,10 @@ class ExtReader(Reader):
         self.inode_size = sb.s_inode_size
         self.per_group = sb.s_inodes_per_group
         self.inodes_count = sb.s_inodes_count
+        # blocks that lie inside this filesystem's own byte range: an extent pointing past it
+        # would read another partition (or past the disk) into the archive
+        self.blocks = min(size // self.bs,
+                          sb.s_blocks_count_lo | (getattr(sb, "s_blocks_count_hi", 0) << 32 if self._64bit() else 0))
         self._tables: dict[int, int] = {}
 
     def used_bytes(self) -> int:
@@ -173,10 +177,12 @@ class ExtReader(Reader):
 
     def _extent_runs(self, i: Ino) -> list[tuple[int, int | None, int]]:
         runs: list[tuple[int, int | None, int]] = []
-        self._walk_extents(i.block, runs, 0)
+        self._walk_extents(i.block, runs, 0, set())
         return runs
 
-    def _walk_extents(self, buf: bytes, runs: list, depth: int) -> None:
+    def _walk_extents(self, buf: bytes, runs: list, depth: int, seen: set[int]) -> None:
+        """SEEN: index blocks already read. A crafted index naming the same child 340 times, 8
+        levels deep, would otherwise be 340**8 reads; no real tree names a block twice."""
         magic, entries, _, level = struct.unpack_from("<HHHH", buf, 0)
         if magic != EXTENT_MAGIC or depth > 8 or 12 + 12 * entries > len(buf):
             raise FsError("ext: a corrupt extent tree")
@@ -187,11 +193,20 @@ class ExtReader(Reader):
                 if length > 32768:  # uninitialised (preallocated): reads as zeros
                     runs.append((logical, None, length - 32768))
                 else:
-                    runs.append((logical, lo | (hi << 32), length))
+                    physical = lo | (hi << 32)
+                    if physical + length > self.blocks:
+                        raise FsError(f"ext: an extent at block {physical} lies past the filesystem's "
+                                      f"{self.blocks} blocks: corrupt or crafted")
+                    runs.append((logical, physical, length))
             else:
                 _, lo, hi = struct.unpack_from("<IIH", buf, base)
-                child = self.disk.pread(self.bs, self.offset + (lo | (hi << 32)) * self.bs)
-                self._walk_extents(child, runs, depth + 1)
+                block = lo | (hi << 32)
+                if block in seen or block >= self.blocks:
+                    raise FsError(f"ext: extent tree block {block} read twice or past the filesystem: "
+                                  "corrupt or crafted")
+                seen.add(block)
+                child = self.disk.pread(self.bs, self.offset + block * self.bs)
+                self._walk_extents(child, runs, depth + 1, seen)
 
     def _indirect_runs(self, i: Ino) -> list[tuple[int, int | None, int]]:
         """ext2/3 block maps: rare now; dissect's reader does them."""
