@@ -157,3 +157,20 @@ def test_an_extent_past_the_filesystem_is_not_read(tmp_path):
     proc = _archive(img, tmp_path / "out")
     assert proc.returncode == 2 and "an extent at block 100000 lies past the filesystem's 8192 blocks" in proc.stderr, \
         proc.stderr
+
+
+@pytest.mark.parametrize("engine", ["kernel", "userspace"])
+def test_overlapping_partitions_are_refused(tmp_path, engine):
+    """An MBR whose second partition starts inside the first (sfdisk will not write one; the
+    entry is patched). Read as given, one filesystem would be taken for part of another."""
+    disk = tmp_path / "overlap.raw"
+    subprocess.run(["truncate", "-s", "64M", disk], check=True)
+    subprocess.run(["sfdisk", "-q", disk], input=b"label: dos\nstart=2048, size=40960\nstart=43008, size=20000\n",
+                   check=True)
+    data = bytearray(disk.read_bytes())
+    struct.pack_into("<I", data, 446 + 16 + 8, 30000)  # entry 2's first sector, inside entry 1
+    disk.write_bytes(bytes(data))
+    proc = vm2c("inspect", disk, "--engine", engine)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "partition table is corrupt or crafted: p2 (from sector 30000) overlaps p1 (sectors 2048-43007)" \
+        in proc.stderr

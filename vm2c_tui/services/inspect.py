@@ -114,6 +114,7 @@ def scan(info, reader, warnings: list[str], note: Progress, method: str = "", wh
         part = Partition("fs", info.virtual_size, 0, sig.fstype, sig.label, sig.uuid, number=0, start=0,
                          sectors=info.virtual_size // 512, type="whole disk")
         insp.partitions.append(part)
+    _refuse_overlaps(info.path, label, raw_parts)
     for rp in raw_parts:
         part = Partition(f"p{rp.number}", rp.sectors * 512, rp.start * 512, partuuid=rp.partuuid,
                          number=rp.number, start=rp.start, sectors=rp.sectors,
@@ -129,6 +130,18 @@ def scan(info, reader, warnings: list[str], note: Progress, method: str = "", wh
     note("reading LVM metadata")
     _scan_lvm(reader, insp, user_space=method == "userspace")
     return insp
+
+
+def _refuse_overlaps(path, label: str, parts) -> None:
+    """Two partitions sharing sectors are no partition table a tool writes: one filesystem
+    would be read as another's, or the same data archived twice (an MBR's extended partition
+    holds its logical ones: that is no overlap)."""
+    spans = sorted((p.start, p.start + p.sectors, p.number) for p in parts
+                   if p.sectors and not (label == "dos" and p.type_code.lower() in EXTENDED))
+    for (s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
+        if s2 < e1:
+            raise Vm2cError(f"{path}: partition table is corrupt or crafted: p{n2} (from sector {s2}) overlaps "
+                            f"p{n1} (sectors {s1}-{e1 - 1})")
 
 
 def _classify(v: Volume) -> None:
