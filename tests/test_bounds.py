@@ -174,3 +174,17 @@ def test_overlapping_partitions_are_refused(tmp_path, engine):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "partition table is corrupt or crafted: p2 (from sector 30000) overlaps p1 (sectors 2048-43007)" \
         in proc.stderr
+
+
+def test_a_guest_path_too_long_to_follow_is_a_guest_path_error(tmp_path):
+    """/etc/os-release -> a 300-character name (over NAME_MAX): ENAMETOOLONG from the host
+    becomes the guest-path error every caller handles, never a traceback."""
+    from vm2c_tui.services.guestinfo import read_facts
+    from vm2c_tui.services.guestpath import GuestPathError, GuestRoot
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "os-release").symlink_to("x" * 300)
+    g = GuestRoot(str(tmp_path))
+    with pytest.raises(GuestPathError, match="File name too long"):
+        g.resolve("/etc/os-release")
+    assert read_facts(g).os is None

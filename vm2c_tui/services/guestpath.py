@@ -75,6 +75,8 @@ class GuestRoot:
             parts = walk(path, self._is_link, self._readlink, follow_last=follow_last)
         except NotADirectoryError as exc:
             raise GuestPathError(str(exc)) from None
+        except OSError as exc:  # ENAMETOOLONG, EACCES ...: a guest path that cannot be followed
+            raise GuestPathError(f"{path[:200]!r}: {exc.strerror}") from None
         return os.path.join(self.root, *parts)
 
     def read(self, path: str, limit: int = MAX_READ) -> bytes | None:
