@@ -142,3 +142,24 @@ def test_the_sandbox_shows_only_what_it_was_given(tmp_path):
     assert listed == ["disk.raw"] and secret is False and shadow is False
     assert not any(d.startswith(("sd", "vd", "nvme", "loop", "nbd", "dm-")) for d in devs), devs
     assert "Read-only file system" in proc.stderr
+
+
+@pytest.mark.parametrize("engine", ["kernel", "userspace"])
+def test_trust_dir_lets_a_backing_file_lie_elsewhere(tmp_path, engine):
+    """The operator's explicit choice: a base image kept in another directory (a shared
+    template store, say) is read once that directory is named with --trust-dir."""
+    store, vms = tmp_path / "templates", tmp_path / "vms"
+    store.mkdir()
+    vms.mkdir()
+    base = store / "base.raw"
+    subprocess.run(["truncate", "-s", "16M", base], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "TEMPLATE", base], check=True)
+    top = vms / "vm.qcow2"
+    _qcow2_over(top, str(base))
+    refused = vm2c("inspect", top, "--engine", engine)
+    assert refused.returncode == 2 and "--trust-dir DIR" in refused.stderr, refused.stderr
+    ok = vm2c("--trust-dir", store, "inspect", "--json", top, "--engine", engine)
+    assert ok.returncode == 0, ok.stderr
+    doc = json.loads(ok.stdout)
+    assert doc["backing_chain"] == [str(base)] and doc["partitions"][0]["label"] == "TEMPLATE"
+    assert vm2c("--trust-dir", tmp_path / "nope", "inspect", top).returncode == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vm2c", description="Turn a VM disk image into a Docker image.")
     p.add_argument("--version", action="version", version=f"vm2c {__version__}")
     p.add_argument("--debug", action="store_true", help="log commands and show tracebacks")
+    p.add_argument("--trust-dir", action="append", default=[], metavar="DIR",
+                   help="let an image's backing files and extents lie in DIR too (repeatable): only for images "
+                        "you trust, since an image names the files qemu opens")
     sub = p.add_subparsers(dest="command")
 
     s = sub.add_parser("inspect", help="show format, partitions, LVM volumes and the root filesystem")
@@ -100,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
                         format=("%(relativeCreated)7.0fms " if args.debug else "") + "%(name)s: %(message)s",
                         stream=sys.stderr)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    for d in args.trust_dir:  # read by confine.trusted_dirs(), in this process and the tools it starts
+        if not os.path.isdir(d):
+            print(f"vm2c: --trust-dir {d}: not a directory", file=sys.stderr)
+            return 2
+    if args.trust_dir:
+        os.environ["VM2C_TRUST_DIRS"] = os.pathsep.join(os.path.realpath(d) for d in args.trust_dir)
     if args.command is None:
         args.func, args.source = _cmd_tui, None
     try:

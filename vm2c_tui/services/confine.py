@@ -25,6 +25,13 @@ SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime")
 
 
+def trusted_dirs() -> list[str]:
+    """Directories the operator said to trust for the files an image names (vm2c --trust-dir,
+    which sets VM2C_TRUST_DIRS): shown read-only to qemu beside the image's own directory."""
+    raw = os.environ.get("VM2C_TRUST_DIRS", "")
+    return [os.path.realpath(d) for d in raw.split(os.pathsep) if d and os.path.isdir(d)]
+
+
 @dataclass
 class Sandbox:
     """What the confined tool may see: READ paths read-only, WRITE paths read-write, DEVICES
@@ -60,6 +67,7 @@ class Sandbox:
         real = os.path.realpath(given)
         if not real.startswith(read[0] + os.sep):
             read.append(real)
+        read += trusted_dirs()
         return cls(read, [str(w) for w in write], list(devices))
 
     def allows(self, path: str, base: str) -> bool:

@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 
 from ..errors import Vm2cError
+from .confine import trusted_dirs
 
 MAX_CHAIN = 16
 HEADER = 1 << 16  # where a qcow2's header extensions and backing name live (its first cluster)
@@ -25,7 +26,8 @@ _EXTERNAL_DATA = 1 << 2  # qcow2 incompatible feature bit
 def flatten_hint(path: Path) -> str:
     """How an operator who trusts the files an image names makes one self-contained image."""
     return (f" (an image from elsewhere could name a host disk; if you trust it: "
-            f"qemu-img convert -O qcow2 {path} flat.qcow2, then convert flat.qcow2)")
+            f"qemu-img convert -O qcow2 {path} flat.qcow2, then convert flat.qcow2, or name the directory "
+            f"with --trust-dir DIR)")
 
 
 def qcow2_names(path: Path) -> list[tuple[str, str]]:
@@ -91,7 +93,7 @@ def _checked(top: Path, here: Path, kind: str, name: str) -> str:
                         f"to open it{flatten_hint(top)}")
     full = os.path.realpath(os.path.join(here, name))
     base = str(top.parent)
-    if os.path.commonpath([full, base]) != base:
+    if not any(os.path.commonpath([full, b]) == b for b in (base, *trusted_dirs())):
         raise Vm2cError(f"{top}: {kind} {shown(name)} lies outside {base}; refusing to read it{flatten_hint(top)}")
     return full
 
