@@ -203,3 +203,14 @@ async def test_quit_during_archive_releases_everything(disks, tmp_path, monkeypa
         await pilot.pause(0.5)
     assert app.return_code == 0
     assert not partial.exists() and app.state.conversion is None
+
+
+async def test_the_build_steps_quit_button_quits(disks, tmp_path, no_leaks):
+    """The button itself, not q: it once created the quit coroutine without awaiting it."""
+    src = disks.get("demo")
+    app = Vm2cApp(browse_root=str(src.parent))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tour.to_build(pilot, str(src), str(tmp_path / "out"), "vm2c-test/tui:quit")
+        await press_button(pilot, "#quit")
+        await wait_until(pilot, lambda: app.return_code is not None, timeout=30)
+    assert app.return_code == 0

@@ -57,8 +57,10 @@ class BuildScreen(StepScreen):
         self.app.start_save(self, self.query_one("#shell", Input).value.strip() or "/bin/sh")
 
     @on(Button.Pressed, "#quit")
-    def quit(self) -> None:
-        self.app.action_quit_wizard()
+    async def quit(self) -> None:
+        # the action is a coroutine: called without await it was created and dropped, and
+        # the button did nothing (the tests pressed q)
+        await self.app.run_action("quit_wizard")
 
     def on_build_log(self, msg: BuildLog) -> None:
         self.query_one(RichLog).write(Text(safe(msg.line, 300)))
