@@ -188,3 +188,41 @@ def test_a_guest_path_too_long_to_follow_is_a_guest_path_error(tmp_path):
     with pytest.raises(GuestPathError, match="File name too long"):
         g.resolve("/etc/os-release")
     assert read_facts(g).os is None
+
+
+@pytest.mark.parametrize("engine", ["kernel", "userspace"])
+def test_lvs_sharing_extents_are_refused(disks, tmp_path, engine):
+    """The demo VG's metadata with swap moved onto the root's first extent (LVM never maps an
+    extent twice): read as given, the root's blocks would also be 'swap', or the other way round."""
+    img = tmp_path / "shared.raw"
+    data = bytearray(disks.get("demo").read_bytes())
+    old, new = b'stripes = [\n"pv0", 24\n]', b'stripes = [\n"pv0",  0\n]'
+    at = data.rindex(old)
+    data[at:at + len(old)] = new
+    img.write_bytes(bytes(data))
+    proc = vm2c("inspect", img, "--engine", engine)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "LVM metadata is corrupt or crafted: LVs 'demo/swap' and 'demo/root' share extents of one PV" in proc.stderr
+
+
+def test_a_directory_dag_under_an_excluded_path_is_estimated_in_bounded_time(tmp_path):
+    """/var/tmp (left out by the default preset) holds a/ and b/ at 30 levels, each b patched to
+    name its sibling a: the preset estimate walked 2**30 directories. Now each directory is
+    counted once, and the archive's walk (which excludes /var/tmp/*) finishes normally."""
+    depth = 30
+
+    def build(t):
+        d = t / "var" / "tmp"
+        for _ in range(depth):
+            (d / "b").mkdir(parents=True)
+            d = d / "a"
+        d.mkdir(parents=True)
+    img = _ext4(tmp_path, build)
+    path = "/var/tmp"
+    for _ in range(depth):
+        _point_entry(img, path, b"b", _inode(img, f"{path}/a"))
+        path += "/a"
+    proc = vm2c("archive", img, "-o", tmp_path / "out", "--engine", "userspace", "--root", "fs", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(tmp_path / "out" / "img.tar") as tf:
+        assert "./var/tmp" in tf.getnames() and not any(n.startswith("./var/tmp/") for n in tf.getnames())

@@ -171,12 +171,20 @@ def _scan_lvm(reader, insp: Inspection, user_space: bool = False) -> None:
             if pv.mda_text:
                 texts.append((part, pv.mda_text))
     seen = set()
+    claimed: list[tuple[int, int, str]] = []  # (start, end, LV) of every segment on this disk
     for part, text in texts:
         for lv in lvm.logical_volumes(text):
             if lv.id in seen or lv.kind == "hidden":
                 continue
             seen.add(lv.id)
             vol = Volume(lv.id, lv.size)
+            for s in lv.segments:
+                pv = pvs.get(s.pv_uuid)
+                if pv is not None and s.offset + s.length > pv.size:
+                    raise Vm2cError(f"{insp.source}: LVM metadata is corrupt or crafted: LV {lv.id!r} has a "
+                                    f"segment past the end of its PV {pv.id}")
+                if pv is not None:
+                    claimed.append((pv.offset + s.offset, pv.offset + s.offset + s.length, lv.id))
             ranges = [(pvs[s.pv_uuid].offset + s.offset, s.length) for s in lv.segments if s.pv_uuid in pvs]
             merged = _merge(ranges)
             if lv.note:
@@ -199,6 +207,11 @@ def _scan_lvm(reader, insp: Inspection, user_space: bool = False) -> None:
             # the VG holding it is the partition whose metadata names it first
             owner = pvs.get(lv.segments[0].pv_uuid, part) if lv.segments else part
             owner.volumes.append(vol)
+    claimed.sort()
+    for (_s1, e1, a), (s2, _e2, b) in zip(claimed, claimed[1:]):
+        if s2 < e1:  # LVM never maps one extent twice: one LV would be read as part of another
+            raise Vm2cError(f"{insp.source}: LVM metadata is corrupt or crafted: LVs {a!r} and {b!r} share "
+                            "extents of one PV")
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -87,11 +87,22 @@ def _node_at(mounts: list[Mounted], path: str):
     return reader, node
 
 
-def _size(reader, node, depth: int = 0) -> int:
-    meta = reader.meta(node)
-    total = (meta.size + 4095) // 4096 * 4096 if meta.kind == "file" else 4096
-    if meta.kind == "dir" and depth < 64:
-        total += sum(_size(reader, c, depth + 1) for _, c in reader.children(node))
+def _size(reader, node, seen: set) -> int:
+    """Bytes under NODE, each directory counted once (SEEN): a crafted tree whose entries name
+    one directory twice per level would otherwise cost 2**depth visits."""
+    total, stack = 0, [(node, 0)]
+    while stack:
+        n, depth = stack.pop()
+        meta = reader.meta(n)
+        if meta.kind != "dir":
+            total += (meta.size + 4095) // 4096 * 4096 if meta.kind == "file" else 4096
+            continue
+        if (id(reader), meta.ino) in seen:
+            continue
+        seen.add((id(reader), meta.ino))
+        total += 4096
+        if depth < 64:
+            stack.extend((c, depth + 1) for _, c in reader.children(n))
     return total
 
 
@@ -109,7 +120,11 @@ def matches(tree: UserspaceTree, pattern: str):
 
 
 def savings(tree: UserspaceTree, rule_list) -> int:
-    return sum(_size(reader, node) for r in rule_list for _, reader, node in matches(tree, r.pattern))
+    """Never more than the filesystems hold: a crafted i_size cannot make an estimate (and so
+    the room check) believe a preset leaves out more than there is."""
+    seen: set = set()
+    found = sum(_size(reader, node, seen) for r in rule_list for _, reader, node in matches(tree, r.pattern))
+    return min(found, sum(m.reader.used_bytes() for m in tree.mounts))
 
 
 def sanitized(tree: UserspaceTree) -> list[str]:
