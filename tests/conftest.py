@@ -248,9 +248,13 @@ def validated(command: str, doc):
 
 def bounded(fn, cpu_s: int = 5, memory: int = 1 << 30) -> str:
     """FN's result (a short str) from a forked child held to CPU_S seconds of CPU and MEMORY
-    bytes of address space: a parser that loops or balloons is killed, and the test fails."""
+    more bytes of address space than the suite already maps: a parser that loops or balloons
+    is killed, and the test fails."""
     import resource
 
+    import psutil
+
+    memory += psutil.Process().memory_info().vms  # the child starts with the suite's mappings
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child

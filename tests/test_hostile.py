@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import validated, vm2c
+from conftest import bounded, validated, vm2c
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -97,6 +97,8 @@ mutations = st.lists(st.tuples(st.integers(0, (1 << 20) - 1), st.integers(0, 255
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(muts=mutations)
 def test_fuzz_lvm_metadata(demo_bytes, muts):
+    """Each mutation is parsed in a child held to 5 CPU-seconds and 512 MiB more memory
+    (conftest.bounded): an answer or one Vm2cError line, never a spin or a balloon."""
     import io
 
     base, region = _pv_region(demo_bytes)
@@ -105,13 +107,18 @@ def test_fuzz_lvm_metadata(demo_bytes, muts):
         # aim most mutations at the label and the metadata text
         off = off % 8192 if off % 3 else off
         buf[off] = val
-    f = io.BytesIO(bytes(buf))
-    try:
-        pv = lvm.read_pv(f, 0, len(buf))
-        if pv and pv.mda_text:
-            lvm.logical_volumes(pv.mda_text)
-    except Vm2cError as exc:
-        assert exc.message and "\n" not in exc.message
+
+    def parse() -> str:
+        try:
+            pv = lvm.read_pv(io.BytesIO(bytes(buf)), 0, len(buf))
+            if pv and pv.mda_text:
+                lvm.logical_volumes(pv.mda_text)
+            return "ok"
+        except Vm2cError as exc:
+            return "error: " + exc.message
+
+    got = bounded(parse, cpu_s=5, memory=512 << 20)
+    assert got == "ok" or (got.startswith("error: ") and len(got) > 7 and "\n" not in got), got
 
 
 def test_lvm_metadata_error_with_a_multiline_name_is_one_line():
