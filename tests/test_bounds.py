@@ -226,3 +226,21 @@ def test_a_directory_dag_under_an_excluded_path_is_estimated_in_bounded_time(tmp
     assert proc.returncode == 0, proc.stderr
     with tarfile.open(tmp_path / "out" / "img.tar") as tf:
         assert "./var/tmp" in tf.getnames() and not any(n.startswith("./var/tmp/") for n in tf.getnames())
+
+
+def test_a_slice_never_reads_before_its_start(tmp_path):
+    """dissect's parsers see a filesystem through Slice: a crafted negative position must not
+    reach the partition before it."""
+    from vm2c_tui.services.userspace.images import RawDisk, Slice
+
+    f = tmp_path / "disk"
+    f.write_bytes(b"S" * 4096 + b"F" * 4096)  # the sector before, then the filesystem
+    disk = RawDisk(str(f))
+    try:
+        s = Slice(disk, 4096, 4096)
+        s.seek(-4096)
+        assert s.read(100) == b""
+        s.seek(0)
+        assert s.read(4) == b"FFFF" and s.read(-1) == b"F" * 4092
+    finally:
+        disk.close()

@@ -18,7 +18,7 @@ class XfsReader(Reader):
     def __init__(self, disk, offset: int, size: int):
         from dissect.xfs import XFS
 
-        self.disk, self.offset = disk, offset
+        self.disk, self.offset, self.end = disk, offset, offset + size
         self.fs = open_fs(XFS, disk, offset, size, "xfs")
         self.bs = self.fs.block_size
         sb = self.fs.sb
@@ -75,7 +75,11 @@ class XfsReader(Reader):
             n = min(count * self.bs, left)
             if n > 0:
                 agno, agbno = fsb >> self.agblklog, fsb & ((1 << self.agblklog) - 1)
-                out.append((None if unwritten else self.offset + (agno * self.agblocks + agbno) * self.bs, n))
+                at = self.offset + (agno * self.agblocks + agbno) * self.bs
+                if not unwritten and not self.offset <= at <= self.end - n:  # another partition's data
+                    raise FsError(f"xfs: an extent at byte {at - self.offset} lies past the filesystem's "
+                                  f"{self.end - self.offset} bytes: corrupt or crafted")
+                out.append((None if unwritten else at, n))
                 left -= n
             pos = off + count
         if left > 0:

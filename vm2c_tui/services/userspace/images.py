@@ -154,7 +154,7 @@ class Slice:
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = self.size - self.pos
-        n = max(min(n, self.size - self.pos), 0)
+        n = max(min(n, self.size - self.pos), 0) if self.pos >= 0 else 0  # never before the slice
         data = self.disk.pread(n, self.offset + self.pos) if n else b""
         self.pos += len(data)
         return data
