@@ -31,3 +31,17 @@ def test_ruff_is_clean():
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", str(PKG), str(PKG.parent / "tests")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_experiment_switches_are_read_only_in_tuning():
+    """#20: every VM2C_* experiment switch lives in services/tuning.py (read at each call)."""
+    import re
+
+    switches = re.findall(r"VM2C_[A-Z_]+", (PKG / "services" / "tuning.py").read_text())
+    assert {"VM2C_READAHEAD", "VM2C_LOOP_DIRECT_IO", "VM2C_EARLY_WRITEBACK", "VM2C_SOCKET_QUEUE", "VM2C_UPLOAD",
+            "VM2C_SLOW_TAR"} <= set(switches)
+    for path in PKG.rglob("*.py"):
+        if path.name == "tuning.py":
+            continue
+        for name in set(switches):
+            assert f'"{name}"' not in path.read_text(), f"{path.relative_to(PKG)} reads {name} itself"

@@ -15,7 +15,6 @@ xattrs (binary, numeric ids), which `--xattrs-include=*` keeps and Docker applie
 from __future__ import annotations
 
 import fcntl
-import os
 import subprocess
 import threading
 import time
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import Vm2cError
+from . import tuning
 from .excludes import Filters, anchored_patterns
 from .guestpath import GuestPathError, GuestRoot
 from .outfile import OutputFile
@@ -92,7 +92,7 @@ def tar_command(spec: TarSpec, output: str = "-") -> list[str]:
     cmd.append("--exclude=.wh.*")  # would turn into whiteouts in a Docker layer
     for pat in spec.user_excludes:
         cmd.append(f"--exclude={pat}")
-    if os.environ.get("VM2C_SLOW_TAR"):  # for demos and interruption tests: 1 s per record
+    if tuning.slow_tar():  # for demos and interruption tests: 1 s per record
         # a record is 1 MiB (--blocking-factor): a checkpoint every 10 records never
         # fired on the 6 MiB demo disk, whose tar then beat the tests that interrupt it
         cmd += ["--checkpoint=1", "--checkpoint-action=sleep=1"]
@@ -177,7 +177,7 @@ def _progress_loop(tar: TarProcess, done_bytes: Callable[[], int], total: int,
 
 def read_ahead(spec: TarSpec, position: Callable[[], int]) -> ReadAhead | None:
     """Files read ahead of tar (readahead.py); VM2C_READAHEAD=0 turns it off (benchmarks, tight memory)."""
-    if os.environ.get("VM2C_READAHEAD") == "0":
+    if not tuning.readahead():
         return None
     return ReadAhead(spec.tree, Filters.build(spec.excludes, spec.user_excludes), position, spec.one_file_system)
 

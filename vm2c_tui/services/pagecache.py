@@ -19,6 +19,8 @@ import mmap
 import os
 import stat
 
+from . import tuning
+
 PAGE = mmap.PAGESIZE
 CHUNK = 1 << 30  # mapped and asked at a time: the answer vector is CHUNK / PAGE bytes
 _MAP_FAILED = ctypes.c_void_p(-1).value
@@ -100,9 +102,9 @@ def direct_io_pays(path: str, offset: int, size: int) -> bool:
     regular file on a block device's filesystem (not FUSE, tmpfs: their device major is 0),
     sector-aligned, and less than half of it cached. VM2C_LOOP_DIRECT_IO=0/1 decides instead
     (benchmarks/ measures both ways)."""
-    forced = os.environ.get("VM2C_LOOP_DIRECT_IO")
-    if forced in ("0", "1"):
-        return forced == "1"
+    forced = tuning.loop_direct_io()
+    if forced is not None:
+        return forced
     try:
         st = os.stat(path)
     except OSError:

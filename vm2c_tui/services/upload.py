@@ -28,6 +28,7 @@ from typing import Protocol, runtime_checkable
 from urllib.parse import urlencode, urlsplit
 
 from ..errors import Vm2cError
+from . import tuning
 
 log = logging.getLogger("vm2c.upload")
 TIMEOUT = 3600  # as the SDK's client: a daemon silent this long is taken as gone
@@ -55,7 +56,7 @@ def post_import(api, repo: str, tag: str, changes: list[str], body: Body,
     """POST /images/create?fromSrc=- with BODY; the daemon's answer (JSON lines), or None
     when the SDK's client does not talk over a plain socket. AFTER_BODY runs once the body
     is sent, while the daemon commits the layer (~0.4 s for 1.3 GB: the unmount fits there)."""
-    sock = None if os.environ.get("VM2C_UPLOAD") == "sdk" else _connect(api)
+    sock = None if tuning.upload_via_sdk() else _connect(api)
     if sock is None:
         return None
     params = [("fromSrc", "-"), ("repo", repo), ("tag", tag)] + [("changes", c) for c in changes]
@@ -120,7 +121,7 @@ def queue_room(sock: socket.socket) -> None:
     """Let QUEUE bytes wait in a unix socket for the daemon to read them (VM2C_SOCKET_QUEUE=0:
     the kernel's default, ~200 KiB). With the default, every read the daemon makes wakes vm2c
     to send the next piece, and on two cores those wake-ups come out of the daemon's time."""
-    if os.environ.get("VM2C_SOCKET_QUEUE") == "0":
+    if not tuning.socket_queue():
         return
     try:  # as root, past net.core.wmem_max
         sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, QUEUE)

@@ -21,6 +21,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from . import tuning
+
 EVERY = 1.0  # seconds between two syncfs calls
 THREAD_NAME = "vm2c-writeback"
 
@@ -41,7 +43,7 @@ def _flush_until(stop: threading.Event, fd: int, every: float) -> None:
 
 
 def enabled() -> bool:
-    return os.environ.get("VM2C_EARLY_WRITEBACK", "1") != "0"
+    return tuning.early_writeback()
 
 
 @contextmanager

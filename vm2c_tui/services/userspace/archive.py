@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import Vm2cError
+from .. import tuning
 from ..archive import Progress, ProgressFn
 from ..excludes import Filters
 from ..outfile import OutputFile
@@ -70,7 +71,7 @@ def produce(tree: UserspaceTree, write, counter: _Counter) -> None:
 
 def _produce(tree: UserspaceTree, write, counter: _Counter) -> None:
     first_path: dict[tuple[int, int], bytes] = {}
-    slow = 0.02 if os.environ.get("VM2C_SLOW_TAR") else 0  # for demos and interruption tests, as tar's
+    slow = 0.02 if tuning.slow_tar() else 0  # for demos and interruption tests, as tar's
 
     def out(b: bytes) -> None:
         write(b)
