@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tarfile
 
+import pytest
 from conftest import cramped_dockerd, docker_client, load_and_run
 from textual.widgets import Input, Switch
 
@@ -214,3 +215,39 @@ async def test_the_build_steps_quit_button_quits(disks, tmp_path, no_leaks):
         await press_button(pilot, "#quit")
         await wait_until(pilot, lambda: app.return_code is not None, timeout=30)
     assert app.return_code == 0
+
+
+HELP_STEPS = [
+    ("SourceScreen", "1 Source", lambda p, s, o: tour.choose_source(p, s)),
+    ("PartitionsScreen", "2 Partitions", lambda p, s, o: tour.to_partitions(p, s)),
+    ("MountScreen", "3 Mount", lambda p, s, o: tour.to_mount(p, s, o)),
+    ("ArchiveScreen", "4 Archive", lambda p, s, o: tour.archive_done(p, s, o)),
+    ("BuildScreen", "5 Build", lambda p, s, o: tour.to_build(p, s, o, "vm2c-test/tui:help")),
+]
+
+
+@pytest.mark.parametrize("screen,title,drive", HELP_STEPS, ids=[s[0] for s in HELP_STEPS])
+async def test_help_on_every_step(disks, tmp_path, screen, title, drive, no_leaks):
+    """F1 (and ? where no text field has focus) opens the step's own help, with what vm2c does
+    behind it and the keys; esc returns to the same step with nothing changed."""
+    from vm2c_tui.tui.screens.help import HelpScreen
+
+    src = disks.get("demo")
+    app = Vm2cApp(browse_root=str(src.parent))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await drive(pilot, str(src), str(tmp_path / "out"))
+        assert type(app.screen).__name__ == screen
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        box = app.screen.query_one("#help")
+        body = str(app.screen.query_one("#help-body").render())
+        assert box.border_title.startswith(title)
+        assert "What vm2c does behind it" in body and "Keys everywhere" in body and "? or F1" in body
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == screen)
+        if screen != "SourceScreen":  # there the path field has focus and takes '?' as text
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: type(app.screen).__name__ == screen)
+        await pilot.press("ctrl+q")

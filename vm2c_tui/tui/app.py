@@ -34,6 +34,8 @@ class Vm2cApp(App):
     SUB_TITLE = "VM disk image → Docker image"
     BINDINGS = [
         Binding("c", "toggle_commands", "Commands"),
+        Binding("f1", "help", "Help"),  # shown: it works in text fields too, where ? is typed
+        Binding("question_mark", "help", "Help", show=False),
         Binding("q", "quit_wizard", "Quit"),
         Binding("ctrl+q", "quit_wizard", "Quit", show=False, priority=True),
     ]
@@ -90,6 +92,13 @@ class Vm2cApp(App):
         shell = s.archive.prepared.shell if s.archive else "/bin/sh"
         lines += image_commands(str(s.output_dir), s.tag or s.default_tag(), s.method, shell, conv.labels())
         return lines
+
+    def action_help(self) -> None:
+        """What this step does and what vm2c does behind it (helptext.py)."""
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(type(self.screen).__name__))
 
     async def action_quit_wizard(self) -> None:
         """Stop a running archive (tar is killed, the partial file removed), release, exit 0."""
