@@ -93,45 +93,42 @@ def _fuse(session: Session, info: ImageInfo) -> str:
     work = session.tempdir("view")
     sock, view, pidfile = work / "nbd.sock", work / "view", work / "nbdfuse.pid"
     view.mkdir(mode=0o700)
-    box = Sandbox.for_image(info.path, write=[work])
-    with signals_held():
-        qsd = spawn(qsd_cmd(str(info.path), info.format, str(sock)), sandbox=box, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-        started = psutil.Process(qsd.pid).create_time()
-        session.track("process", str(qsd.pid), lambda: _stop(qsd, started), started=started,
-                      name="qemu-storage-daemon", exe=psutil.Process(qsd.pid).name())
-    _wait_for(lambda: sock.is_socket(), qsd, "qemu-storage-daemon (raw view)")
     raw = view / "raw"
-    with signals_held():
-        fuse = spawn(nbdfuse_cmd(str(raw), str(sock), str(pidfile)), stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-        fstarted = psutil.Process(fuse.pid).create_time()
-        session.track("process", str(fuse.pid), lambda: _stop_nbdfuse(fuse, fstarted, view), started=fstarted,
-                      fuse_file=str(view), name="nbdfuse", exe=psutil.Process(fuse.pid).name())
-    _wait_for(lambda: pidfile.exists() and _fuse_mounted(view), fuse, "nbdfuse (raw view)")
+    _daemon(session, qsd_cmd(str(info.path), info.format, str(sock)), work / "qsd.log",
+            lambda: sock.is_socket(), "qemu-storage-daemon (raw view)", sandbox=Sandbox.for_image(info.path, write=[work]))
+    _daemon(session, nbdfuse_cmd(str(raw), str(sock), str(pidfile)), work / "nbdfuse.log",
+            lambda: pidfile.exists() and _fuse_mounted(view), "nbdfuse (raw view)", fuse_file=view)
     return str(raw)
 
 
-def _wait_for(ready, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+def _daemon(session: Session, cmd: list[str], log: Path, ready, what: str, *, sandbox=None,
+            fuse_file: Path | None = None, timeout: float = 30) -> None:
+    """CMD started, recorded on SESSION (pid, start time, name: what `vm2c cleanup` checks) and
+    waited for until READY. Its stderr goes to LOG in our private directory, not a pipe: a
+    daemon that lives as long as the conversion would block once an undrained pipe filled."""
+    with signals_held(), open(log, "wb") as err:
+        proc = spawn(cmd, sandbox=sandbox, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                     start_new_session=True)
+        p = psutil.Process(proc.pid)
+        started = p.create_time()
+        extra = {"fuse_file": str(fuse_file)} if fuse_file else {}
+        session.track("process", str(proc.pid), lambda: _stop(proc, started, fuse_file), started=started,
+                      name=cmd[0], exe=p.name(), **extra)
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace").strip().splitlines() if proc.stderr else []
-            raise Vm2cError(f"{what} failed: {err[-1] if err else f'exit status {proc.returncode}'}")
+            tail = log.read_text(errors="replace").strip().splitlines()
+            raise Vm2cError(f"{what} failed: {tail[-1] if tail else f'exit status {proc.returncode}'}")
         if time.monotonic() > deadline:
             raise Vm2cError(f"{what}: not ready after {timeout:.0f} s")
         time.sleep(0.01)
 
 
-def _stop(proc: subprocess.Popen, started: float) -> None:
+def _stop(proc: subprocess.Popen, started: float, fuse_file: Path | None) -> None:
     release_process(proc.pid, started)
     proc.poll()  # reaped: no zombie under a subreaper
-
-
-def _stop_nbdfuse(proc: subprocess.Popen, started: float, view: Path) -> None:
-    _stop(proc, started)
-    if _fuse_mounted(view):
-        run(["umount", "-l", str(view)], check=False)
+    if fuse_file and _fuse_mounted(fuse_file):
+        run(["umount", "-l", str(fuse_file)], check=False)
 
 
 def _qemu_value(text: str) -> str:
