@@ -25,6 +25,11 @@ SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime")
 
 
+def within(path: str, dirs: Iterable[str]) -> bool:
+    """PATH is one of DIRS or lies below one (plain string paths, already normalised)."""
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
+
+
 def trusted_dirs() -> list[str]:
     """Directories the operator said to trust for the files an image names (vm2c --trust-dir,
     which sets VM2C_TRUST_DIRS): shown read-only to qemu beside the image's own directory."""
@@ -72,9 +77,8 @@ class Sandbox:
 
     def allows(self, path: str, base: str) -> bool:
         """Whether PATH (relative names from BASE, as qemu takes them) is inside what is shown."""
-        p = os.path.normpath(os.path.join(base, path))
         shown = (*self.read, *self.write, *self.devices, *(d for _, d in self.mapped))
-        return any(p == q or p.startswith(q.rstrip("/") + "/") for q in shown)
+        return within(os.path.normpath(os.path.join(base, path)), shown)
 
     def wrap(self, cmd: Sequence[str]) -> list[str]:
         return [*bwrap_prefix(self), *map(str, cmd)]
@@ -119,6 +123,6 @@ def _outermost(paths: Iterable[str]) -> list[str]:
     is noise in the log)."""
     out: list[str] = []
     for p in sorted({os.path.abspath(p) for p in paths}, key=len):
-        if not any(p == q or p.startswith(q.rstrip("/") + "/") for q in out):
+        if not within(p, out):
             out.append(p)
     return out

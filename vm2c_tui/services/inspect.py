@@ -136,12 +136,18 @@ def _refuse_overlaps(path, label: str, parts) -> None:
     """Two partitions sharing sectors are no partition table a tool writes: one filesystem
     would be read as another's, or the same data archived twice (an MBR's extended partition
     holds its logical ones: that is no overlap)."""
-    spans = sorted((p.start, p.start + p.sectors, p.number) for p in parts
-                   if p.sectors and not (label == "dos" and p.type_code.lower() in EXTENDED))
-    for (s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
-        if s2 < e1:
-            raise Vm2cError(f"{path}: partition table is corrupt or crafted: p{n2} (from sector {s2}) overlaps "
-                            f"p{n1} (sectors {s1}-{e1 - 1})")
+    spans = [(p.start, p.start + p.sectors, p.number) for p in parts
+             if p.sectors and not (label == "dos" and p.type_code.lower() in EXTENDED)]
+    if clash := _overlap(spans):
+        (s1, e1, n1), (s2, _e2, n2) = clash
+        raise Vm2cError(f"{path}: partition table is corrupt or crafted: p{n2} (from sector {s2}) overlaps "
+                        f"p{n1} (sectors {s1}-{e1 - 1})")
+
+
+def _overlap(spans: list[tuple]) -> tuple | None:
+    """The first two (start, end, name) spans that share anything, in start order; None if none do."""
+    spans = sorted(spans)
+    return next(((a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1]), None)
 
 
 def _classify(v: Volume) -> None:
@@ -207,11 +213,10 @@ def _scan_lvm(reader, insp: Inspection, user_space: bool = False) -> None:
             # the VG holding it is the partition whose metadata names it first
             owner = pvs.get(lv.segments[0].pv_uuid, part) if lv.segments else part
             owner.volumes.append(vol)
-    claimed.sort()
-    for (_s1, e1, a), (s2, _e2, b) in zip(claimed, claimed[1:]):
-        if s2 < e1:  # LVM never maps one extent twice: one LV would be read as part of another
-            raise Vm2cError(f"{insp.source}: LVM metadata is corrupt or crafted: LVs {a!r} and {b!r} share "
-                            "extents of one PV")
+    if clash := _overlap(claimed):  # LVM never maps one extent twice: one LV would be read as another
+        (_s1, _e1, a), (_s2, _e2, b) = clash
+        raise Vm2cError(f"{insp.source}: LVM metadata is corrupt or crafted: LVs {a!r} and {b!r} share "
+                        "extents of one PV")
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -86,12 +86,7 @@ class OutputFile:
         return (st.st_dev, st.st_ino) == self.ident
 
     def _refuse_odd(self, name: str, shown: Path) -> None:
-        try:
-            st = os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISREG(st.st_mode):
-            raise Vm2cError(f"{shown}: {_ODD[stat.S_ISLNK(st.st_mode)]}")
+        _refuse_if_odd(lambda: os.stat(name, dir_fd=self.dir_fd, follow_symlinks=False), shown)
 
     def _unlink(self, name: str) -> None:
         try:
@@ -104,12 +99,17 @@ def refuse_odd(dest: Path | str) -> None:
     """Before any work: DEST and DEST.partial are absent or regular files (checked again when written)."""
     dest = Path(dest)
     for p in (dest, dest.with_name(dest.name + ".partial")):
-        try:
-            st = os.lstat(p)
-        except FileNotFoundError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            raise Vm2cError(f"{p}: {_ODD[stat.S_ISLNK(st.st_mode)]}")
+        _refuse_if_odd(lambda p=p: os.lstat(p), p)
+
+
+def _refuse_if_odd(lstat, shown: Path) -> None:
+    """LSTAT() of a name vm2c will write: absent or a regular file, else one line saying what it is."""
+    try:
+        st = lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise Vm2cError(f"{shown}: {_ODD[stat.S_ISLNK(st.st_mode)]}")
 
 
 def write_new(dest: Path | str, data: bytes, mode: int = 0o600) -> Path:

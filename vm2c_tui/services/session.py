@@ -26,6 +26,7 @@ from pathlib import Path
 import psutil
 
 from ..errors import Vm2cError
+from .confine import within
 from .outfile import write_new
 from .run import run, signals_held
 
@@ -192,11 +193,10 @@ def validate(r: dict, tempdirs: list[str]) -> str | None:
     kind, ident = r.get("kind"), r.get("id")
     if not isinstance(ident, str) or not ident:
         return "not a valid entry"
-    ours = [t for t in tempdirs if os.path.basename(t).startswith(TEMP_PREFIX)]
+    ours = [os.path.realpath(t) + "/" for t in tempdirs if os.path.basename(t).startswith(TEMP_PREFIX)]
 
-    def inside(path: str) -> bool:
-        real = os.path.realpath(path)
-        return any(real.startswith(os.path.realpath(t) + "/") for t in ours)
+    def inside(path: str) -> bool:  # strictly below one of them: the temp dir itself is no mount point
+        return within(os.path.realpath(path), ours)
 
     if kind == "tempdir":
         if not os.path.basename(ident).startswith(TEMP_PREFIX):
