@@ -37,9 +37,9 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from vm2c_tui.diskbuilder import build as b  # noqa: E402
-from vm2c_tui.diskbuilder.layout import Disk, Fs, Lv, Part, Vg  # noqa: E402
-from vm2c_tui.services.dockerd import PrivateDockerd  # noqa: E402
+from diskbuilder import build as b  # noqa: E402
+from diskbuilder.layout import Disk, Fs, Lv, Part, Vg  # noqa: E402
+from vm2c_tui.image.dockerd import PrivateDockerd  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench"
 VM2C = [sys.executable, "-m", "vm2c_tui"]
@@ -155,7 +155,7 @@ def root_offset(raw: Path) -> tuple[int, int]:
     for p in doc["partitions"]:
         for v in p["volumes"]:
             if v["id"] == "benchvg/root":
-                from vm2c_tui.services.inspect import inspect_image
+                from vm2c_tui.read.kernel.inspect import inspect_image
 
                 vol = inspect_image(raw).find("benchvg/root")
                 return vol.offset, vol.size
@@ -182,7 +182,7 @@ def bench_archive(raw: Path, work: Path) -> dict:
     vm2c always mounts afresh (a new loop device starts with a cold ext4 page cache),
     so the baseline does too. The image file itself is cold for the `cold_` rows (page cache
     dropped: a disk that has just arrived) and cached for the others."""
-    from vm2c_tui.services import archive as arc
+    from vm2c_tui.archive import gnutar as arc
 
     off, size = root_offset(raw)
     mnt = work / "mnt"
@@ -244,10 +244,10 @@ def bench_progress(raw: Path, work: Path) -> dict:
     without them, both without the read-ahead (it would hide the cost) and writing to
     tmpfs (ext4's block freeing here made a tar's system time swing 0.65-1.2 s). The
     progress side starts its own walk of the tree (treescan.py) inside the timing."""
-    from vm2c_tui.services import archive as arc
-    from vm2c_tui.services.conversion import Conversion, Options
-    from vm2c_tui.services.excludes import Filters
-    from vm2c_tui.services.treescan import TreeScan
+    from vm2c_tui.archive import gnutar as arc
+    from vm2c_tui.archive.treescan import TreeScan
+    from vm2c_tui.convert.conversion import Conversion, Options
+    from vm2c_tui.plan.excludes import Filters
 
     bare, withp, rates = [], [], []
     os.environ["VM2C_READAHEAD"] = "0"

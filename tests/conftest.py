@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from vm2c_tui.diskbuilder import build as b
-from vm2c_tui.diskbuilder import builder_key
-from vm2c_tui.diskbuilder.recipes import build as build_recipe
+from diskbuilder import build as b
+from diskbuilder import builder_key
+from diskbuilder.recipes import build as build_recipe
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("VM2C_FIXTURE_CACHE", REPO / ".cache" / "fixtures"))
@@ -137,7 +137,7 @@ def vm2c(*args: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def dockerd():
     """Debian's dockerd on a private socket and data root, for the whole session."""
-    from vm2c_tui.services.dockerd import PrivateDockerd
+    from vm2c_tui.image.dockerd import PrivateDockerd
 
     daemon = PrivateDockerd()
     host = daemon.start()
@@ -175,7 +175,7 @@ def data_root(host: str) -> str:
 @contextlib.contextmanager
 def own_fs_dockerd(tmp_path: Path, size: str = "192M"):
     """A private dockerd whose data root is its own fresh ext4 of SIZE; yields (host, loop device)."""
-    from vm2c_tui.services.dockerd import PrivateDockerd
+    from vm2c_tui.image.dockerd import PrivateDockerd
 
     base = tempfile.mkdtemp(prefix="vm2c-test-dr", dir="/tmp")  # short: the socket path must fit
     try:

@@ -181,7 +181,7 @@ def test_interrupt_releases_everything(disks, tmp_path, sig, engine, no_leaks):
 def test_an_interrupt_waits_until_a_started_process_is_held():
     """Ctrl-C while tar, find, a loop device or a mount is being acquired is delivered once
     vm2c holds it (so it is released), and the process started meanwhile has a normal mask."""
-    from vm2c_tui.services.run import die_with_parent, signals_held
+    from vm2c_tui.host.run import die_with_parent, signals_held
 
     child = None
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # see sigint_default
@@ -256,7 +256,7 @@ def test_a_bad_output_directory_is_the_first_error(disks, tmp_path, no_leaks):
 
 
 def test_live_tree_one_file_system_excludes_output_and_lists_writers(tmp_path, no_leaks):
-    from vm2c_tui.diskbuilder.tree import base_tree, freeze_mtimes, torture_tree
+    from diskbuilder.tree import base_tree, freeze_mtimes, torture_tree
 
     tree = tmp_path / "live"
     tree.mkdir()

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from conftest import vm2c
 
-from vm2c_tui.services.session import Session
+from vm2c_tui.host.session import Session
 
 
 @pytest.fixture

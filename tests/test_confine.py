@@ -14,8 +14,9 @@ import pytest
 from conftest import vm2c
 
 from vm2c_tui.errors import Vm2cError
-from vm2c_tui.services import formats, imagerefs
-from vm2c_tui.services.confine import Sandbox
+from vm2c_tui.host.confine import Sandbox
+from vm2c_tui.source import identify as formats
+from vm2c_tui.source import imagerefs
 
 LABEL = "CANARYHOST"
 

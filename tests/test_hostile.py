@@ -17,12 +17,12 @@ from conftest import bounded, validated, vm2c
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from vm2c_tui.diskbuilder.recipes import HOST_SECRET
+from diskbuilder.recipes import HOST_SECRET
 from vm2c_tui.errors import Vm2cError
-from vm2c_tui.services import lvm
-from vm2c_tui.services.formats import identify
-from vm2c_tui.services.guestpath import GuestRoot
-from vm2c_tui.services.table import read_table
+from vm2c_tui.inspect import lvm
+from vm2c_tui.inspect.guestpath import GuestRoot
+from vm2c_tui.inspect.table import read_table
+from vm2c_tui.source.identify import identify
 
 
 @pytest.fixture
@@ -395,9 +395,9 @@ def test_guest_text_in_the_smoke_report_and_lv_names_is_escaped():
     about it): none may reach the terminal as control characters."""
     import io
 
-    from vm2c_tui.cli_image import _print_result
-    from vm2c_tui.services.image import ImageResult, Smoke
-    from vm2c_tui.services.model import Inspection, Partition, Volume
+    from vm2c_tui.cli.image import _print_result
+    from vm2c_tui.image.daemon import ImageResult, Smoke
+    from vm2c_tui.inspect.model import Inspection, Partition, Volume
     from vm2c_tui.text import rows
 
     res = ImageResult("sha256:" + "0" * 64, ["a/b:c"], 1, 1, "import")

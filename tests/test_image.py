@@ -162,7 +162,7 @@ def test_no_daemon_is_one_line_that_says_why(tmp_path):
     import socket
 
     from vm2c_tui.errors import Vm2cError
-    from vm2c_tui.services import image
+    from vm2c_tui.image import daemon as image
 
     nothing = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
     for args in (["build", tmp_path], ["export", "some-container"]):
@@ -224,7 +224,7 @@ def test_private_daemon_from_a_relative_directory(tmp_path, monkeypatch):
     """The demo's and the tests' daemon: a relative base once gave containerd a relative socket
     address it could not dial, and the failed start left the data root mounted."""
     from vm2c_tui.errors import Vm2cError
-    from vm2c_tui.services.dockerd import PrivateDockerd, daemon_answers
+    from vm2c_tui.image.dockerd import PrivateDockerd, daemon_answers
 
     monkeypatch.chdir(tmp_path)
     daemon = PrivateDockerd(base=Path("d"))
@@ -241,7 +241,7 @@ def test_private_daemon_through_a_symlink_leaves_no_mount(tmp_path):
     """dockerd bind-mounts its data root onto itself and names it by the real path; stop()
     looked for the path it was given, and a base reached through a symlink kept that mount
     (found when the benchmark's cache directory was a link)."""
-    from vm2c_tui.services.dockerd import PrivateDockerd, daemon_answers
+    from vm2c_tui.image.dockerd import PrivateDockerd, daemon_answers
 
     top = Path(tempfile.mkdtemp(prefix="vm2c-l", dir="/tmp"))  # containerd's socket paths are short
     try:
@@ -258,7 +258,7 @@ def test_private_daemon_through_a_symlink_leaves_no_mount(tmp_path):
 
 
 def test_daemon_gone_midway_keeps_the_tar(disks, tmp_path, no_leaks):
-    from vm2c_tui.services.dockerd import PrivateDockerd
+    from vm2c_tui.image.dockerd import PrivateDockerd
 
     out = tmp_path / "out"
     vm2c("archive", disks.get("full"), "-o", out, check=True)

@@ -15,7 +15,7 @@ import pytest
 from conftest import data_root, fingerprint, mounted_ext4, validated, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 
-from vm2c_tui.diskbuilder.layout import stable_uuid
+from diskbuilder.layout import stable_uuid
 
 FORMATS = ["raw", "qcow2", "qcow2-backing", "vdi", "vmdk", "vmdk-stream", "vmdk-flat", "vhd", "vhdx"]
 FORMAT_NAME = {"raw": "raw", "qcow2": "qcow2", "qcow2-backing": "qcow2", "vdi": "vdi", "vmdk": "vmdk",
@@ -85,7 +85,7 @@ def test_human_output_is_a_cfdisk_table_with_fstab(disks):
 
 
 def test_fstab_targets_resolved_service(disks):
-    from vm2c_tui.services.inspect import inspect_image
+    from vm2c_tui.read.kernel.inspect import inspect_image
 
     insp = inspect_image(disks.get("full"))
     targets = {e.mountpoint: e.target for e in insp.root_volume.fstab if e.target}
@@ -171,7 +171,7 @@ def test_doctor_lists_the_machine(tmp_path):
 
 @pytest.mark.parametrize("journal", [True, False])
 def test_filesystem_journal_is_read_from_the_kernel(tmp_path, journal, no_leaks):
-    from vm2c_tui.services.system import filesystem_of
+    from vm2c_tui.host.system import filesystem_of
 
     mnt = tmp_path / "mnt"
     mnt.mkdir()
@@ -182,7 +182,7 @@ def test_filesystem_journal_is_read_from_the_kernel(tmp_path, journal, no_leaks)
 
 
 def test_doctor_reports_the_daemons_data_root(tmp_path, dockerd):
-    from vm2c_tui.services.system import filesystem_of
+    from vm2c_tui.host.system import filesystem_of
 
     doc = validated("doctor", json.loads(vm2c("doctor", "--json", "--workdir", tmp_path, check=True).stdout))
     check = {c["name"]: c for c in doc}["docker data root"]
@@ -210,7 +210,7 @@ def test_primary_gpt_corrupt_uses_backup_with_warning(disks, tmp_path):
 
 
 def test_luks_unknown_and_unmountable_are_listed_not_fatal(disks, tmp_path, no_leaks):
-    from vm2c_tui.diskbuilder.build import MIB, _dd
+    from diskbuilder.build import MIB, _dd
 
     luks = tmp_path / "luks.img"
     with open(luks, "wb") as f:
@@ -322,7 +322,7 @@ def test_the_kernel_route_copies_an_lv_in_pieces_once(disks, tmp_path, monkeypat
     """On the kernel route, inspect looks inside an LV in pieces through a joined copy, and the
     mount reads that same copy rather than making a second one (a copy costs what the LV
     holds). A copy the plan does not need is removed as soon as the plan is known."""
-    from vm2c_tui.services.conversion import Conversion, Options
+    from vm2c_tui.convert.conversion import Conversion, Options
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the session's temp dirs, to look at
     with Conversion(disks.get("extended"), Options(engine="kernel", preset="none", sanitize=False)) as conv:

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from conftest import validated
 
-from vm2c_tui.services.formats import identify
+from vm2c_tui.source.identify import identify
 
 # qemu-img convert -O FMT [options] -> (format, subformat) as vm2c must report them
 VARIANTS = [

@@ -12,7 +12,7 @@ import pytest
 from conftest import vm2c
 
 from vm2c_tui.errors import Vm2cError
-from vm2c_tui.services.outfile import OutputFile, refuse_odd, write_new
+from vm2c_tui.host.outfile import OutputFile, refuse_odd, write_new
 
 SECRET = b"root's own file\n"
 

@@ -12,7 +12,7 @@ from conftest import CACHE, vm2c
 from manifest import compare, tar_manifest, tree_manifest
 from test_archive import FULL_MOUNTS, _ignore_mkfs_and_wh
 
-from vm2c_tui.services.pagecache import direct_io_pays, resident_fraction
+from vm2c_tui.host.pagecache import direct_io_pays, resident_fraction
 
 MIB = 1 << 20
 

@@ -10,11 +10,11 @@ import socket
 import subprocess
 import tarfile
 
-from vm2c_tui.services import archive as arc
-from vm2c_tui.services.conversion import Conversion, Options
-from vm2c_tui.services.excludes import Filters
-from vm2c_tui.services.presets import CONTAINER
-from vm2c_tui.services.treescan import TreeScan, _key
+from vm2c_tui.archive import gnutar as arc
+from vm2c_tui.archive.treescan import TreeScan, _key
+from vm2c_tui.convert.conversion import Conversion, Options
+from vm2c_tui.plan.excludes import Filters
+from vm2c_tui.plan.presets import CONTAINER
 
 
 def _tar_order(spec: arc.TarSpec) -> list[bytes]:

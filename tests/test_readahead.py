@@ -8,9 +8,9 @@ import time
 
 import psutil
 
-from vm2c_tui.services.excludes import Filters
-from vm2c_tui.services.presets import CONTAINER
-from vm2c_tui.services.readahead import ReadAhead
+from vm2c_tui.archive.readahead import ReadAhead
+from vm2c_tui.plan.excludes import Filters
+from vm2c_tui.plan.presets import CONTAINER
 
 MIB = 1 << 20
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, _state
 
 README = (REPO / "README.md").read_text()
-TOP = ("scripts/", "docs/", "benchmarks/", "screenshots/", "vm2c_tui/", "tests/", ".ci/")
+TOP = ("scripts/", "docs/", "benchmarks/", "screenshots/", "vm2c_tui/", "diskbuilder/", "tests/", ".ci/")
 
 
 def named_paths(text: str) -> set[str]:

@@ -9,6 +9,7 @@ import pytest
 from conftest import cramped_dockerd, docker_client, load_and_run
 from textual.widgets import Input, Switch
 
+from vm2c_tui.convert.dryrun import render_commands
 from vm2c_tui.tui import tour
 from vm2c_tui.tui.app import Vm2cApp
 from vm2c_tui.tui.tour import press_button, wait_until
@@ -103,7 +104,7 @@ async def test_wizard_archives_with_the_userspace_engine(disks, tmp_path, no_lea
         await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.engine ==
                          "userspace" and app.state.conversion.prepared is not None)
         assert "user-space engine" in str(app.screen.query_one("#read-with").render())
-        assert any("user space" in line for line in app.state.conversion.commands())
+        assert any("user space" in line for line in render_commands(app.state.conversion, "OUT"))
         await click(pilot, "#next")
         await tour.reach(pilot, "ArchiveScreen", "#start")
         await click(pilot, "#start")

@@ -15,7 +15,8 @@ import pytest
 from conftest import VM2C, as_nobody, docker_client, vm2c
 
 from vm2c_tui.errors import Vm2cError
-from vm2c_tui.services import image, upload
+from vm2c_tui.image import daemon as image
+from vm2c_tui.image import upload
 
 SLOW_TAR = "--checkpoint-action=sleep=1"  # VM2C_SLOW_TAR's mark on tar's command line
 

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from manifest import compare, tar_manifest
 from test_hostile import as_nobody, public_dir  # noqa: F401  (fixture)
 
-from vm2c_tui.services.conversion import Conversion, Options
-from vm2c_tui.services.engine import inspect as engine_inspect
-from vm2c_tui.services.formats import identify
-from vm2c_tui.services.userspace import tarwriter
-from vm2c_tui.services.userspace.fsbase import Meta
-from vm2c_tui.services.userspace.images import open_image
+from vm2c_tui.archive import tarwriter
+from vm2c_tui.convert.conversion import Conversion, Options
+from vm2c_tui.read.engine import inspect as engine_inspect
+from vm2c_tui.read.userspace.fsbase import Meta
+from vm2c_tui.source.diskimage import open_image
+from vm2c_tui.source.identify import identify
 
 EXCLUDES = {"hostile": ["huge"]}  # an 8 GiB sparse file: 8 GiB of zeros in every tar, no news in it
 FIXTURES = {  # recipe: (formats, root id when none is detected)
@@ -259,7 +259,7 @@ def test_userspace_edge_cases_match_the_kernel_route(edge_images, tmp_path, name
 
 
 def test_builtin_type_names_are_libfdisks():
-    from vm2c_tui.services.table import COMMON, type_names
+    from vm2c_tui.inspect.table import COMMON, type_names
 
     for label, names in COMMON.items():
         real = type_names(label)
@@ -383,7 +383,7 @@ def gpt_head(disks):
        dos=st.booleans())
 def test_fuzz_own_partition_table(gpt_head, muts, dos):
     from vm2c_tui.errors import Vm2cError
-    from vm2c_tui.services.userspace.partitions import read_table as own_table
+    from vm2c_tui.inspect.partitions import read_table as own_table
 
     head, backup = gpt_head
     size = 8 << 20
@@ -425,11 +425,11 @@ def test_fuzz_userspace_walk_never_hangs(small_ext, muts):
     """Any corruption ends in a tar or in one Vm2cError line, in a child held to 20 CPU-seconds
     and 1 GiB more memory (conftest.bounded): a crafted image cannot make the walk spin or
     balloon (declared sizes may be huge: output is capped here, not there)."""
+    from vm2c_tui.archive.usertar import _Counter, produce
     from vm2c_tui.errors import Vm2cError
-    from vm2c_tui.services.excludes import Filters
-    from vm2c_tui.services.userspace.archive import UserspaceTree, _Counter, produce
-    from vm2c_tui.services.userspace.fs_ext import ExtReader
-    from vm2c_tui.services.userspace.tree import Mounted
+    from vm2c_tui.plan.excludes import Filters
+    from vm2c_tui.read.userspace.fs_ext import ExtReader
+    from vm2c_tui.read.userspace.tree import Mounted, UserspaceTree
 
     buf = bytearray(small_ext)
     for off, val in muts:

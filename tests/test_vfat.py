@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from vm2c_tui.errors import Vm2cError
-from vm2c_tui.services.vfat import VfatOptions, short_extension
+from vm2c_tui.read.vfat import VfatOptions, short_extension
 
 # options -> modes of: a plain file, an .EXE, a read-only file, a directory, a read-only directory;
 # written down from Documentation/filesystems/vfat.rst and fs/fat/inode.c (fat_make_mode)
@@ -91,8 +91,9 @@ def expected(options: str) -> dict[str, int]:
 
 
 def kernel_route(img: Path, options: str) -> dict[str, tuple[int, int, int]]:
-    from vm2c_tui.services.assemble import MountPlan, _mtools_copy
-    from vm2c_tui.services.session import Session
+    from vm2c_tui.host.session import Session
+    from vm2c_tui.plan.mounts import MountPlan
+    from vm2c_tui.read.kernel.assemble import _mtools_copy
 
     plan = MountPlan("p1", "/boot/efi", "vfat", 0, img.stat().st_size, "mtools", options=options)
     with Session("test") as session:
@@ -101,8 +102,8 @@ def kernel_route(img: Path, options: str) -> dict[str, tuple[int, int, int]]:
 
 
 def user_space(img: Path, options: str) -> dict[str, tuple[int, int, int]]:
-    from vm2c_tui.services.userspace.fs_fat import FatReader
-    from vm2c_tui.services.userspace.images import RawDisk
+    from vm2c_tui.read.userspace.fs_fat import FatReader
+    from vm2c_tui.source.diskimage import RawDisk
 
     disk = RawDisk(str(img))
     try:

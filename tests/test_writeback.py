@@ -11,7 +11,8 @@ from pathlib import Path
 
 from conftest import docker_client, mounted_ext4, own_fs_dockerd
 
-from vm2c_tui.services import image, writeback
+from vm2c_tui.image import daemon as image
+from vm2c_tui.image import writeback
 
 MiB = 1 << 20
 

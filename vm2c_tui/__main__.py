@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from vm2c_tui.cli.main import main
 
 sys.exit(main())

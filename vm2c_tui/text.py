@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from .services.model import Inspection, Volume
+from vm2c_tui.inspect.model import Inspection, Volume
 
 
 def human(n: int | float | None) -> str:

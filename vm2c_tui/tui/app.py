@@ -12,16 +12,17 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
-from ..errors import Vm2cError
-from ..services import image
-from ..services.conversion import Conversion, Prepared
-from ..services.dockerfile import changes, dockerfile_text, image_commands
-from ..services.imagefile import write_image_archive
-from ..services.outfile import write_new
-from ..services.run import shell_line
-from .messages import ArchiveProgress, BuildLog, StatusNote
-from .screens.source import SourceScreen
-from .state import WizardState
+from vm2c_tui.convert.conversion import Conversion, Prepared
+from vm2c_tui.convert.dryrun import render_commands
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.host.outfile import write_new
+from vm2c_tui.host.run import shell_line
+from vm2c_tui.image import daemon as image
+from vm2c_tui.image.dockerfile import changes, dockerfile_text, image_commands
+from vm2c_tui.image.loadable import write_image_archive
+from vm2c_tui.tui.messages import ArchiveProgress, BuildLog, StatusNote
+from vm2c_tui.tui.screens.source import SourceScreen
+from vm2c_tui.tui.state import WizardState
 
 
 class Cancelled(Exception):
@@ -54,11 +55,11 @@ class Vm2cApp(App):
     def on_mount(self) -> None:
         self.push_screen(SourceScreen())
         if self.initial_source:
-            from .screens.partitions import PartitionsScreen
+            from vm2c_tui.tui.screens.partitions import PartitionsScreen
 
             self.state.source = self.initial_source
             try:
-                from ..services.formats import identify
+                from vm2c_tui.source.identify import identify
 
                 self.state.info = identify(Path(self.initial_source))
             except Vm2cError as exc:
@@ -69,7 +70,7 @@ class Vm2cApp(App):
     # -- everywhere --------------------------------------------------------
     def action_toggle_commands(self) -> None:
         self.commands_visible = not self.commands_visible
-        from .widgets.commands import CommandsPanel
+        from vm2c_tui.tui.widgets.commands import CommandsPanel
 
         for panel in self.screen.query(CommandsPanel):
             panel.set_class(not self.commands_visible, "hidden")
@@ -86,7 +87,7 @@ class Vm2cApp(App):
                     shell_line(["qemu-img", "info", "--output=json", s.source])]
         try:
             conv = s.conversion or Conversion(s.source, s.options, s.inspection)
-            lines = conv.commands(str(s.output_dir))
+            lines = render_commands(conv, str(s.output_dir))
         except Vm2cError as exc:
             return [f"# {exc.message}"]
         shell = s.archive.prepared.shell if s.archive else "/bin/sh"
@@ -95,7 +96,7 @@ class Vm2cApp(App):
 
     def action_help(self) -> None:
         """What this step does and what vm2c does behind it (helptext.py)."""
-        from .screens.help import HelpScreen
+        from vm2c_tui.tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(type(self.screen).__name__))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from ..services.archive import Progress
+from vm2c_tui.archive.gnutar import Progress
 
 
 class StepFailed(Message):

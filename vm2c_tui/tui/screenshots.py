@@ -8,8 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import tour
-from .app import Vm2cApp
+from vm2c_tui.tui import tour
+from vm2c_tui.tui.app import Vm2cApp
 
 STEPS = [
     ("1-source", lambda p, s, o: tour.choose_source(p, s)),

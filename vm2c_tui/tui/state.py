@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..services.conversion import ArchiveResult, Conversion, Options
-from ..services.formats import ImageInfo
-from ..services.image import ImageResult, Smoke
-from ..services.model import Inspection
+from vm2c_tui.convert.conversion import ArchiveResult, Conversion, Options
+from vm2c_tui.image.daemon import ImageResult, Smoke
+from vm2c_tui.inspect.model import Inspection
+from vm2c_tui.source.magic import ImageInfo
 
 
 @dataclass

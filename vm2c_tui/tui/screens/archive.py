@@ -8,10 +8,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, ProgressBar, Static
 
-from ...text import human, safe
-from ..messages import ArchiveProgress, StatusNote
-from .base import StepScreen
-from .confirm import Confirm
+from vm2c_tui.text import human, safe
+from vm2c_tui.tui.messages import ArchiveProgress, StatusNote
+from vm2c_tui.tui.screens.base import StepScreen
+from vm2c_tui.tui.screens.confirm import Confirm
 
 
 class ArchiveScreen(StepScreen):
@@ -91,6 +91,6 @@ class ArchiveScreen(StepScreen):
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        from .build import BuildScreen
+        from vm2c_tui.tui.screens.build import BuildScreen
 
         self.app.push_screen(BuildScreen())

@@ -9,8 +9,8 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ..messages import StepFailed
-from ..widgets.commands import CommandsPanel
+from vm2c_tui.tui.messages import StepFailed
+from vm2c_tui.tui.widgets.commands import CommandsPanel
 
 STEPS = ("Source", "Partitions", "Mount", "Archive", "Build")
 

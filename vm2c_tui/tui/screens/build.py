@@ -8,9 +8,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, RichLog, Select, Static
 
-from ...text import human, safe
-from ..messages import BuildLog
-from .base import StepScreen
+from vm2c_tui.text import human, safe
+from vm2c_tui.tui.messages import BuildLog
+from vm2c_tui.tui.screens.base import StepScreen
 
 
 class BuildScreen(StepScreen):

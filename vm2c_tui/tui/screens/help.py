@@ -8,7 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ..helptext import help_for
+from vm2c_tui.tui.helptext import help_for
 
 
 class HelpScreen(ModalScreen[None]):

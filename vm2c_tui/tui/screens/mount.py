@@ -19,14 +19,14 @@ from textual.widgets import (
     Switch,
 )
 
-from ...errors import Vm2cError
-from ...services import engine, userspace
-from ...services.assemble import plan_mounts
-from ...services.attach import available_methods
-from ...services.presets import PRESETS
-from ...services.system import free_space
-from ...text import human, safe
-from .base import StepScreen
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.host.system import free_space
+from vm2c_tui.plan.mounts import plan_mounts
+from vm2c_tui.plan.presets import PRESETS
+from vm2c_tui.read import engine, userspace
+from vm2c_tui.read.kernel.attach import available_methods
+from vm2c_tui.text import human, safe
+from vm2c_tui.tui.screens.base import StepScreen
 
 
 class MountScreen(StepScreen):
@@ -170,6 +170,6 @@ class MountScreen(StepScreen):
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        from .archive import ArchiveScreen
+        from vm2c_tui.tui.screens.archive import ArchiveScreen
 
         self.app.push_screen(ArchiveScreen())

@@ -9,11 +9,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Static
 
-from ...errors import Vm2cError
-from ...services import engine
-from ...services.model import Volume
-from ...text import COLUMNS, rows, safe
-from .base import StepScreen
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.inspect.model import Volume
+from vm2c_tui.read import engine
+from vm2c_tui.text import COLUMNS, rows, safe
+from vm2c_tui.tui.screens.base import StepScreen
 
 LVM_NOTE = ("LVM: vm2c reads the volume group metadata itself and reads each linear LV at its byte "
             "offset: no device-mapper, no vgchange, the host's LVM untouched.")
@@ -130,6 +130,6 @@ class PartitionsScreen(StepScreen):
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        from .mount import MountScreen
+        from vm2c_tui.tui.screens.mount import MountScreen
 
         self.app.push_screen(MountScreen())

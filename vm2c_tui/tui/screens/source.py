@@ -10,11 +10,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DirectoryTree, Input, Static
 
-from ...errors import Vm2cError
-from ...services.formats import identify, looks_like_disk
-from ...services.system import holder_warning
-from ...text import human, safe
-from .base import StepScreen
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.host.system import holder_warning
+from vm2c_tui.source.identify import identify
+from vm2c_tui.source.magic import looks_like_disk
+from vm2c_tui.text import human, safe
+from vm2c_tui.tui.screens.base import StepScreen
 
 
 class DiskImageTree(DirectoryTree):
@@ -99,13 +100,13 @@ class SourceScreen(StepScreen):
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        from .partitions import PartitionsScreen
+        from vm2c_tui.tui.screens.partitions import PartitionsScreen
 
         self.app.push_screen(PartitionsScreen())
 
     @on(Button.Pressed, "#live")
     def live(self) -> None:
-        from .mount import MountScreen
+        from vm2c_tui.tui.screens.mount import MountScreen
 
         state = self.app.state
         state.release()

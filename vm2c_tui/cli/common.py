@@ -1,0 +1,72 @@
+"""What the sub-commands that convert share: the source arguments, the options they make, the
+progress line, and the early root check."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from vm2c_tui.archive.gnutar import Progress
+from vm2c_tui.text import human
+
+
+def conversion_args(s) -> None:
+    s.add_argument("source", help="disk image, partition dump, or / for this running system")
+    s.add_argument("--root", help="filesystem id of the root (default: the detected one)")
+    s.add_argument("--no-fstab", action="store_true", help="take the root filesystem alone")
+    s.add_argument("--preset", default="container", choices=["none", "container", "minimal"])
+    s.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="leave out paths matching PATTERN (GNU tar wildcard; repeatable)")
+    s.add_argument("--no-sanitize", action="store_true",
+                   help="keep /etc/machine-id and the SSH host keys as they are")
+    s.add_argument("--view", choices=["direct", "nbd", "fuse", "copy"], help="force a raw-view mechanism")
+    s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",
+                   help="kernel: loop devices and mounts, needs root; userspace: reads the image itself, "
+                        "no root (optional extra); auto: the kernel route where it can run, userspace otherwise")
+
+
+def options(args):
+    from vm2c_tui.convert.conversion import Options
+
+    return Options(root=args.root, use_fstab=not args.no_fstab, preset=args.preset, excludes=args.exclude,
+                   sanitize=not args.no_sanitize, view=args.view, engine=args.engine,
+                   sparse=getattr(args, "sparse", False))
+
+
+class ProgressLine:
+    """One line rewritten in place on a terminal; a few plain lines otherwise."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if not self.tty and now - self.last < 5 and p.bytes_done != p.bytes_total:
+            return
+        self.last = now
+        eta = f"{p.eta:.0f}s" if p.eta is not None else "-"
+        line = (f"{100 * p.fraction:5.1f}%  {human(p.bytes_done)}/{human(p.bytes_total)}  "
+                f"{p.files_done} files  {human(p.rate)}/s  ETA {eta}")
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line[:120])
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+def require_root(what: str, args) -> None:
+    """Early, before any work: the kernel route needs root (the user-space engine does not)."""
+
+    from vm2c_tui.read.engine import choose, require_kernel_root
+
+    if os.path.isdir(args.source):
+        require_kernel_root("kernel", what)
+    else:
+        require_kernel_root(choose(args.engine), what)

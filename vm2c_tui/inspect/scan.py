@@ -1,0 +1,180 @@
+"""From a disk's bytes to an Inspection, whichever engine supplies them: the table, each
+partition's signature, the LVM volumes, refusing tables and metadata no tool writes.
+
+An engine hands scan() a reader with table(), probe() and open() (read/kernel: sfdisk and blkid
+on the raw view; read/userspace: our own parsers on the image's bytes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.host.system import can_mount, holder_warning
+from vm2c_tui.inspect import lvm
+from vm2c_tui.inspect.model import Inspection, Partition, Volume
+from vm2c_tui.inspect.table import EXTENDED, type_name
+from vm2c_tui.source.identify import identify
+
+LINUX_FS = {"ext2", "ext3", "ext4", "xfs", "btrfs"}
+
+
+LISTED = {"swap": "swap", "crypto_LUKS": "encrypted (LUKS): not opened", "LVM2_member": "",
+          "vfat": "", "ntfs": "", "iso9660": ""}
+
+
+Progress = Callable[[str], None]
+
+
+def identify_noting(path: str | os.PathLike, note: Progress):
+    """The image's format, and the warnings every inspection starts with."""
+    note("identifying the image format")
+    info = identify(Path(path))
+    warnings = list(info.warnings)
+    held = holder_warning(str(info.path))
+    if held:
+        warnings.append(held)
+    return info, warnings
+
+
+@contextlib.contextmanager
+def naming(path):
+    """An error from inside an inspection says which image it is about."""
+    try:
+        yield
+    except Vm2cError as exc:
+        if str(path) in exc.message:
+            raise
+        raise Vm2cError(f"{path}: {exc.message}", exit_code=exc.exit_code) from None
+
+
+def scan(info, reader, warnings: list[str], note: Progress, method: str = "", why: str = "") -> Inspection:
+    """Table, signatures and LVM through READER (ToolReader here, the user-space engine's own)."""
+    note("reading the partition table")
+    label, raw_parts = reader.table(warnings)
+    insp = Inspection(str(info.path), info.name, info.subformat, info.virtual_size, info.disk_size,
+                      label, [], None, warnings, method, why, info.backing_chain)
+    if label == "none":
+        sig = reader.probe(0, info.virtual_size)
+        if not sig.fstype:
+            raise Vm2cError(f"{info.path}: no partition table and no filesystem found "
+                            f"(not a disk image, or an unsupported one)")
+        part = Partition("fs", info.virtual_size, 0, sig.fstype, sig.label, sig.uuid, number=0, start=0,
+                         sectors=info.virtual_size // 512, type="whole disk")
+        insp.partitions.append(part)
+    _refuse_overlaps(info.path, label, raw_parts)
+    for rp in raw_parts:
+        part = Partition(f"p{rp.number}", rp.sectors * 512, rp.start * 512, partuuid=rp.partuuid,
+                         number=rp.number, start=rp.start, sectors=rp.sectors,
+                         type=type_name(label, rp.type_code), type_code=rp.type_code)
+        insp.partitions.append(part)
+        if label == "dos" and rp.type_code.lower() in EXTENDED:
+            part.note = "extended partition: holds the logical ones"
+            continue
+        sig = reader.probe(part.offset, part.size)
+        part.fstype, part.label, part.uuid = sig.fstype, sig.label, sig.uuid
+    for part in insp.partitions:
+        _classify(part)
+    note("reading LVM metadata")
+    _scan_lvm(reader, insp, user_space=method == "userspace")
+    return insp
+
+
+def _refuse_overlaps(path, label: str, parts) -> None:
+    """Two partitions sharing sectors are no partition table a tool writes: one filesystem
+    would be read as another's, or the same data archived twice (an MBR's extended partition
+    holds its logical ones: that is no overlap)."""
+    spans = [(p.start, p.start + p.sectors, p.number) for p in parts
+             if p.sectors and not (label == "dos" and p.type_code.lower() in EXTENDED)]
+    if clash := _overlap(spans):
+        (s1, e1, n1), (s2, _e2, n2) = clash
+        raise Vm2cError(f"{path}: partition table is corrupt or crafted: p{n2} (from sector {s2}) overlaps "
+                        f"p{n1} (sectors {s1}-{e1 - 1})")
+
+
+def _overlap(spans: list[tuple]) -> tuple | None:
+    """The first two (start, end, name) spans that share anything, in start order; None if none do."""
+    spans = sorted(spans)
+    return next(((a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1]), None)
+
+
+def _classify(v: Volume) -> None:
+    if not v.fstype:
+        v.note = v.note or "no filesystem recognised"
+    elif v.fstype in LISTED:
+        v.note = LISTED[v.fstype] or v.note
+    if v.fstype and v.fstype not in LINUX_FS and v.fstype not in ("LVM2_member",) and not v.note:
+        v.note = f"{v.fstype}: not a Linux root candidate"
+    if v.fstype in ("vfat", "ntfs", "iso9660") and not can_mount(v.fstype):
+        v.note = f"{v.fstype}: this kernel cannot mount it; read with user-space tools where possible"
+
+
+def _scan_lvm(reader, insp: Inspection, user_space: bool = False) -> None:
+    pvs: dict[str, Partition] = {}
+    texts = []
+    with reader.open() as f:
+        for part in insp.partitions:
+            if part.fstype != "LVM2_member":
+                continue
+            pv = lvm.read_pv(f, part.offset, part.size)
+            if pv is None:
+                part.note = "LVM signature without a readable label"
+                continue
+            pvs[pv.uuid] = part
+            part.note = "LVM physical volume: its logical volumes are listed below"
+            if pv.mda_text:
+                texts.append((part, pv.mda_text))
+    seen = set()
+    claimed: list[tuple[int, int, str]] = []  # (start, end, LV) of every segment on this disk
+    for part, text in texts:
+        for lv in lvm.logical_volumes(text):
+            if lv.id in seen or lv.kind == "hidden":
+                continue
+            seen.add(lv.id)
+            vol = Volume(lv.id, lv.size)
+            for s in lv.segments:
+                pv = pvs.get(s.pv_uuid)
+                if pv is not None and s.offset + s.length > pv.size:
+                    raise Vm2cError(f"{insp.source}: LVM metadata is corrupt or crafted: LV {lv.id!r} has a "
+                                    f"segment past the end of its PV {pv.id}")
+                if pv is not None:
+                    claimed.append((pv.offset + s.offset, pv.offset + s.offset + s.length, lv.id))
+            ranges = [(pvs[s.pv_uuid].offset + s.offset, s.length) for s in lv.segments if s.pv_uuid in pvs]
+            merged = _merge(ranges)
+            if lv.note:
+                vol.note, vol.readable = lv.note, False
+            elif not merged or len(ranges) != len(lv.segments):
+                vol.note = "spans several disks: needs device-mapper to be read"
+                vol.readable = False
+            else:
+                vol.offset = merged[0][0]
+                sig = reader.probe(vol.offset, merged[0][1])  # signatures sit at the start
+                vol.fstype, vol.label, vol.uuid = sig.fstype, sig.label, sig.uuid
+                _classify(vol)
+                if len(merged) > 1:  # grown with lvextend: every piece on this disk, not next to each other
+                    vol.extents = merged
+                    if user_space:
+                        vol.note = vol.note or f"in {len(merged)} pieces on the disk: read joined"
+                    else:
+                        vol.note = (f"in {len(merged)} pieces on the disk (grown with lvextend): the kernel "
+                                    f"route reads a joined temporary copy")
+            # the VG holding it is the partition whose metadata names it first
+            owner = pvs.get(lv.segments[0].pv_uuid, part) if lv.segments else part
+            owner.volumes.append(vol)
+    if clash := _overlap(claimed):  # LVM never maps one extent twice: one LV would be read as another
+        (_s1, _e1, a), (_s2, _e2, b) = clash
+        raise Vm2cError(f"{insp.source}: LVM metadata is corrupt or crafted: LVs {a!r} and {b!r} share "
+                        "extents of one PV")
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for off, ln in ranges:
+        if out and out[-1][0] + out[-1][1] == off:
+            out[-1][1] += ln
+        else:
+            out.append([off, ln])
+    return [(a, b) for a, b in out]

@@ -1,0 +1,75 @@
+"""Which engine reads the image: the kernel route (loop devices and read-only
+mounts, GNU tar; needs root) or the user-space one (reads everything in
+Python; needs the optional dissect modules). `auto` takes the kernel route where
+it works (root, loop devices, the tools) and the user-space engine otherwise."""
+
+from __future__ import annotations
+
+import os
+
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.host.run import which
+from vm2c_tui.read import userspace
+
+ENGINES = ("auto", "kernel", "userspace")
+
+
+def choose(requested: str | None = None) -> str:
+    req = requested or "auto"
+    if req not in ENGINES:
+        raise Vm2cError(f"unknown engine '{req}' (choose from {', '.join(ENGINES)})")
+    if req == "userspace":
+        userspace.require()
+        return req
+    if req == "kernel":
+        return req
+    if kernel_route_available() or not userspace.available():
+        return "kernel"
+    return "userspace"
+
+
+def kernel_route_available() -> bool:
+    """Root, loop devices and the tools the kernel route runs (a container may lack them)."""
+    return (os.geteuid() == 0 and os.path.exists("/dev/loop-control")
+            and all(which(t) for t in ("losetup", "mount", "umount", "tar")))
+
+
+def require_kernel_root(engine: str, what: str) -> None:
+    if engine == "kernel" and os.geteuid() != 0:
+        hint = ("; without root, use the user-space engine (--engine userspace)" if userspace.available()
+                else "; without root, install the user-space engine: pip install 'vm2c-tui[userspace]'")
+        raise Vm2cError(f"vm2c {what} needs root on the kernel route: it attaches loop devices and mounts the "
+                        f"guest's filesystems read-only{hint}")
+
+
+def inspect(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True,
+            joined=None):
+    """With `auto`, an image holding an LV in pieces (grown with lvextend), which the kernel
+    route can only read through a joined copy (joincopy.py), is read in user space instead,
+    in place, when that engine is installed; the inspection says so, and its raw_method
+    ("userspace") tells the conversion. JOINED: inspect_image's."""
+    if choose(engine) == "userspace":
+        from vm2c_tui.read.userspace.inspect import inspect_userspace
+
+        return inspect_userspace(source, look_inside=look_inside, progress=progress)
+    from vm2c_tui.read.kernel.inspect import inspect_image
+
+    may_switch = (engine or "auto") == "auto" and userspace.available()
+    insp = inspect_image(source, look_inside=look_inside, method=method, progress=progress,
+                         join_pieces=not may_switch, joined=joined)
+    pieces = [v.id for v in insp.in_pieces()]
+    if not may_switch or not pieces:
+        return insp
+    from vm2c_tui.read.userspace.inspect import inspect_userspace  # only here: ~12 ms of imports the kernel route skips
+
+    insp = inspect_userspace(source, look_inside=look_inside, progress=progress)
+    insp.warnings.append(f"{', '.join(pieces)}: in pieces on the disk (grown with lvextend): read in user space, "
+                         f"in place (the kernel route, without device-mapper, would copy them joined first)")
+    return insp
+
+
+def resolved(requested: str | None, insp) -> str:
+    """The engine a conversion uses once its image is inspected (see inspect())."""
+    if (requested or "auto") == "auto" and insp is not None and insp.raw_method == "userspace":
+        return "userspace"
+    return choose(requested)

@@ -1,0 +1,120 @@
+"""Put the guest system back together: the root, with its fstab mounts at their places.
+
+Mount points come from the guest's fstab, so they are resolved inside the
+guest tree (a hostile `/var -> /etc` symlink stays inside it). A filesystem
+this kernel cannot mount (vfat here) is copied out with mtools and bound
+in its place; anything that cannot be placed is reported, never dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vm2c_tui.host.confine import IMAGE, Sandbox
+from vm2c_tui.host.pagecache import direct_io_pays
+from vm2c_tui.host.run import run
+from vm2c_tui.host.session import Session
+from vm2c_tui.inspect.guestpath import GuestPathError, GuestRoot
+from vm2c_tui.plan.mounts import MountPlan
+from vm2c_tui.read.kernel.attach import RawView, loop_device
+from vm2c_tui.read.kernel.joincopy import JoinedCopies
+from vm2c_tui.read.kernel.mount import bind_ro, mount_ro
+from vm2c_tui.read.vfat import VfatOptions, short_extension
+
+FAT_EPOCH = 315532800  # 1980-01-01
+
+
+@dataclass
+class Assembly:
+    root: Path  # host path of the assembled tree
+    mounted: list[MountPlan] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def assemble(session: Session, view: RawView, plans: list[MountPlan], joined: JoinedCopies | None = None) -> Assembly:
+    """Mount the plan under a private 0700 directory; the session releases it all. JOINED: the
+    joined copies the inspection already made, if any."""
+    joined = joined or JoinedCopies(session)
+    base = session.tempdir("tree")
+    top = base / "root"
+    top.mkdir()
+    asm = Assembly(top)
+    loops: dict[str, str] = {}  # one loop device per filesystem: btrfs refuses a second device of the same fs
+    for plan in plans:
+        if not plan.enabled:
+            continue
+        if plan.mountpoint == "/":
+            target = top
+        else:
+            try:
+                target = Path(GuestRoot(str(top)).resolve(plan.mountpoint))
+            except GuestPathError as exc:
+                asm.problems.append(f"{plan.fs_id} at {plan.mountpoint}: {exc}; left out")
+                continue
+            literal = top / plan.mountpoint.lstrip("/")
+            if target != literal:  # a symlink in the guest: it could put the mount over the root
+                asm.problems.append(f"{plan.fs_id}: mount point {plan.mountpoint} is a symlink in the guest "
+                                    f"(to {'/' + str(target.relative_to(top)) if target != top else '/'}); left out")
+                continue
+            if not target.is_dir():
+                asm.problems.append(f"{plan.fs_id}: mount point {plan.mountpoint} is missing in the guest; left out")
+                continue
+        if plan.via == "mount":
+            if plan.fs_id not in loops:
+                # an LV in pieces: no device-mapper to join them, a joined copy
+                src, offset = joined.file(view.path, plan.fs_id, plan.offset, plan.extents)
+                loops[plan.fs_id] = loop_device(session, src, offset, plan.size,
+                                                direct_io_pays(src, offset, plan.size))
+            mount_ro(session, loops[plan.fs_id], plan.fstype, target, plan.subvol)
+        else:
+            staged = _mtools_copy(session, view.path, plan)
+            bind_ro(session, staged, target)
+        asm.mounted.append(plan)
+    return asm
+
+
+def mtools_cmd(raw: str, offset: int, dest: str) -> list[str]:
+    return ["mcopy", "-s", "-p", "-m", "-n", "-i", f"{raw}@@{offset}", "::/", dest]
+
+
+def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
+    """FAT has no owners or modes: copy it out in user space, then give each entry the owner
+    and mode the kernel's vfat would show with the fstab's options (vfat.py)."""
+    opts = VfatOptions.parse(plan.options, f"{plan.fs_id} at {plan.mountpoint}")
+    work = session.tempdir("fat")
+    stage = work / "fs"
+    stage.mkdir()
+    os.chmod(stage, 0o755)
+    # mtools reads "FILE@@OFFSET" and splits at the first "@@": inside its sandbox the image is
+    # /image, and mtools sees nothing else but the stage it writes to
+    box = Sandbox.for_file(raw, inside=IMAGE, write=[stage])
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    run(mtools_cmd(IMAGE, plan.offset, str(stage)), what=f"mcopy ({plan.fs_id})", env=env, sandbox=box)
+    # mcopy puts the volume's content in DEST/ when DEST exists
+    read_only = _read_only_entries(plan, env, box)
+    for dirpath, dirnames, filenames in os.walk(stage):
+        rel = os.path.relpath(dirpath, stage)
+        for name, is_dir in [(d, True) for d in dirnames] + [(f, False) for f in filenames]:
+            path, key = os.path.join(dirpath, name), os.path.normpath(os.path.join(rel, name))
+            os.lchown(path, opts.uid, opts.gid)
+            os.chmod(path, opts.mode(is_dir, key in read_only, short_extension(name)))
+    os.chown(stage, opts.uid, opts.gid)
+    os.chmod(stage, opts.mode(True))
+    os.utime(stage, (FAT_EPOCH, FAT_EPOCH))  # FAT's root directory has no date: the earliest FAT can hold
+    return stage
+
+
+def _read_only_entries(plan: MountPlan, env: dict, box: Sandbox) -> set[str]:
+    """Paths (relative to the volume's root) whose DOS read-only attribute is set, as
+    `mattrib -/` lists them: attribute letters, then the path after '::/' (FAT names
+    can hold neither ':' nor '/')."""
+    out = run(["mattrib", "-/", "-i", f"{IMAGE}@@{plan.offset}", "::/"], what=f"mattrib ({plan.fs_id})", env=env,
+              sandbox=box)
+    found = set()
+    for line in os.fsdecode(out.stdout).splitlines():
+        flags, sep, path = line.partition("::/")
+        if sep and "R" in flags and path:
+            found.add(os.path.normpath(path))
+    return found

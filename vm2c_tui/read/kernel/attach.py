@@ -1,0 +1,214 @@
+"""Read-only raw views of a disk image, and loop devices over byte ranges of them.
+
+The mechanism is picked at run time (docs/how-it-works.md, 'Reading a disk'):
+  direct   raw images and partition dumps are used as they are;
+  nbd      qemu-nbd -r, where /dev/nbd* exists (an ordinary workstation);
+  fuse     qemu-storage-daemon serving NBD on a unix socket, nbdfuse showing it as a file,
+           where there is no nbd (these VMs);
+  copy     qemu-img convert to a sparse temporary raw file, always works.
+Every qemu runs confined to the image's directory (confine.py).
+A filesystem inside is then a read-only loop device at its byte offset, so
+neither a kernel partition scan nor device-mapper is needed.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.host.confine import Sandbox
+from vm2c_tui.host.run import run, signals_held, spawn, which
+from vm2c_tui.host.session import Session, release_loop, release_nbd, release_process
+from vm2c_tui.source.magic import ImageInfo
+
+
+@dataclass
+class RawView:
+    path: str  # a file or block device with the guest disk's raw bytes
+    method: str
+    why: str
+
+
+_NBD_TRIED = False
+
+
+def _load_nbd() -> None:
+    """Load the nbd module once where that is possible (a workstation, as root)."""
+    global _NBD_TRIED
+    if _NBD_TRIED or glob.glob("/dev/nbd[0-9]*") or os.geteuid() != 0 or not which("modprobe"):
+        return
+    _NBD_TRIED = True
+    run(["modprobe", "nbd", "max_part=0"], check=False, timeout=30)
+
+
+def available_methods(info: ImageInfo) -> list[tuple[str, str]]:
+    """(method, why) in order of preference for this image on this machine."""
+    if info.format == "raw":
+        return [("direct", "raw image: read as it is, no conversion")]
+    _load_nbd()
+    out = []
+    if glob.glob("/dev/nbd[0-9]*") and which("qemu-nbd") and os.geteuid() == 0:
+        out.append(("nbd", "/dev/nbd* exists: qemu-nbd -r attaches the image read-only"))
+    if os.path.exists("/dev/fuse") and which("qemu-storage-daemon") and which("nbdfuse"):
+        out.append(("fuse", "no nbd here: a confined qemu-storage-daemon serves a read-only raw view, "
+                            "nbdfuse shows it as a file"))
+    out.append(("copy", "qemu-img convert to a temporary sparse raw file (uses disk space)"))
+    return out
+
+
+def open_raw(session: Session, info: ImageInfo, method: str | None = None) -> RawView:
+    """The first mechanism that works, in order of preference; a failed one (FUSE
+    without root, say) falls through to the next, and the view says why."""
+    methods = available_methods(info)
+    if method:
+        methods = [m for m in methods if m[0] == method]
+        if not methods:
+            raise Vm2cError(f"raw view '{method}' is not available for a {info.display_format} image here")
+    failures: list[str] = []
+    for name, why in methods:
+        try:
+            path = _OPENERS[name](session, info)
+        except Vm2cError as exc:
+            if method or name == methods[-1][0]:
+                raise
+            failures.append(f"{name} failed: {exc.message}")
+            continue
+        if failures:
+            why = f"{why}; " + "; ".join(failures)
+        return RawView(path, name, why)
+    raise Vm2cError("no raw view could be opened")  # unreachable: the last failure raised
+
+
+def _fuse(session: Session, info: ImageInfo) -> str:
+    """qemu-storage-daemon, confined to the image's directory (confine.py), serves the raw view
+    over NBD on a unix socket in our private directory; nbdfuse, on the host, turns that into a
+    file (a FUSE export made inside the sandbox's mount namespace would not be seen outside)."""
+    work = session.tempdir("view")
+    sock, view, pidfile = work / "nbd.sock", work / "view", work / "nbdfuse.pid"
+    view.mkdir(mode=0o700)
+    raw = view / "raw"
+    _daemon(session, qsd_cmd(str(info.path), info.format, str(sock)), work / "qsd.log",
+            lambda: sock.is_socket(), "qemu-storage-daemon (raw view)", sandbox=Sandbox.for_image(info.path, write=[work]))
+    _daemon(session, nbdfuse_cmd(str(raw), str(sock), str(pidfile)), work / "nbdfuse.log",
+            lambda: pidfile.exists() and _fuse_mounted(view), "nbdfuse (raw view)", fuse_file=view)
+    return str(raw)
+
+
+def _daemon(session: Session, cmd: list[str], log: Path, ready, what: str, *, sandbox=None,
+            fuse_file: Path | None = None, timeout: float = 30) -> None:
+    """CMD started, recorded on SESSION (pid, start time, name: what `vm2c cleanup` checks) and
+    waited for until READY. Its stderr goes to LOG in our private directory, not a pipe: a
+    daemon that lives as long as the conversion would block once an undrained pipe filled."""
+    with signals_held(), open(log, "wb") as err:
+        proc = spawn(cmd, sandbox=sandbox, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                     start_new_session=True)
+        p = psutil.Process(proc.pid)
+        started = p.create_time()
+        extra = {"fuse_file": str(fuse_file)} if fuse_file else {}
+        session.track("process", str(proc.pid), lambda: _stop(proc, started, fuse_file), started=started,
+                      name=cmd[0], exe=p.name(), **extra)
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()
+            raise Vm2cError(f"{what} failed: {tail[-1] if tail else f'exit status {proc.returncode}'}")
+        if time.monotonic() > deadline:
+            raise Vm2cError(f"{what}: not ready after {timeout:.0f} s")
+        time.sleep(0.01)
+
+
+def _stop(proc: subprocess.Popen, started: float, fuse_file: Path | None) -> None:
+    release_process(proc.pid, started)
+    proc.poll()  # reaped: no zombie under a subreaper
+    if fuse_file and _fuse_mounted(fuse_file):
+        run(["umount", "-l", str(fuse_file)], check=False)
+
+
+def _qemu_value(text: str) -> str:
+    """TEXT as one value in qemu's key=value,... options, where ',,' stands for a comma: a path
+    with a comma in it would otherwise end the value there and start a new option."""
+    return text.replace(",", ",,")
+
+
+def qsd_cmd(image: str, fmt: str, sock: str) -> list[str]:
+    return [
+        "qemu-storage-daemon",
+        "--blockdev", f"driver=file,node-name=f,filename={_qemu_value(image)},read-only=on",
+        "--blockdev", f"driver={fmt},node-name=d,file=f,read-only=on",
+        "--nbd-server", f"addr.type=unix,addr.path={_qemu_value(sock)}",
+        "--export", "type=nbd,id=e,node-name=d,writable=off",
+    ]
+
+
+def nbdfuse_cmd(raw: str, sock: str, pidfile: str) -> list[str]:
+    """RAW (VIEWDIR/raw) as a read-only file over the export 'd' on SOCK."""
+    return ["nbdfuse", "-r", "-P", pidfile, raw, f"nbd+unix:///d?socket={sock}"]
+
+
+def nbd_cmd(image: str, fmt: str, dev: str) -> list[str]:
+    return ["qemu-nbd", "-r", "-f", fmt, "-c", dev, image]
+
+
+def copy_cmd(image: str, fmt: str, raw: str) -> list[str]:
+    return ["qemu-img", "convert", "-f", fmt, "-O", "raw", "-S", "64k", image, raw]
+
+
+def losetup_cmd(raw: str, offset: int, size: int, direct_io: bool = False) -> list[str]:
+    # 512-byte sectors as without direct I/O (newer kernels would take the host disk's, and a
+    # 4Kn host would then refuse a 1 KiB-block filesystem); where the host disk or the offset
+    # does not fit that, the kernel quietly reads buffered
+    dio = ["--direct-io=on", "--sector-size", "512"] if direct_io else []
+    return ["losetup", "-f", "--show", "-r", *dio, "-o", str(offset), "--sizelimit", str(size), raw]
+
+
+def _fuse_mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == str(path) for line in f)
+
+
+def _nbd(session: Session, info: ImageInfo) -> str:
+    for dev in sorted(glob.glob("/dev/nbd[0-9]*"), key=lambda d: int(d[8:])):
+        if os.path.exists(f"/sys/block/{os.path.basename(dev)}/pid"):
+            continue
+        with signals_held():
+            proc = run(nbd_cmd(str(info.path), info.format, dev), check=False,
+                       sandbox=Sandbox.for_image(info.path, devices=[dev]))
+            if proc.returncode == 0:
+                session.track("nbd", dev, lambda d=dev: release_nbd(d))
+                return dev
+    raise Vm2cError("no free /dev/nbd device")
+
+
+def _copy(session: Session, info: ImageInfo) -> str:
+    work = session.tempdir("copy")
+    raw = work / "disk.raw"
+    run(copy_cmd(str(info.path), info.format, str(raw)), what="qemu-img convert", timeout=None,
+        sandbox=Sandbox.for_image(info.path, write=[work]))
+    return str(raw)
+
+
+_OPENERS = {"direct": lambda session, info: str(info.path), "nbd": _nbd, "fuse": _fuse, "copy": _copy}
+
+
+def loop_device(session: Session, raw: str, offset: int, size: int, direct_io: bool = False) -> str:
+    """A read-only loop device over RAW[offset:offset+size] (pagecache.direct_io_pays says
+    when DIRECT_IO is worth asking for)."""
+    backing = os.path.realpath(raw)
+    with signals_held():
+        proc = run(losetup_cmd(raw, offset, size, direct_io), what="losetup", check=not direct_io)
+        dev = proc.stdout.decode().strip()
+        if proc.returncode != 0:
+            # direct I/O is only a speed-up: losetup without LOOP_CONFIGURE attaches first, then
+            # fails if the kernel will not switch it on; let go of that device, read buffered
+            if dev.startswith("/dev/loop"):
+                run(["losetup", "-d", dev], check=False)
+            dev = run(losetup_cmd(raw, offset, size), what="losetup").stdout.decode().strip()
+        session.track("loop", dev, lambda: release_loop(dev, backing), backing=backing)
+    return dev
