@@ -19,7 +19,7 @@ from pathlib import Path
 
 from diskbuilder import builder_key
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 FORMATS = (("qcow2", "qcow2"), ("vdi", "vdi"), ("vmdk", "vmdk"))
 
 
