@@ -28,8 +28,7 @@ def _print_result(res, smoke, out=sys.stdout) -> None:
 
 def _cmd_build(args) -> int:
     from vm2c_tui.archive.tarfacts import has_sparse_members
-    from vm2c_tui.image import daemon as image
-    from vm2c_tui.image.dockerfile import changes
+    from vm2c_tui.image import flow
 
     t0 = time.monotonic()
     ctx = Path(args.dir)
@@ -39,31 +38,20 @@ def _cmd_build(args) -> int:
     if not dockerfile.is_file() and has_sparse_members(tar):
         raise Vm2cError(f"{tar} holds GNU sparse members (vm2c archive --sparse): Docker cannot save such a "
                         f"layer; archive again without --sparse")
-    image.parse_reference(args.tag)
     shell, labels = _dockerfile_settings(dockerfile)
-    image.require_room(tar.stat().st_size, args.method)
-    start = time.monotonic()
+    recipe = flow.Recipe(args.tag, args.method, shell, labels, smoke=not args.no_smoke)
+    flow.check(recipe, tar.stat().st_size)
     if args.method == "dockerfile":
         _warn_dropped_xattrs(tar)
-        image_id = image.build_dockerfile(ctx, args.tag, on_log=lambda l: print(l, file=sys.stderr))
-    else:
-        image_id = image.import_file(tar, args.tag, changes(shell, labels))
-    timings = {"build": round(time.monotonic() - start, 3)}
-    res = image.describe(image_id, args.method)
-    smoke = _smoke(image, image_id, shell, args.no_smoke, timings)
-    timings["total"] = round(time.monotonic() - t0, 3)
-    res.timings = timings
-    _report(args, res, smoke, {"source": str(tar), "labels": labels})
-    return 0 if smoke is None or smoke.ok else 3
+    built = flow.make(recipe, tar=tar, on_log=_build_log(args.method))
+    built.timings["total"] = round(time.monotonic() - t0, 3)
+    _report(args, built.result, built.smoke, {"source": str(tar), "labels": labels})
+    return 0 if built.smoke is None or built.smoke.ok else 3
 
 
-def _smoke(image, image_id: str, shell: str, skip: bool, timings: dict[str, float]):
-    if skip:
-        return None
-    t = time.monotonic()
-    smoke = image.smoke_test(image_id, shell)
-    timings["smoke"] = round(time.monotonic() - t, 3)
-    return smoke
+def _build_log(method: str):
+    """`docker build`'s log goes to stderr; the import route prints nothing while it runs."""
+    return (lambda line: print(line, file=sys.stderr)) if method == "dockerfile" else None
 
 
 def _report(args, res, smoke, source: dict) -> None:
@@ -110,8 +98,6 @@ def _cmd_convert(args) -> int:
     from vm2c_tui.convert.conversion import Conversion
     from vm2c_tui.host.outdir import require_dir, require_file_target
     from vm2c_tui.image import daemon as image
-    from vm2c_tui.image.dockerfile import changes
-    from vm2c_tui.image.loadable import write_image_archive
 
     image.parse_reference(args.tag)
     require_root("convert", args)
@@ -131,51 +117,59 @@ def _cmd_convert(args) -> int:
         timings["mount"] = round(time.monotonic() - t1, 3)
         for n in prep.notes:
             print(f"vm2c: {n}", file=sys.stderr)
-        bar = ProgressLine()
-        labels = conv.labels()
-        t2 = time.monotonic()
-        daemon = _daemon_up()
-        if not daemon:
-            if save is None:
-                image.client(hint=image.SAVE_HINT)  # raises the clear "no daemon" error
-            work = conv.session.tempdir("tar", base=str(save.parent))
-            res = conv.write_archive(work, bar)
-            bar.done()
-            load = write_image_archive(res.tar, save, args.tag, prep.shell, labels)
-            timings["archive"] = round(time.monotonic() - t2, 3)
-            print(f"no Docker daemon answered: wrote {save} ({human(save.stat().st_size)}); load it with: {load}")
-            return 0
-        image.require_room(prep.expected_bytes, args.method, smoke=not args.no_smoke)
-        if args.method == "dockerfile":
-            work = conv.session.tempdir("build", base=args.workdir)
-            res = conv.write_archive(work, bar)
-            bar.done()
-            timings["archive"] = round(time.monotonic() - t2, 3)
-            _warn_dropped_xattrs(res.tar)
-            t3 = time.monotonic()
-            image_id = image.build_dockerfile(work, args.tag, on_log=lambda l: print(l, file=sys.stderr))
-            timings["build"] = round(time.monotonic() - t3, 3)
-        else:
-            # the tree is unmounted while the daemon commits the layer (tar is done by then)
-            image_id = image.import_stream(conv.stream(bar), args.tag, changes(prep.shell, labels),
-                                           after_body=conv.release)
-            bar.done()
-            wh = prep.whiteout_note()
-            if wh:
-                print(f"vm2c: {wh}", file=sys.stderr)
-            timings["archive+import"] = round(time.monotonic() - t2, 3)
+        if not _daemon_up():
+            return _save_without_daemon(conv, prep, args, save, timings)
+        built = _convert_image(conv, prep, args, timings)
         root_id = conv.plans[0].fs_id if conv.plans else "/"
-    res = image.describe(image_id, args.method)
-    smoke = _smoke(image, image_id, prep.shell, args.no_smoke, timings)
     if save:
         t5 = time.monotonic()
         image.save(args.tag, save)  # by tag, so `docker load` restores the name
         timings["save"] = round(time.monotonic() - t5, 3)
     timings["total"] = round(time.monotonic() - t0, 3)
-    res.timings = timings
     os_info = insp.root_volume.os.to_json() if insp and insp.root_volume and insp.root_volume.os else None
-    _report(args, res, smoke, {"source": conv.source, "root": root_id, "os": os_info})
-    return 0 if smoke is None or smoke.ok else 3
+    _report(args, built.result, built.smoke, {"source": conv.source, "root": root_id, "os": os_info})
+    return 0 if built.smoke is None or built.smoke.ok else 3
+
+
+def _convert_image(conv, prep, args, timings: dict[str, float]):
+    """The image flow from a prepared conversion: the Dockerfile route from a written tar, the
+    import route from tar's stream (the tree is unmounted while the daemon commits the layer)."""
+    from vm2c_tui.image import flow
+
+    recipe = flow.Recipe(args.tag, args.method, prep.shell, conv.labels(), smoke=not args.no_smoke)
+    flow.check(recipe, prep.expected_bytes)
+    bar = ProgressLine()
+    t2 = time.monotonic()
+    if args.method == "dockerfile":
+        res = conv.write_archive(conv.session.tempdir("build", base=args.workdir), bar)
+        bar.done()
+        timings["archive"] = round(time.monotonic() - t2, 3)
+        _warn_dropped_xattrs(res.tar)
+        return flow.make(recipe, tar=res.tar, on_log=_build_log(args.method), timings=timings)
+    built = flow.make(recipe, stream=conv.stream(bar), after_body=conv.release, timings=timings,
+                      timed_as="archive+import")
+    bar.done()
+    wh = prep.whiteout_note()
+    if wh:
+        print(f"vm2c: {wh}", file=sys.stderr)
+    return built
+
+
+def _save_without_daemon(conv, prep, args, save: Path | None, timings: dict[str, float]) -> int:
+    """No daemon answers: with --save, the tar becomes a loadable image archive; else say why not."""
+    from vm2c_tui.image import daemon as image
+    from vm2c_tui.image.loadable import write_image_archive
+
+    if save is None:
+        image.client(hint=image.SAVE_HINT)  # raises the clear "no daemon" error
+    bar = ProgressLine()
+    t2 = time.monotonic()
+    res = conv.write_archive(conv.session.tempdir("tar", base=str(save.parent)), bar)
+    bar.done()
+    load = write_image_archive(res.tar, save, args.tag, prep.shell, conv.labels())
+    timings["archive"] = round(time.monotonic() - t2, 3)
+    print(f"no Docker daemon answered: wrote {save} ({human(save.stat().st_size)}); load it with: {load}")
+    return 0
 
 
 def _daemon_up() -> bool:

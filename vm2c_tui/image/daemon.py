@@ -12,7 +12,7 @@ from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vm2c_tui.errors import Vm2cError
+from vm2c_tui.errors import NoDaemon, Vm2cError
 from vm2c_tui.host.run import spawn
 from vm2c_tui.image import upload
 from vm2c_tui.image.upload import Body
@@ -57,7 +57,7 @@ def client(timeout: int = 3600, hint: str = ""):
     except Exception as exc:  # the SDK raises several kinds: all mean no daemon
         text = str(exc)
         why = next((w for name, w in _WHY if name in text), _short(exc))
-        raise Vm2cError(f"no Docker daemon answers at {_host()} ({why}); start one or point DOCKER_HOST at one"
+        raise NoDaemon(f"no Docker daemon answers at {_host()} ({why}); start one or point DOCKER_HOST at one"
                         f"{hint}") from None
 
 

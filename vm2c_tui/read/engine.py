@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from vm2c_tui.errors import Vm2cError
+from vm2c_tui.errors import NeedsRoot, Vm2cError
 from vm2c_tui.host.run import which
 from vm2c_tui.read import userspace
 
@@ -38,7 +38,7 @@ def require_kernel_root(engine: str, what: str) -> None:
     if engine == "kernel" and os.geteuid() != 0:
         hint = ("; without root, use the user-space engine (--engine userspace)" if userspace.available()
                 else "; without root, install the user-space engine: pip install 'vm2c-tui[userspace]'")
-        raise Vm2cError(f"vm2c {what} needs root on the kernel route: it attaches loop devices and mounts the "
+        raise NeedsRoot(f"vm2c {what} needs root on the kernel route: it attaches loop devices and mounts the "
                         f"guest's filesystems read-only{hint}")
 
 

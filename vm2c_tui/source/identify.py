@@ -8,7 +8,7 @@ import re
 import stat
 from pathlib import Path
 
-from vm2c_tui.errors import Vm2cError
+from vm2c_tui.errors import DamagedImage, Vm2cError
 from vm2c_tui.host.confine import Sandbox
 from vm2c_tui.host.run import run, which
 from vm2c_tui.source import imagerefs, subformats
@@ -54,7 +54,7 @@ def identify(path: Path) -> ImageInfo:
         _refuse_unseen(path, qinfo.stderr.decode(errors="replace"), box)
         msg = qinfo.stderr.decode(errors="replace").strip().splitlines()
         why = msg[-1].split(": ", 2)[-1] if msg else "unreadable"
-        raise Vm2cError(f"{path}: damaged {NICE.get(fmt, fmt)} image ({why})")
+        raise DamagedImage(f"{path}: damaged {NICE.get(fmt, fmt)} image ({why})")
     chain = json.loads(qinfo.stdout)
     top = chain[0]
     info = ImageInfo(path=path, format=fmt, virtual_size=int(top["virtual-size"]),
@@ -86,17 +86,17 @@ def _check_truncation(info: ImageInfo, file_size: int, box: Sandbox) -> None:
         except ValueError:
             res = {}
         if res.get("corruptions") or res.get("check-errors") or chk.returncode in (1, 2) and not res:
-            raise Vm2cError(f"{info.path}: damaged {NICE.get(info.format, info.format)} image "
+            raise DamagedImage(f"{info.path}: damaged {NICE.get(info.format, info.format)} image "
                             f"(qemu-img check found {res.get('corruptions', 0)} corruptions; truncated?)")
     if info.format in ("vdi", "vpc", "vhdx", "qcow2") and not info.backing_chain:
         m = run(["qemu-img", "map", "--output=json", "-f", info.format, str(info.path)], check=False, timeout=120,
                 sandbox=box)
         if m.returncode != 0:
-            raise Vm2cError(f"{info.path}: damaged {NICE.get(info.format, info.format)} image (block map unreadable)")
+            raise DamagedImage(f"{info.path}: damaged {NICE.get(info.format, info.format)} image (block map unreadable)")
         end = 0
         for e in json.loads(m.stdout or b"[]"):
             if e.get("data") and "offset" in e:
                 end = max(end, int(e["offset"]) + int(e["length"]))
         if end > file_size:
-            raise Vm2cError(f"{info.path}: truncated {NICE.get(info.format, info.format)} image "
+            raise DamagedImage(f"{info.path}: truncated {NICE.get(info.format, info.format)} image "
                             f"(data up to byte {end}, file has {file_size})")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vm2c_tui.errors import Vm2cError
+from vm2c_tui.errors import DamagedImage, Vm2cError
 from vm2c_tui.source import imagerefs, subformats
 from vm2c_tui.source.magic import NICE, ImageInfo, sniff
 
@@ -28,7 +28,7 @@ def identify_without_qemu(path: Path) -> ImageInfo:
     try:
         disk = open_image(info)
     except Vm2cError as exc:
-        raise Vm2cError(f"{path}: damaged {NICE.get(fmt, fmt)} image ({exc.message})") from None
+        raise DamagedImage(f"{path}: damaged {NICE.get(fmt, fmt)} image ({exc.message})") from None
     info.virtual_size = disk.size
     disk.close()
     return info

@@ -14,11 +14,11 @@ from textual.worker import Worker, WorkerState
 
 from vm2c_tui.convert.conversion import Conversion, Prepared
 from vm2c_tui.convert.dryrun import render_commands
-from vm2c_tui.errors import Vm2cError
+from vm2c_tui.errors import NoDaemon, Vm2cError
 from vm2c_tui.host.outfile import write_new
 from vm2c_tui.host.run import shell_line
-from vm2c_tui.image import daemon as image
-from vm2c_tui.image.dockerfile import changes, dockerfile_text, image_commands
+from vm2c_tui.image import flow
+from vm2c_tui.image.dockerfile import dockerfile_text, image_commands
 from vm2c_tui.image.loadable import write_image_archive
 from vm2c_tui.tui.messages import ArchiveProgress, BuildLog, StatusNote
 from vm2c_tui.tui.screens.source import SourceScreen
@@ -191,23 +191,15 @@ class Vm2cApp(App):
     def _build(self, screen, shell: str) -> None:
         s = self.state
         res = s.archive
+        recipe = flow.Recipe(s.tag, s.method, shell, res.labels)
         try:
-            image.parse_reference(s.tag)
-            image.client(timeout=5, hint="; or save an image archive instead").close()  # says why not
-            image.require_room(res.tar.stat().st_size, s.method)
-            labels = res.labels
-            if s.method == "dockerfile":
-                write_new(res.dockerfile, dockerfile_text(shell, labels).encode())
-                image_id = image.build_dockerfile(res.tar.parent, s.tag,
-                                                  on_log=lambda l: screen.post_message(BuildLog(l)))
-            else:
-                screen.post_message(BuildLog(f"docker import {res.tar} {s.tag}"))
-                image_id = image.import_file(res.tar, s.tag, changes(shell, labels))
-            screen.post_message(BuildLog(f"image {image_id}; smoke test: {shell} -c 'cat /etc/os-release'"))
-            s.image = image.describe(image_id, s.method)
-            s.smoke = image.smoke_test(image_id, shell)
+            flow.check(recipe, res.tar.stat().st_size, hint="; or save an image archive instead")
+            if s.method == "dockerfile":  # the shell chosen here, not the one guessed at archive time
+                write_new(res.dockerfile, dockerfile_text(shell, res.labels).encode())
+            built = flow.make(recipe, tar=res.tar, on_log=lambda line: screen.post_message(BuildLog(line)))
+            s.image, s.smoke = built.result, built.smoke
         except Vm2cError as exc:
-            self.call_from_thread(screen.finished, exc.message, "no Docker daemon" in exc.message)
+            self.call_from_thread(screen.finished, exc.message, isinstance(exc, NoDaemon))
             return
         self.call_from_thread(screen.finished, None)
 
