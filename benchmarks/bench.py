@@ -256,22 +256,22 @@ def bench_progress(raw: Path, work: Path) -> dict:
             conv.inspect()
             conv.plan()
             p = conv.prepare()
-            p.scan.join()
+            p.tree.scan.join()
             shm = Path("/dev/shm")
             room = shm.is_dir() and shutil.disk_usage(shm).free > 2 * p.expected_bytes
             out = Path(tempfile.mkdtemp(dir=shm if room else work)) / "p.tar"
-            subprocess.run(arc.tar_command(p.spec, str(out)), check=True)  # warm the cache
+            subprocess.run(arc.tar_command(p.tree.spec, str(out)), check=True)  # warm the cache
             out.unlink()
             try:
                 for _ in range(RUNS * 2):
                     t = time.monotonic()
-                    subprocess.run(arc.tar_command(p.spec, str(out)), check=True)
+                    subprocess.run(arc.tar_command(p.tree.spec, str(out)), check=True)
                     bare.append(time.monotonic() - t)
                     out.unlink()
                     events: list = []
                     t = time.monotonic()
-                    scan = TreeScan(p.spec.tree, Filters.build(p.spec.excludes, p.spec.user_excludes))
-                    arc.write_tar(p.spec, out, total=p.expected_bytes, scan=scan, on_progress=events.append)
+                    scan = TreeScan(p.tree.spec.tree, Filters.build(p.tree.spec.excludes, p.tree.spec.user_excludes))
+                    arc.write_tar(p.tree.spec, out, total=p.expected_bytes, scan=scan, on_progress=events.append)
                     withp.append(time.monotonic() - t)
                     rates.append(len(events) / withp[-1])
                     out.unlink()

@@ -335,7 +335,7 @@ def test_the_kernel_route_copies_an_lv_in_pieces_once(disks, tmp_path, monkeypat
         assert list(tmp_path.glob("vm2c-join-*/lv.raw")) == copies and copies[0].stat().st_mtime_ns == made
         backing = {Path(f).read_text().strip() for f in Path("/sys/block").glob("loop*/loop/backing_file")}
         assert str(copies[0]) in backing
-        assert (prep.tree / "srv/across.bin").stat().st_size == 24 << 20
+        assert (prep.tree.path / "srv/across.bin").stat().st_size == 24 << 20
     assert not copies[0].exists()
 
     # the other LV as the root: the plan leaves the one in pieces out, and its copy goes

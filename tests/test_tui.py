@@ -109,7 +109,7 @@ async def test_wizard_archives_with_the_userspace_engine(disks, tmp_path, no_lea
         await tour.reach(pilot, "ArchiveScreen", "#start")
         await click(pilot, "#start")
         await wait_until(pilot, lambda: app.state.archive is not None)
-        assert app.state.archive.files > 100 and app.state.archive.prepared.userspace is not None
+        assert app.state.archive.files > 100 and app.state.archive.prepared.tree.engine == "userspace"
         await pilot.press("q")
     with tarfile.open(tmp_path / "out" / "img.tar") as tf:
         assert tf.getmember("./srv/xattrs").pax_headers["SCHILY.xattr.user.comment"] == "kept by import"
@@ -136,7 +136,7 @@ async def test_wizard_reads_an_lv_in_pieces_in_user_space_or_through_a_joined_co
         await tour.reach(pilot, "ArchiveScreen", "#start")
         await click(pilot, "#start")
         await wait_until(pilot, lambda: app.state.archive is not None)
-        assert app.state.archive.prepared.userspace is None
+        assert app.state.archive.prepared.tree.engine == "kernel"
         await pilot.press("q")
     with tarfile.open(tmp_path / "out" / "img.tar") as tf:
         assert tf.getmember("./srv/across.bin").size == 24 << 20

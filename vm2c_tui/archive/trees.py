@@ -1,0 +1,88 @@
+"""The assembled guest tree as the archive stage sees it, whichever engine assembled it: how many
+bytes it holds, what a preset would leave out, and the tar written to a file or streamed.
+
+`MountedTree` is the kernel route's (a directory of read-only mounts, GNU tar over it);
+`ReaderTree` is the user-space engine's (its readers, our own tar writer). A conversion holds
+one and never asks which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from vm2c_tui.archive import gnutar, usertar
+from vm2c_tui.archive.gnutar import Progress, ProgressFn, TarSpec
+from vm2c_tui.archive.treescan import TreeScan
+from vm2c_tui.host.session import Session
+from vm2c_tui.inspect.guestpath import GuestRoot
+from vm2c_tui.plan import presets
+from vm2c_tui.read.userspace import prepare as reader_plan
+from vm2c_tui.read.userspace.tree import UserspaceTree
+
+
+class Tree(Protocol):
+    engine: str  # kernel | userspace
+
+    def savings(self, rules) -> int: ...
+    def estimates(self, mountpoints: list[str]) -> dict[str, int]: ...
+    def whiteouts(self) -> list[str]: ...
+    def settle(self) -> None: ...
+    def write(self, dest: Path, *, total: int, on_progress: ProgressFn | None = None) -> Progress: ...
+    def stream(self, *, total: int, on_progress: ProgressFn | None = None): ...
+
+
+@dataclass
+class MountedTree:
+    path: Path  # the assembled directory
+    spec: TarSpec
+    scan: TreeScan
+    session: Session
+    engine: str = "kernel"
+
+    def savings(self, rules) -> int:
+        return presets.savings(GuestRoot(str(self.path)), rules)
+
+    def estimates(self, mountpoints: list[str]) -> dict[str, int]:
+        return presets.estimate_all(GuestRoot(str(self.path)), mountpoints)
+
+    def whiteouts(self) -> list[str]:
+        return self.scan.join().whiteouts
+
+    def settle(self) -> None:
+        self.scan.join()  # its whiteouts are reported after the tree is gone
+
+    def write(self, dest: Path, *, total: int, on_progress: ProgressFn | None = None) -> Progress:
+        return gnutar.write_tar(self.spec, dest, total=total, scan=self.scan, on_progress=on_progress)
+
+    def stream(self, *, total: int, on_progress: ProgressFn | None = None) -> gnutar.TarPipe:
+        pipe = gnutar.TarPipe(self.spec, total=total, scan=self.scan, on_progress=on_progress)
+        # whatever the consumer did (daemon gone midway), tar and the read-ahead stop before
+        # the tree is unmounted
+        self.session.callback(pipe.close)
+        return pipe
+
+
+@dataclass
+class ReaderTree:
+    tree: UserspaceTree
+    engine: str = "userspace"
+
+    def savings(self, rules) -> int:
+        return reader_plan.savings(self.tree, rules)
+
+    def estimates(self, mountpoints: list[str]) -> dict[str, int]:
+        return reader_plan.estimate_all(self.tree, mountpoints)
+
+    def whiteouts(self) -> list[str]:
+        return self.tree.filters.whiteouts
+
+    def settle(self) -> None:
+        pass
+
+    def write(self, dest: Path, *, total: int, on_progress: ProgressFn | None = None) -> Progress:
+        return usertar.write_tar(self.tree, dest, total=total, on_progress=on_progress)
+
+    def stream(self, *, total: int, on_progress: ProgressFn | None = None):
+        return usertar.stream_tar(self.tree, total=total, on_progress=on_progress)
