@@ -32,6 +32,16 @@ def test_every_module_imports():
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+def test_no_function_is_long():
+    """#20: about 50 lines at most (the docstring counts); the longest are listed if any grow."""
+    long = []
+    for path in [*PKG.rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > LONGEST:
+                long.append(f"{path.relative_to(PKG)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
+    assert not long, long
+
+
 def test_no_folder_is_crowded():
     for d in [PKG, *[p for p in PKG.rglob("*") if p.is_dir() and p.name != "__pycache__"]]:
         mods = [p for p in d.glob("*.py") if p.name != "__init__.py"]

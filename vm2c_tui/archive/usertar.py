@@ -84,29 +84,34 @@ def _produce(tree: UserspaceTree, write, counter: _Counter) -> None:
                 counter.tick()
                 continue
             first_path[key] = e.name
-        holes = _holes(tree, e, meta)
-        if holes is not None:
-            regions, pieces = holes
-            smap = tarwriter.sparse_map(regions, meta.size)
-            out(tarwriter.member(e.name, meta, xattrs, sparse=smap) + smap)
-            for chunk in extent_chunks(getattr(e.reader, "disk", tree.disk), pieces, counter.current):
-                out(chunk)
-                counter.tick()
-            out(tarwriter.padding(len(smap) + sum(n for _, n in pieces)))
-        elif meta.kind == "file" and meta.size:
-            out(tarwriter.member(e.name, meta, xattrs))
-            done = 0
-            for chunk in e.reader.chunks(e.node):
-                out(chunk)
-                done += len(chunk)
-                counter.tick()
-            if done != meta.size:
-                raise FsError(f"{counter.current}: read {done} bytes of {meta.size}")
-            out(tarwriter.padding(meta.size))
-        else:
-            out(tarwriter.member(e.name, meta, xattrs))
+        _member(tree, e, meta, xattrs, out, counter)
         counter.tick()
     out(tarwriter.END)
+
+
+def _member(tree: UserspaceTree, e, meta, xattrs, out, counter: _Counter) -> None:
+    """One entry's header and, for a file, its data: as sparse regions where asked and holey."""
+    holes = _holes(tree, e, meta)
+    if holes is not None:
+        regions, pieces = holes
+        smap = tarwriter.sparse_map(regions, meta.size)
+        out(tarwriter.member(e.name, meta, xattrs, sparse=smap) + smap)
+        for chunk in extent_chunks(getattr(e.reader, "disk", tree.disk), pieces, counter.current):
+            out(chunk)
+            counter.tick()
+        out(tarwriter.padding(len(smap) + sum(n for _, n in pieces)))
+    elif meta.kind == "file" and meta.size:
+        out(tarwriter.member(e.name, meta, xattrs))
+        done = 0
+        for chunk in e.reader.chunks(e.node):
+            out(chunk)
+            done += len(chunk)
+            counter.tick()
+        if done != meta.size:
+            raise FsError(f"{counter.current}: read {done} bytes of {meta.size}")
+        out(tarwriter.padding(meta.size))
+    else:
+        out(tarwriter.member(e.name, meta, xattrs))
 
 
 def _holes(tree: UserspaceTree, e, meta):
@@ -151,55 +156,63 @@ class _Stop(Exception):
     pass
 
 
-def stream_tar(tree: UserspaceTree, *, total: int, on_progress: ProgressFn | None = None,
-               interval: float = 0.2) -> Iterator[bytes]:
-    """The tar in ~1 MiB chunks, produced by a thread so reading the disk and
-    sending to Docker overlap."""
-    counter = _Counter(total, on_progress, interval)
-    q: queue.Queue = queue.Queue(maxsize=16)
-    stop = threading.Event()
-    buf = bytearray()
+class _Producer:
+    """The tar written by a thread into a bounded queue in ~1 MiB chunks: None ends it, an
+    exception is handed over to be raised in the consumer, `stop` ends the thread early."""
 
-    def put(item) -> None:
-        while not stop.is_set():
+    def __init__(self, tree: UserspaceTree, counter: _Counter):
+        self.q: queue.Queue = queue.Queue(maxsize=16)
+        self.stop = threading.Event()
+        self.buf = bytearray()
+        self.thread = threading.Thread(target=self._run, args=(tree, counter), name="vm2c-userspace-tar",
+                                       daemon=True)
+
+    def _put(self, item) -> None:
+        while not self.stop.is_set():
             try:
-                q.put(item, timeout=0.2)
+                self.q.put(item, timeout=0.2)
                 return
             except queue.Full:
                 continue
         raise _Stop
 
-    def write(b: bytes) -> None:
-        buf.extend(b)
-        if len(buf) >= CHUNK:
-            put(bytes(buf))
-            buf.clear()
+    def _write(self, b: bytes) -> None:
+        self.buf.extend(b)
+        if len(self.buf) >= CHUNK:
+            self._put(bytes(self.buf))
+            self.buf.clear()
 
-    def run() -> None:
+    def _run(self, tree: UserspaceTree, counter: _Counter) -> None:
         try:
-            produce(tree, write, counter)
-            if buf:
-                put(bytes(buf))
-            put(None)
+            produce(tree, self._write, counter)
+            if self.buf:
+                self._put(bytes(self.buf))
+            self._put(None)
         except _Stop:
             pass
         except BaseException as exc:  # handed to the consumer, raised there
             try:
-                put(exc)
+                self._put(exc)
             except _Stop:
                 pass
 
-    worker = threading.Thread(target=run, name="vm2c-userspace-tar", daemon=True)
-    worker.start()
+
+def stream_tar(tree: UserspaceTree, *, total: int, on_progress: ProgressFn | None = None,
+               interval: float = 0.2) -> Iterator[bytes]:
+    """The tar in ~1 MiB chunks, produced by a thread so reading the disk and
+    sending to Docker overlap."""
+    counter = _Counter(total, on_progress, interval)
+    producer = _Producer(tree, counter)
+    producer.thread.start()
     try:
         while True:
-            item = q.get()
+            item = producer.q.get()
             if item is None:
                 break
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
-        stop.set()
-        worker.join(10)
+        producer.stop.set()
+        producer.thread.join(10)
     counter.final()

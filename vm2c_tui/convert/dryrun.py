@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from vm2c_tui.convert.conversion import Conversion
 
 
+WORK = "/tmp/vm2c-work"
+
+
 def render_commands(conv: Conversion, outdir: str) -> list[str]:
     if conv.live:
         excl = rules(conv.options.preset, []) + (list(SANITIZE) if conv.options.sanitize else [])
@@ -39,38 +42,60 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
     if conv.engine == "userspace":
         lines.append("# vm2c reads this image in user space (no root, mount or tar process); "
                      "the equivalent with the kernel, as root:")
-    work = "/tmp/vm2c-work"
-    lines.append(shell_line(["mkdir", "-m", "0700", "-p", f"{work}/root"]))
+    lines.append(shell_line(["mkdir", "-m", "0700", "-p", f"{WORK}/root"]))
     undo: list[str] = []
-    raw: str = conv.source
+    raw = _raw_view(conv.source, info_fmt, method, lines, undo)
+    _mounts(plans, raw, method, lines, undo)
+    excl = rules(conv.options.preset, [p.mountpoint for p in plans]) + (list(SANITIZE) if conv.options.sanitize else [])
+    if conv.options.sanitize:
+        lines.append(f": > {WORK}/machine-id && " + shell_line(["mount", "--bind", f"{WORK}/machine-id",
+                                                                 f"{WORK}/root/etc/machine-id"]))
+        undo.append(shell_line(["umount", f"{WORK}/root/etc/machine-id"]))
+    spec = arc.TarSpec(Path(f"{WORK}/root"), excl, list(conv.options.excludes))
+    lines.append(shell_line(arc.tar_command(spec, f"{outdir}/img.tar")))
+    lines.extend(reversed(undo))
+    return lines
+
+
+def _raw_view(source: str, fmt: str, method: str, lines: list[str], undo: list[str]) -> str:
+    """The lines that give a read-only raw view of SOURCE by METHOD; returns the view's path."""
     if method == "fuse":
-        sock, view = f"{work}/nbd.sock", f"{work}/view"
-        raw = f"{view}/raw"
-        lines.append(f"# vm2c runs qemu inside bubblewrap, where only {os.path.dirname(os.path.abspath(conv.source))} "
+        sock, view = f"{WORK}/nbd.sock", f"{WORK}/view"
+        lines.append(f"# vm2c runs qemu inside bubblewrap, where only {os.path.dirname(os.path.abspath(source))} "
                      "is visible (read-only), with no /dev and no network")
-        lines.append(shell_line(qsd_cmd(conv.source, info_fmt, sock)) + " &")
+        lines.append(shell_line(qsd_cmd(source, fmt, sock)) + " &")
         lines.append("QSD=$!")
         lines.append(f"until [ -S {shell_line([sock])} ]; do sleep 0.1; done")
         lines.append(shell_line(["mkdir", "-m", "0700", view]))
-        lines.append(shell_line(nbdfuse_cmd(raw, sock, f"{work}/nbdfuse.pid")) + " &")
-        lines.append(f"until [ -f {shell_line([work + '/nbdfuse.pid'])} ]; do sleep 0.1; done")
+        lines.append(shell_line(nbdfuse_cmd(f"{view}/raw", sock, f"{WORK}/nbdfuse.pid")) + " &")
+        lines.append(f"until [ -f {shell_line([WORK + '/nbdfuse.pid'])} ]; do sleep 0.1; done")
         undo.append('kill "$QSD"')
         undo.append(shell_line(["fusermount3", "-u", view]))
-    elif method == "nbd":
-        raw = "/dev/nbd0"
-        lines.append(shell_line(nbd_cmd(conv.source, info_fmt, raw)))
-        undo.append(shell_line(["qemu-nbd", "-d", raw]))
-    elif method == "copy":
-        raw = f"{work}/disk.raw"
-        lines.append(shell_line(copy_cmd(conv.source, info_fmt, raw)))
+        return f"{view}/raw"
+    if method == "nbd":
+        lines.append(shell_line(nbd_cmd(source, fmt, "/dev/nbd0")))
+        undo.append(shell_line(["qemu-nbd", "-d", "/dev/nbd0"]))
+        return "/dev/nbd0"
+    if method == "copy":
+        raw = f"{WORK}/disk.raw"
+        lines.append(shell_line(copy_cmd(source, fmt, raw)))
         undo.append(shell_line(["rm", "-f", raw]))
+        return raw
+    return source
+
+
+def _mounts(plans, raw: str, method: str, lines: list[str], undo: list[str]) -> None:
+    """Each enabled plan mounted (one loop device per filesystem, as assemble() does) or, for FAT,
+    copied out with mtools and bound in place."""
     loops: dict[str, str] = {}
     for i, p in enumerate(plans, 1):
         if not p.enabled:
             continue
-        target = f"{work}/root" + ("" if p.mountpoint == "/" else p.mountpoint)
-        if p.via == "mount":
-            if p.fs_id not in loops:  # one loop device per filesystem, as assemble() does
+        target = f"{WORK}/root" + ("" if p.mountpoint == "/" else p.mountpoint)
+        if p.via != "mount":
+            lines.extend(_fat_copy(i, raw, p.offset, target))
+        else:
+            if p.fs_id not in loops:
                 loops[p.fs_id] = var = f"LOOP{i}"
                 if p.extents:
                     lines += _joined_lv(var, raw, p.fs_id, p.extents)
@@ -80,25 +105,19 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
                     lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size, dio))})")
                     undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
             lines.append(shell_line(mount_cmd(ShellVar(loops[p.fs_id]), p.fstype, target, p.subvol)))
-        else:
-            stage = f"{work}/fat{i}"
-            lines.append(shell_line(["mkdir", "-p", stage]))
-            fat_image = raw
-            if "@@" in raw:  # mtools would split the name there (assemble._mtools_copy)
-                fat_image = f"{work}/fat{i}.image"
-                lines.append(shell_line(["ln", "-s", raw, fat_image]))
-            lines.append(shell_line(mtools_cmd(fat_image, p.offset, stage)))
-            lines.append(shell_line(["mount", "--bind", stage, target]))
         undo.append(shell_line(["umount", target]))
-    excl = rules(conv.options.preset, [p.mountpoint for p in plans]) + (list(SANITIZE) if conv.options.sanitize else [])
-    if conv.options.sanitize:
-        lines.append(f": > {work}/machine-id && " + shell_line(["mount", "--bind", f"{work}/machine-id",
-                                                                 f"{work}/root/etc/machine-id"]))
-        undo.append(shell_line(["umount", f"{work}/root/etc/machine-id"]))
-    spec = arc.TarSpec(Path(f"{work}/root"), excl, list(conv.options.excludes))
-    lines.append(shell_line(arc.tar_command(spec, f"{outdir}/img.tar")))
-    lines.extend(reversed(undo))
-    return lines
+
+
+def _fat_copy(i: int, raw: str, offset: int, target: str) -> list[str]:
+    stage = f"{WORK}/fat{i}"
+    out = [shell_line(["mkdir", "-p", stage])]
+    fat_image = raw
+    if "@@" in raw:  # mtools would split the name there (assemble._mtools_copy)
+        fat_image = f"{WORK}/fat{i}.image"
+        out.append(shell_line(["ln", "-s", raw, fat_image]))
+    out.append(shell_line(mtools_cmd(fat_image, offset, stage)))
+    out.append(shell_line(["mount", "--bind", stage, target]))
+    return out
 
 
 def _joined_lv(var: str, raw: str, fs_id: str, extents: list[tuple[int, int]]) -> list[str]:

@@ -48,7 +48,7 @@ def naming(path):
     except Vm2cError as exc:
         if str(path) in exc.message:
             raise
-        raise Vm2cError(f"{path}: {exc.message}", exit_code=exc.exit_code) from None
+        raise exc.about(path) from None
 
 
 def scan(info, reader, warnings: list[str], note: Progress, method: str = "", why: str = "") -> Inspection:
@@ -113,6 +113,26 @@ def _classify(v: Volume) -> None:
 
 
 def _scan_lvm(reader, insp: Inspection, user_space: bool = False) -> None:
+    pvs, texts = _physical_volumes(reader, insp)
+    seen = set()
+    claimed: list[tuple[int, int, str]] = []  # (start, end, LV) of every segment on this disk
+    for part, text in texts:
+        for lv in lvm.logical_volumes(text):
+            if lv.id in seen or lv.kind == "hidden":
+                continue
+            seen.add(lv.id)
+            vol = _logical_volume(reader, insp, lv, pvs, claimed, user_space)
+            # the VG holding it is the partition whose metadata names it first
+            owner = pvs.get(lv.segments[0].pv_uuid, part) if lv.segments else part
+            owner.volumes.append(vol)
+    if clash := _overlap(claimed):  # LVM never maps one extent twice: one LV would be read as another
+        (_s1, _e1, a), (_s2, _e2, b) = clash
+        raise Vm2cError(f"{insp.source}: LVM metadata is corrupt or crafted: LVs {a!r} and {b!r} share "
+                        "extents of one PV")
+
+
+def _physical_volumes(reader, insp: Inspection) -> tuple[dict[str, Partition], list]:
+    """The PVs on this disk by uuid, and (partition, metadata text) for those that carry it."""
     pvs: dict[str, Partition] = {}
     texts = []
     with reader.open() as f:
@@ -127,47 +147,40 @@ def _scan_lvm(reader, insp: Inspection, user_space: bool = False) -> None:
             part.note = "LVM physical volume: its logical volumes are listed below"
             if pv.mda_text:
                 texts.append((part, pv.mda_text))
-    seen = set()
-    claimed: list[tuple[int, int, str]] = []  # (start, end, LV) of every segment on this disk
-    for part, text in texts:
-        for lv in lvm.logical_volumes(text):
-            if lv.id in seen or lv.kind == "hidden":
-                continue
-            seen.add(lv.id)
-            vol = Volume(lv.id, lv.size)
-            for s in lv.segments:
-                pv = pvs.get(s.pv_uuid)
-                if pv is not None and s.offset + s.length > pv.size:
-                    raise Vm2cError(f"{insp.source}: LVM metadata is corrupt or crafted: LV {lv.id!r} has a "
-                                    f"segment past the end of its PV {pv.id}")
-                if pv is not None:
-                    claimed.append((pv.offset + s.offset, pv.offset + s.offset + s.length, lv.id))
-            ranges = [(pvs[s.pv_uuid].offset + s.offset, s.length) for s in lv.segments if s.pv_uuid in pvs]
-            merged = _merge(ranges)
-            if lv.note:
-                vol.note, vol.readable = lv.note, False
-            elif not merged or len(ranges) != len(lv.segments):
-                vol.note = "spans several disks: needs device-mapper to be read"
-                vol.readable = False
+    return pvs, texts
+
+
+def _logical_volume(reader, insp: Inspection, lv, pvs: dict[str, Partition], claimed: list,
+                    user_space: bool) -> Volume:
+    """LV as a Volume: where its segments lie on this disk (each claimed), and its signature."""
+    vol = Volume(lv.id, lv.size)
+    for s in lv.segments:
+        pv = pvs.get(s.pv_uuid)
+        if pv is not None and s.offset + s.length > pv.size:
+            raise Vm2cError(f"{insp.source}: LVM metadata is corrupt or crafted: LV {lv.id!r} has a "
+                            f"segment past the end of its PV {pv.id}")
+        if pv is not None:
+            claimed.append((pv.offset + s.offset, pv.offset + s.offset + s.length, lv.id))
+    ranges = [(pvs[s.pv_uuid].offset + s.offset, s.length) for s in lv.segments if s.pv_uuid in pvs]
+    merged = _merge(ranges)
+    if lv.note:
+        vol.note, vol.readable = lv.note, False
+    elif not merged or len(ranges) != len(lv.segments):
+        vol.note = "spans several disks: needs device-mapper to be read"
+        vol.readable = False
+    else:
+        vol.offset = merged[0][0]
+        sig = reader.probe(vol.offset, merged[0][1])  # signatures sit at the start
+        vol.fstype, vol.label, vol.uuid = sig.fstype, sig.label, sig.uuid
+        _classify(vol)
+        if len(merged) > 1:  # grown with lvextend: every piece on this disk, not next to each other
+            vol.extents = merged
+            if user_space:
+                vol.note = vol.note or f"in {len(merged)} pieces on the disk: read joined"
             else:
-                vol.offset = merged[0][0]
-                sig = reader.probe(vol.offset, merged[0][1])  # signatures sit at the start
-                vol.fstype, vol.label, vol.uuid = sig.fstype, sig.label, sig.uuid
-                _classify(vol)
-                if len(merged) > 1:  # grown with lvextend: every piece on this disk, not next to each other
-                    vol.extents = merged
-                    if user_space:
-                        vol.note = vol.note or f"in {len(merged)} pieces on the disk: read joined"
-                    else:
-                        vol.note = (f"in {len(merged)} pieces on the disk (grown with lvextend): the kernel "
-                                    f"route reads a joined temporary copy")
-            # the VG holding it is the partition whose metadata names it first
-            owner = pvs.get(lv.segments[0].pv_uuid, part) if lv.segments else part
-            owner.volumes.append(vol)
-    if clash := _overlap(claimed):  # LVM never maps one extent twice: one LV would be read as another
-        (_s1, _e1, a), (_s2, _e2, b) = clash
-        raise Vm2cError(f"{insp.source}: LVM metadata is corrupt or crafted: LVs {a!r} and {b!r} share "
-                        "extents of one PV")
+                vol.note = (f"in {len(merged)} pieces on the disk (grown with lvextend): the kernel "
+                            f"route reads a joined temporary copy")
+    return vol
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
