@@ -273,3 +273,15 @@ def bounded(fn, cpu_s: int = 5, memory: int = 1 << 30) -> str:
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, \
         f"the bounded child {'was killed by signal ' + str(os.WTERMSIG(status)) if os.WIFSIGNALED(status) else 'failed'}"
     return got
+
+
+UNIT = REPO / "tests" / "unit"
+HEAVY_FIXTURES = {"disks", "dockerd", "no_leaks"}
+
+
+def pytest_runtest_setup(item) -> None:
+    """The unit tier needs no root, disks or daemon: a test there that asks for them fails at
+    once, rather than quietly making the tier slow or root-only (tests/integration is for them)."""
+    if UNIT in Path(item.path).parents and HEAVY_FIXTURES & set(item.fixturenames):
+        pytest.fail(f"{item.name} is in the unit tier but uses {sorted(HEAVY_FIXTURES & set(item.fixturenames))}: "
+                    "move it to tests/integration")

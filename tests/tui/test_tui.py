@@ -189,10 +189,6 @@ async def test_guest_text_is_escaped_and_errors_stay_on_screen(tmp_path):
     assert app.return_code == 0
 
 
-def test_safe_makes_control_characters_visible():
-    from vm2c_tui.text import safe
-
-    assert safe("\x1b[31mred\nline") == "\\x1b[31mred\\nline"
 
 
 async def test_quit_during_archive_releases_everything(disks, tmp_path, monkeypatch, no_leaks):

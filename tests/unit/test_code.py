@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PKG = Path(__file__).resolve().parent.parent / "vm2c_tui"
+PKG = Path(__file__).resolve().parents[2] / "vm2c_tui"
 LONGEST = 50
 
 
@@ -54,7 +54,7 @@ def test_no_shell_true_anywhere():
 
 
 def test_ruff_is_clean():
-    proc = subprocess.run([sys.executable, "-m", "ruff", "check", str(PKG), str(PKG.parent / "tests"), str(PKG.parent / "diskbuilder")],
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(PKG), str(PKG.parent / "tests"), str(PKG.parent / "diskbuilder")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -17,10 +17,8 @@ from hypothesis import strategies as st
 from manifest import compare, tar_manifest
 from test_hostile import as_nobody, public_dir  # noqa: F401  (fixture)
 
-from vm2c_tui.archive import tarwriter
 from vm2c_tui.convert.conversion import Conversion, Options
 from vm2c_tui.read.engine import inspect as engine_inspect
-from vm2c_tui.read.userspace.fsbase import Meta
 from vm2c_tui.source.diskimage import open_image
 from vm2c_tui.source.identify import identify
 
@@ -137,39 +135,8 @@ def test_vdi_blocks_stored_out_of_order_read_right(tmp_path):
         disk.close()
 
 
-names = st.binary(min_size=1, max_size=300).filter(lambda b: b"\0" not in b and b"/" not in b)
 
 
-@settings(max_examples=200, deadline=None)
-@given(name=names, uid=st.integers(0, 2**32 - 1), gid=st.integers(0, 2**32 - 1),
-       mtime=st.integers(-(2**40), 2**40), mode=st.integers(0, 0o7777),
-       xattrs=st.dictionaries(st.text(alphabet="abcdefgh.", min_size=1, max_size=20).map(lambda s: "user." + s),
-                              st.binary(max_size=64), max_size=3),
-       kind=st.sampled_from(["file", "dir", "symlink", "char", "fifo"]),
-       link=names, dev=st.tuples(st.integers(0, 4095), st.integers(0, 2**20 - 1)))
-def test_tar_writer_members_read_back_exactly(name, uid, gid, mtime, mode, xattrs, kind, link, dev):
-    import io
-
-    data = b"content" if kind == "file" else b""
-    meta = Meta(kind, mode, uid, gid, mtime, len(data), 1, 1, dev if kind == "char" else (0, 0),
-                link if kind == "symlink" else b"")
-    path = b"./" + name
-    blob = tarwriter.member(path + (b"/" if kind == "dir" else b""), meta, xattrs) + data
-    blob += tarwriter.padding(len(data)) + tarwriter.END
-    with tarfile.open(fileobj=io.BytesIO(blob), errors="surrogateescape") as tf:
-        (m,) = tf.getmembers()
-        assert m.name.encode("utf-8", "surrogateescape").rstrip(b"/") == path
-        assert (m.uid, m.gid, m.mode) == (uid, gid, mode)
-        assert round(m.mtime * 1e9) == pytest.approx(mtime, abs=1000)
-        got = {k[13:]: v.encode("utf-8", "surrogateescape") for k, v in m.pax_headers.items()
-               if k.startswith("SCHILY.xattr.")}
-        assert got == xattrs
-        if kind == "symlink":
-            assert m.linkname.encode("utf-8", "surrogateescape") == link
-        if kind == "char":
-            assert (m.devmajor, m.devminor) == dev
-        if kind == "file":
-            assert tf.extractfile(m).read() == data
 
 
 # -- cases the fixtures do not hold: made here with real mkfs, mount and fallocate --------
@@ -258,12 +225,6 @@ def test_userspace_edge_cases_match_the_kernel_route(edge_images, tmp_path, name
     assert "security.capability" in mine[b"./small"]["xattrs"]
 
 
-def test_builtin_type_names_are_libfdisks():
-    from vm2c_tui.inspect.table import COMMON, type_names
-
-    for label, names in COMMON.items():
-        real = type_names(label)
-        assert {k: real.get(k) for k in names} == names
 
 
 @pytest.mark.parametrize("fmt", ["qcow2", "vmdk-stream", "vdi"])

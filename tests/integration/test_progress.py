@@ -4,7 +4,6 @@ exactly tar's entries in tar's order, or the count stalls and jumps."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import subprocess
@@ -71,12 +70,3 @@ def test_archive_reports_progress_through_tar(disks, tmp_path, monkeypatch, no_l
     assert len({e.files_done for e in midway}) >= 3, "the count moves while tar runs"
 
 
-def test_tar_pipe_holds_a_whole_tar_record():
-    """tar writes 1 MiB records; a default 64 KiB pipe wakes the reader 16 times for each."""
-    r, w = os.pipe()
-    try:
-        arc.widen_pipe(w)
-        assert fcntl.fcntl(r, fcntl.F_GETPIPE_SZ) == arc.CHUNK == 1 << 20
-    finally:
-        os.close(r)
-        os.close(w)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-import jsonschema
 import pytest
-from conftest import validated
 
 from vm2c_tui.source.identify import identify
 
@@ -35,16 +33,5 @@ def test_format_and_subformat_apart(tmp_path, qfmt, opts, name, sub):
     assert info.display_format == (f"{name} ({sub})" if sub else name)  # what people read
 
 
-def _inspect_doc(**changes) -> dict:
-    doc = {"source": "/d.vmdk", "format": "vmdk", "subformat": "streamOptimized", "virtual_size": 1,
-           "disk_size": 1, "table": "none", "backing_chain": [], "partitions": [], "root": None, "warnings": []}
-    return {**doc, **changes}
 
 
-def test_schema_takes_the_bare_name_and_refuses_the_combined_one():
-    validated("inspect", _inspect_doc())
-    validated("inspect", _inspect_doc(format="raw", subformat=None))
-    for bad in ({"format": "vmdk (streamOptimized)"}, {"format": "vpc"}, {"subformat": ""},
-                {"subformat": "stream optimized"}, {"extra": 1}):
-        with pytest.raises(jsonschema.ValidationError):
-            validated("inspect", _inspect_doc(**bad))
