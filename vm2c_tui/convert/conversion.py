@@ -104,13 +104,15 @@ class Conversion:
             self.engine = engine.resolved(self.options.engine, self.inspection)
         return self.inspection
 
-    def plan(self) -> list[MountPlan]:
+    def plan(self, given: tuple[list[MountPlan], list[str]] | None = None) -> list[MountPlan]:
+        """The mount plan for the options; GIVEN: the same plan, already made by the face that
+        showed it (the wizard's Mount step), so it is not computed twice."""
         if self.live:
             return []
         insp = self.inspect()
         assert insp is not None
-        self.plans, self.plan_notes = plan_mounts(insp, self.options.root, self.options.use_fstab,
-                                                  self.options.disabled)
+        self.plans, self.plan_notes = given or plan_mounts(insp, self.options.root, self.options.use_fstab,
+                                                           self.options.disabled)
         self.joined.keep_only({p.fs_id for p in self.plans if p.enabled})
         return self.plans
 

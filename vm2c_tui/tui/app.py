@@ -20,9 +20,9 @@ from vm2c_tui.host.run import shell_line
 from vm2c_tui.image import flow
 from vm2c_tui.image.dockerfile import dockerfile_text, image_commands
 from vm2c_tui.image.loadable import write_image_archive
-from vm2c_tui.tui.messages import ArchiveProgress, BuildLog, StatusNote
-from vm2c_tui.tui.screens.source import SourceScreen
+from vm2c_tui.tui.messages import ArchiveDone, ArchiveProgress, BuildDone, BuildLog, Saved, StatusNote
 from vm2c_tui.tui.state import WizardState
+from vm2c_tui.tui.steps import STEPS
 
 
 class Cancelled(Exception):
@@ -31,6 +31,7 @@ class Cancelled(Exception):
 
 class Vm2cApp(App):
     CSS_PATH = "app.tcss"
+    STEPS = STEPS
     TITLE = "vm2c"
     SUB_TITLE = "VM disk image → Docker image"
     BINDINGS = [
@@ -53,10 +54,8 @@ class Vm2cApp(App):
         self._lock = threading.Lock()
 
     def on_mount(self) -> None:
-        self.push_screen(SourceScreen())
+        self.go("source")
         if self.initial_source:
-            from vm2c_tui.tui.screens.partitions import PartitionsScreen
-
             self.state.source = self.initial_source
             try:
                 from vm2c_tui.source.identify import identify
@@ -65,7 +64,11 @@ class Vm2cApp(App):
             except Vm2cError as exc:
                 self.screen.show_error(exc.message)
                 return
-            self.push_screen(PartitionsScreen())
+            self.go("partitions")
+
+    def go(self, step: str) -> None:
+        """Forward to STEP (a name in STEPS); Esc on a step goes back."""
+        self.push_screen(self.STEPS[step]())
 
     # -- everywhere --------------------------------------------------------
     def action_toggle_commands(self) -> None:
@@ -127,25 +130,27 @@ class Vm2cApp(App):
             show(message)
 
     # -- the conversion (owned here, so it outlives the screens) ------------
-    def prepare_conversion(self) -> Prepared:
-        """Open (or reuse) the conversion for the current options; thread-safe."""
+    def prepare_conversion(self) -> tuple[Conversion, Prepared]:
+        """Open (or reuse) the conversion for the current options, with the mount plan the Mount
+        step shows (state.mount_plan); thread-safe. The conversion is returned with what it
+        prepared: another worker may replace state.conversion meanwhile."""
         s = self.state
         with self._lock:
             if s.conversion is not None and s.prepared_for == s.options_key() and s.conversion.prepared:
-                return s.conversion.prepared
+                return s.conversion, s.conversion.prepared
             s.release()
             conv = Conversion(s.source, s.options, s.inspection)
             conv.__enter__()
             s.conversion = conv
             try:
                 conv.inspect()
-                conv.plan()
+                conv.plan(given=None if conv.live else s.mount_plan())
                 prep = conv.prepare(output_dir=s.output_dir)
             except BaseException:
                 s.release()
                 raise
             s.prepared_for = s.options_key()
-            return prep
+            return conv, prep
 
     def archive_running(self) -> bool:
         return any(w.group == "archive" and w.is_running for w in self.workers)
@@ -160,7 +165,6 @@ class Vm2cApp(App):
     @work(thread=True, exclusive=True, group="archive", exit_on_error=False)
     def _archive(self, screen) -> None:
         s = self.state
-        s.archive = None
 
         def progress(p) -> None:
             if self._cancel.is_set():
@@ -169,20 +173,17 @@ class Vm2cApp(App):
 
         try:
             screen.post_message(StatusNote("mounting read-only…"))
-            self.prepare_conversion()
-            s.archive = s.conversion.write_archive(s.output_dir, progress)
+            conv, _ = self.prepare_conversion()
+            result = conv.write_archive(s.output_dir, progress)
         except Cancelled:
-            s.release()
-            self.call_from_thread(screen.finished, None)
+            screen.post_message(ArchiveDone())
             return
         except Vm2cError as exc:
-            s.release()
-            self.call_from_thread(screen.finished, exc.message)
+            screen.post_message(ArchiveDone(error=exc.message))
             return
-        # the tar is written: nothing needs to stay mounted for the build
-        s.release()
-        self.call_from_thread(screen.finished, None)
-        self.call_from_thread(screen.refresh_commands)
+        finally:  # written or not, nothing needs to stay mounted for the build
+            s.release()
+        screen.post_message(ArchiveDone(result))
 
     def start_build(self, screen, shell: str) -> None:
         self._build(screen, shell)
@@ -197,11 +198,10 @@ class Vm2cApp(App):
             if s.method == "dockerfile":  # the shell chosen here, not the one guessed at archive time
                 write_new(res.dockerfile, dockerfile_text(shell, res.labels).encode())
             built = flow.make(recipe, tar=res.tar, on_log=lambda line: screen.post_message(BuildLog(line)))
-            s.image, s.smoke = built.result, built.smoke
         except Vm2cError as exc:
-            self.call_from_thread(screen.finished, exc.message, isinstance(exc, NoDaemon))
+            screen.post_message(BuildDone(error=exc.message, no_daemon=isinstance(exc, NoDaemon)))
             return
-        self.call_from_thread(screen.finished, None)
+        screen.post_message(BuildDone(built))
 
     @work(thread=True, exclusive=True, group="build", exit_on_error=False)
     def start_save(self, screen, shell: str) -> None:
@@ -210,9 +210,9 @@ class Vm2cApp(App):
         try:
             load = write_image_archive(s.archive.tar, dest, s.tag, shell, s.archive.labels)
         except Vm2cError as exc:
-            self.call_from_thread(screen.finished, exc.message, True)
+            screen.post_message(Saved(error=exc.message))
             return
-        self.call_from_thread(screen.saved, f"✓ wrote {dest}; load it with: {load}")
+        screen.post_message(Saved(f"✓ wrote {dest}; load it with: {load}"))
 
 
 def run_app(source: str | None = None, engine: str | None = None) -> int:

@@ -35,3 +35,39 @@ class BuildLog(Message):
     def __init__(self, line: str) -> None:
         super().__init__()
         self.line = line
+
+
+class Estimated(Message):
+    """The conversion is prepared (mounted or opened) and each preset's savings are known."""
+
+    def __init__(self, estimates: dict[str, int]) -> None:
+        super().__init__()
+        self.estimates = estimates
+
+
+class ArchiveDone(Message):
+    """The archive worker ended: RESULT on success, else ERROR (None: cancelled)."""
+
+    def __init__(self, result=None, error: str | None = None) -> None:
+        super().__init__()
+        self.result = result
+        self.error = error
+
+
+class BuildDone(Message):
+    """The image worker ended: the image and its smoke test, or ERROR (NO_DAEMON: offer to save)."""
+
+    def __init__(self, built=None, error: str | None = None, no_daemon: bool = False) -> None:
+        super().__init__()
+        self.built = built
+        self.error = error
+        self.no_daemon = no_daemon
+
+
+class Saved(Message):
+    """The daemonless image archive is written (LINE says where and how to load it), or ERROR."""
+
+    def __init__(self, line: str = "", error: str | None = None) -> None:
+        super().__init__()
+        self.line = line
+        self.error = error

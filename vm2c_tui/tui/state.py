@@ -9,6 +9,7 @@ from pathlib import Path
 from vm2c_tui.convert.conversion import ArchiveResult, Conversion, Options
 from vm2c_tui.image.daemon import ImageResult, Smoke
 from vm2c_tui.inspect.model import Inspection
+from vm2c_tui.plan.mounts import plan_mounts
 from vm2c_tui.source.magic import ImageInfo
 
 
@@ -26,10 +27,20 @@ class WizardState:
     method: str = "import"
     image: ImageResult | None = None
     smoke: Smoke | None = None
+    _plan: tuple | None = field(default=None, repr=False)
 
     def options_key(self) -> tuple:
         o = self.options
         return (self.source, o.root, o.use_fstab, tuple(sorted(o.disabled)), o.sanitize, o.engine)
+
+    def mount_plan(self) -> tuple[list, list[str]]:
+        """The mount plan for the current choices: what the Mount step shows and the conversion
+        mounts are one computation (plan_mounts), made again only when a choice changes."""
+        o = self.options
+        key = (id(self.inspection), o.root, o.use_fstab, tuple(sorted(o.disabled)))
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, plan_mounts(self.inspection, o.root, o.use_fstab, o.disabled))
+        return self._plan[1]
 
     def release(self) -> None:
         """Unmount and detach whatever the open conversion holds."""

@@ -9,13 +9,13 @@ from textual.containers import Horizontal
 from textual.widgets import Button, ProgressBar, Static
 
 from vm2c_tui.text import human, safe
-from vm2c_tui.tui.messages import ArchiveProgress, StatusNote
+from vm2c_tui.tui.messages import ArchiveDone, ArchiveProgress, StatusNote
 from vm2c_tui.tui.screens.base import StepScreen
 from vm2c_tui.tui.screens.confirm import Confirm
 
 
 class ArchiveScreen(StepScreen):
-    STEP = 3
+    NAME = "archive"
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="archive-status")
@@ -34,7 +34,7 @@ class ArchiveScreen(StepScreen):
         self.query_one("#archive-status", Static).update(Text(
             f"{safe(state.source, 60)} -> {safe(str(state.output_dir), 60)}/img.tar", style="bold"))
         if state.archive is not None:
-            self.finished(None)
+            self.finished(ArchiveDone(state.archive))
 
     @on(Button.Pressed, "#start")
     def start(self) -> None:
@@ -55,12 +55,14 @@ class ArchiveScreen(StepScreen):
     def on_status_note(self, msg: StatusNote) -> None:
         self.query_one("#current", Static).update(Text(msg.text, style="dim"))
 
-    def finished(self, error: str | None) -> None:
+    @on(ArchiveDone)
+    def finished(self, msg: ArchiveDone) -> None:
         self.query_one("#cancel", Button).disabled = True
-        res = self.app.state.archive
-        if error or res is None:
+        res = self.app.state.archive = msg.result  # shared state is written here, on the UI thread
+        self.refresh_commands()
+        if res is None:
             self.query_one("#start", Button).disabled = False
-            self.show_error(error or "archive cancelled; everything was released")
+            self.show_error(msg.error or "archive cancelled; everything was released")
             return
         self.query_one(ProgressBar).update(total=100, progress=100)
         t = Text()
@@ -91,6 +93,4 @@ class ArchiveScreen(StepScreen):
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        from vm2c_tui.tui.screens.build import BuildScreen
-
-        self.app.push_screen(BuildScreen())
+        self.app.go("build")

@@ -12,19 +12,18 @@ from textual.widgets import Footer, Static
 from vm2c_tui.tui.messages import StepFailed
 from vm2c_tui.tui.widgets.commands import CommandsPanel
 
-STEPS = ("Source", "Partitions", "Mount", "Archive", "Build")
-
 
 class StepScreen(Screen):
-    STEP = 0
+    NAME = "source"  # this step's name in the App's STEPS (tui/steps.py)
     BINDINGS = [Binding("escape", "back", "Back")]
 
     def compose(self) -> ComposeResult:
         bar = Text()
-        for i, name in enumerate(STEPS):
-            style = "bold reverse" if i == self.STEP else "dim"
-            bar.append(f" {i + 1} {name} ", style=style)
-            if i < len(STEPS) - 1:
+        names = list(self.app.STEPS)
+        for i, name in enumerate(names):
+            style = "bold reverse" if name == self.NAME else "dim"
+            bar.append(f" {i + 1} {name.capitalize()} ", style=style)
+            if i < len(names) - 1:
                 bar.append(" › ", style="dim")
         yield Static(bar, id="steps")
         with Vertical(id="body"):

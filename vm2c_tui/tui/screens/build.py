@@ -9,12 +9,12 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, RichLog, Select, Static
 
 from vm2c_tui.text import human, safe
-from vm2c_tui.tui.messages import BuildLog
+from vm2c_tui.tui.messages import BuildDone, BuildLog, Saved
 from vm2c_tui.tui.screens.base import StepScreen
 
 
 class BuildScreen(StepScreen):
-    STEP = 4
+    NAME = "build"
 
     def compose_body(self) -> ComposeResult:
         state = self.app.state
@@ -65,13 +65,15 @@ class BuildScreen(StepScreen):
     def on_build_log(self, msg: BuildLog) -> None:
         self.query_one(RichLog).write(Text(safe(msg.line, 300)))
 
-    def finished(self, error: str | None, no_daemon: bool = False) -> None:
+    @on(BuildDone)
+    def finished(self, msg: BuildDone) -> None:
         self.query_one("#build", Button).disabled = False
-        self.query_one("#save", Button).disabled = not no_daemon
-        if error:
-            self.show_error(error)
+        self.query_one("#save", Button).disabled = not msg.no_daemon
+        if msg.built is None:
+            self.show_error(msg.error)
             return
         state = self.app.state
+        state.image, state.smoke = msg.built.result, msg.built.smoke  # written on the UI thread
         res, smoke = state.image, state.smoke
         tag = res.tags[0] if res.tags else res.image_id
         t = Text()
@@ -86,5 +88,10 @@ class BuildScreen(StepScreen):
         t.append(f"      docker save -o image.tar {tag}")
         self.query_one("#build-result", Static).update(t)
 
-    def saved(self, line: str) -> None:
-        self.query_one("#build-result", Static).update(Text(line, style="bold green"))
+    @on(Saved)
+    def saved(self, msg: Saved) -> None:
+        if msg.error:
+            self.query_one("#save", Button).disabled = False
+            self.show_error(msg.error)
+            return
+        self.query_one("#build-result", Static).update(Text(msg.line, style="bold green"))

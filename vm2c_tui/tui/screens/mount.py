@@ -21,16 +21,16 @@ from textual.widgets import (
 
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.system import free_space
-from vm2c_tui.plan.mounts import plan_mounts
 from vm2c_tui.plan.presets import PRESETS
 from vm2c_tui.read import engine, userspace
 from vm2c_tui.read.kernel.attach import available_methods
 from vm2c_tui.text import human, safe
+from vm2c_tui.tui.messages import Estimated
 from vm2c_tui.tui.screens.base import StepScreen
 
 
 class MountScreen(StepScreen):
-    STEP = 2
+    NAME = "mount"
     plans: tuple = ()  # the mount plan, once on_mount has made it
 
     def compose_body(self) -> ComposeResult:
@@ -73,7 +73,7 @@ class MountScreen(StepScreen):
                 "the copy may be inconsistent)", style="bold"))
         else:
             try:
-                plans, notes = plan_mounts(state.inspection, state.options.root, state.options.use_fstab)
+                plans, notes = state.mount_plan()
             except Vm2cError as exc:
                 self.show_error(exc.message)
                 return
@@ -145,14 +145,24 @@ class MountScreen(StepScreen):
     def estimate(self) -> None:
         """Mount (read-only) now, so the presets' savings are real figures."""
         self.app.call_from_thread(self.query_one("#estimate", Static).update, "estimating…")
+        conv = None
         try:
-            self.app.prepare_conversion()
-            self.estimates = self.app.state.conversion.estimates()
-        except (Vm2cError, AttributeError) as exc:
-            self.app.call_from_thread(self.show_error, getattr(exc, "message", "the conversion was closed"))
+            conv, _ = self.app.prepare_conversion()
+            estimates = conv.estimates()
+        except Exception as exc:
+            if conv is not None and conv is not self.app.state.conversion:
+                return  # a newer choice replaced this conversion while it was measured
+            if not isinstance(exc, Vm2cError):
+                raise
+            self.app.call_from_thread(self.show_error, exc.message)
             return
-        self.app.call_from_thread(self.show_estimates)
-        self.app.call_from_thread(self.refresh_commands)
+        self.post_message(Estimated(estimates))
+
+    @on(Estimated)
+    def estimated(self, msg: Estimated) -> None:
+        self.estimates = msg.estimates
+        self.show_estimates()
+        self.refresh_commands()
 
     def show_estimates(self) -> None:
         prep = self.app.state.conversion.prepared if self.app.state.conversion else None
@@ -170,6 +180,4 @@ class MountScreen(StepScreen):
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        from vm2c_tui.tui.screens.archive import ArchiveScreen
-
-        self.app.push_screen(ArchiveScreen())
+        self.app.go("archive")

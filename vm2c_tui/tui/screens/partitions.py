@@ -20,7 +20,7 @@ LVM_NOTE = ("LVM: vm2c reads the volume group metadata itself and reads each lin
 
 
 class PartitionsScreen(StepScreen):
-    STEP = 1
+    NAME = "partitions"
     BINDINGS = [Binding("r", "use_as_root", "Use as root")]
 
     def compose_body(self) -> ComposeResult:
@@ -130,6 +130,4 @@ class PartitionsScreen(StepScreen):
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        from vm2c_tui.tui.screens.mount import MountScreen
-
-        self.app.push_screen(MountScreen())
+        self.app.go("mount")

@@ -28,7 +28,7 @@ class DiskImageTree(DirectoryTree):
 
 
 class SourceScreen(StepScreen):
-    STEP = 0
+    NAME = "source"
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="path to a disk image or partition dump (Enter to check it)", id="path")
@@ -100,15 +100,11 @@ class SourceScreen(StepScreen):
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        from vm2c_tui.tui.screens.partitions import PartitionsScreen
-
-        self.app.push_screen(PartitionsScreen())
+        self.app.go("partitions")
 
     @on(Button.Pressed, "#live")
     def live(self) -> None:
-        from vm2c_tui.tui.screens.mount import MountScreen
-
         state = self.app.state
         state.release()
         state.source, state.info, state.inspection = "/", None, None
-        self.app.push_screen(MountScreen())
+        self.app.go("mount")
