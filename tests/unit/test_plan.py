@@ -74,3 +74,16 @@ def test_excludes_follow_gnu_tar_anchored_unanchored_and_whole_directories():
     assert f.skips(b"var/log/syslog.log") and f.skips(b"home/a/cache/x")  # unanchored: any trailing part
     assert not f.skips(b"usr/bin/bash") and not f.skips(b"etc/logrotate.conf")
     assert f.skips(b"srv/.wh.secret") and f.whiteouts == ["/srv/.wh.secret"]  # Docker would read a whiteout
+
+
+def test_steps_attach_each_filesystem_once_and_skip_what_is_switched_off():
+    from vm2c_tui.plan.mounts import MountPlan, mount_steps
+
+    plans = [MountPlan("p3", "/", "btrfs", 1 << 20, 1 << 30, "mount", subvol="@"),
+             MountPlan("p3", "/home", "btrfs", 1 << 20, 1 << 30, "mount", subvol="@home"),
+             MountPlan("p1", "/boot/efi", "vfat", 0, 1 << 20, "mtools"),
+             MountPlan("p2", "/srv", "ext4", 2 << 30, 1 << 30, "mount", enabled=False)]
+    steps = [(s.action, s.plan.mountpoint, s.device) for s in mount_steps(plans)]
+    # one loop device for both subvolumes: btrfs refuses a second device of the same filesystem
+    assert steps == [("attach", "/", "LOOP1"), ("mount", "/", "LOOP1"), ("mount", "/home", "LOOP1"),
+                     ("fat", "/boot/efi", "FAT3")]

@@ -14,6 +14,7 @@ from vm2c_tui import __version__
 from vm2c_tui.archive import gnutar as arc
 from vm2c_tui.host.pagecache import direct_io_pays
 from vm2c_tui.host.run import ShellVar, shell_line
+from vm2c_tui.plan.mounts import mount_steps
 from vm2c_tui.plan.presets import SANITIZE, live_rules, rules
 from vm2c_tui.read.kernel.assemble import mtools_cmd
 from vm2c_tui.read.kernel.attach import available_methods, copy_cmd, losetup_cmd, nbd_cmd, nbdfuse_cmd, qsd_cmd
@@ -85,27 +86,24 @@ def _raw_view(source: str, fmt: str, method: str, lines: list[str], undo: list[s
 
 
 def _mounts(plans, raw: str, method: str, lines: list[str], undo: list[str]) -> None:
-    """Each enabled plan mounted (one loop device per filesystem, as assemble() does) or, for FAT,
-    copied out with mtools and bound in place."""
-    loops: dict[str, str] = {}
-    for i, p in enumerate(plans, 1):
-        if not p.enabled:
-            continue
+    """The mount plan's steps (plan.mounts.mount_steps, which assemble() runs): a loop device per
+    filesystem, each mount, and for FAT a copy made with mtools and bound in place."""
+    for step in mount_steps(plans):
+        p, var = step.plan, step.device
         target = f"{WORK}/root" + ("" if p.mountpoint == "/" else p.mountpoint)
-        if p.via != "mount":
-            lines.extend(_fat_copy(i, raw, p.offset, target))
+        if step.action == "attach" and p.extents:
+            lines += _joined_lv(var, raw, p.fs_id, p.extents)
+            undo.append(f'dmsetup remove "${var}" && losetup -d "${var}RAW"')
+        elif step.action == "attach":
+            dio = method == "direct" and direct_io_pays(raw, p.offset, p.size)
+            lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size, dio))})")
+            undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
+        elif step.action == "mount":
+            lines.append(shell_line(mount_cmd(ShellVar(var), p.fstype, target, p.subvol)))
+            undo.append(shell_line(["umount", target]))
         else:
-            if p.fs_id not in loops:
-                loops[p.fs_id] = var = f"LOOP{i}"
-                if p.extents:
-                    lines += _joined_lv(var, raw, p.fs_id, p.extents)
-                    undo.append(f'dmsetup remove "${var}" && losetup -d "${var}RAW"')
-                else:
-                    dio = method == "direct" and direct_io_pays(raw, p.offset, p.size)
-                    lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size, dio))})")
-                    undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
-            lines.append(shell_line(mount_cmd(ShellVar(loops[p.fs_id]), p.fstype, target, p.subvol)))
-        undo.append(shell_line(["umount", target]))
+            lines.extend(_fat_copy(var.removeprefix("FAT"), raw, p.offset, target))
+            undo.append(shell_line(["umount", target]))
 
 
 def _fat_copy(i: int, raw: str, offset: int, target: str) -> list[str]:

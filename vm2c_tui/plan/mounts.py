@@ -80,3 +80,32 @@ def _check_readable(vol: Volume) -> None:
         raise Vm2cError(f"{vol.id} cannot be read here: {vol.note}")
     if not vol.fstype or vol.fstype in ("swap", "LVM2_member", "crypto_LUKS"):
         raise Vm2cError(f"{vol.id} holds no readable filesystem ({vol.fstype or 'none found'})")
+
+
+@dataclass
+class MountStep:
+    """One step of assembling the plan: `attach` a filesystem's bytes (once per filesystem:
+    btrfs refuses a second device of the same fs), `mount` it at a mount point, or copy a FAT
+    volume out and bind it (`fat`). DEVICE names the attached bytes (LOOP1 in the dry-run)."""
+
+    action: str  # attach | mount | fat
+    plan: MountPlan
+    device: str = ""
+
+
+def mount_steps(plans: list[MountPlan]) -> list[MountStep]:
+    """The plan as steps in order: what assemble() runs and what the dry-run prints, so the two
+    cannot disagree on which filesystem is attached when, or mounted where."""
+    steps: list[MountStep] = []
+    devices: dict[str, str] = {}
+    for i, p in enumerate(plans, 1):
+        if not p.enabled:
+            continue
+        if p.via != "mount":
+            steps.append(MountStep("fat", p, f"FAT{i}"))
+            continue
+        if p.fs_id not in devices:
+            devices[p.fs_id] = f"LOOP{i}"
+            steps.append(MountStep("attach", p, devices[p.fs_id]))
+        steps.append(MountStep("mount", p, devices[p.fs_id]))
+    return steps

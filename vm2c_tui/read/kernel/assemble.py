@@ -17,7 +17,7 @@ from vm2c_tui.host.pagecache import direct_io_pays
 from vm2c_tui.host.run import run
 from vm2c_tui.host.session import Session
 from vm2c_tui.inspect.guestpath import GuestPathError, GuestRoot
-from vm2c_tui.plan.mounts import MountPlan
+from vm2c_tui.plan.mounts import MountPlan, mount_steps
 from vm2c_tui.read.kernel.attach import RawView, loop_device
 from vm2c_tui.read.kernel.joincopy import JoinedCopies
 from vm2c_tui.read.kernel.mount import bind_ro, mount_ro
@@ -34,45 +34,56 @@ class Assembly:
 
 
 def assemble(session: Session, view: RawView, plans: list[MountPlan], joined: JoinedCopies | None = None) -> Assembly:
-    """Mount the plan under a private 0700 directory; the session releases it all. JOINED: the
-    joined copies the inspection already made, if any."""
+    """Mount the plan under a private 0700 directory, step by step (plan.mounts.mount_steps, which
+    the dry-run prints); the session releases it all. JOINED: the joined copies the inspection
+    already made, if any."""
     joined = joined or JoinedCopies(session)
-    base = session.tempdir("tree")
-    top = base / "root"
+    top = session.tempdir("tree") / "root"
     top.mkdir()
     asm = Assembly(top)
-    loops: dict[str, str] = {}  # one loop device per filesystem: btrfs refuses a second device of the same fs
-    for plan in plans:
-        if not plan.enabled:
+    devices: dict[str, str] = {}
+    attach: dict[str, MountPlan] = {}  # attached when first mounted: a refused mount point costs no loop device
+    for step in mount_steps(plans):
+        plan = step.plan
+        if step.action == "attach":
+            attach[step.device] = plan
             continue
-        if plan.mountpoint == "/":
-            target = top
-        else:
-            try:
-                target = Path(GuestRoot(str(top)).resolve(plan.mountpoint))
-            except GuestPathError as exc:
-                asm.problems.append(f"{plan.fs_id} at {plan.mountpoint}: {exc}; left out")
-                continue
-            literal = top / plan.mountpoint.lstrip("/")
-            if target != literal:  # a symlink in the guest: it could put the mount over the root
-                asm.problems.append(f"{plan.fs_id}: mount point {plan.mountpoint} is a symlink in the guest "
-                                    f"(to {'/' + str(target.relative_to(top)) if target != top else '/'}); left out")
-                continue
-            if not target.is_dir():
-                asm.problems.append(f"{plan.fs_id}: mount point {plan.mountpoint} is missing in the guest; left out")
-                continue
-        if plan.via == "mount":
-            if plan.fs_id not in loops:
+        target = _target(top, plan, asm.problems)
+        if target is None:
+            continue
+        if step.action == "mount":
+            if step.device not in devices:
                 # an LV in pieces: no device-mapper to join them, a joined copy
-                src, offset = joined.file(view.path, plan.fs_id, plan.offset, plan.extents)
-                loops[plan.fs_id] = loop_device(session, src, offset, plan.size,
-                                                direct_io_pays(src, offset, plan.size))
-            mount_ro(session, loops[plan.fs_id], plan.fstype, target, plan.subvol)
+                first = attach[step.device]
+                src, offset = joined.file(view.path, first.fs_id, first.offset, first.extents)
+                devices[step.device] = loop_device(session, src, offset, first.size,
+                                                   direct_io_pays(src, offset, first.size))
+            mount_ro(session, devices[step.device], plan.fstype, target, plan.subvol)
         else:
-            staged = _mtools_copy(session, view.path, plan)
-            bind_ro(session, staged, target)
+            bind_ro(session, _mtools_copy(session, view.path, plan), target)
         asm.mounted.append(plan)
     return asm
+
+
+def _target(top: Path, plan: MountPlan, problems: list[str]) -> Path | None:
+    """Where PLAN lands in the tree: resolved inside the guest, and a real directory there (a guest
+    symlink could put the mount over the root); None, with the reason in PROBLEMS, if not."""
+    if plan.mountpoint == "/":
+        return top
+    try:
+        target = Path(GuestRoot(str(top)).resolve(plan.mountpoint))
+    except GuestPathError as exc:
+        problems.append(f"{plan.fs_id} at {plan.mountpoint}: {exc}; left out")
+        return None
+    literal = top / plan.mountpoint.lstrip("/")
+    if target != literal:
+        problems.append(f"{plan.fs_id}: mount point {plan.mountpoint} is a symlink in the guest "
+                        f"(to {'/' + str(target.relative_to(top)) if target != top else '/'}); left out")
+        return None
+    if not target.is_dir():
+        problems.append(f"{plan.fs_id}: mount point {plan.mountpoint} is missing in the guest; left out")
+        return None
+    return target
 
 
 def mtools_cmd(raw: str, offset: int, dest: str) -> list[str]:
