@@ -37,15 +37,17 @@ def safe(s: str | None, limit: int = 200) -> str:
 COLUMNS = ("Device", "Start", "End", "Sectors", "Size", "Type", "Filesystem", "Label", "OS")
 
 
-def rows(insp: Inspection) -> list[tuple[Volume, tuple[str, ...]]]:
-    """One row per partition, then its LVs indented beneath, as cfdisk would list them."""
+def rows(insp: Inspection, mark_root: bool = True) -> list[tuple[Volume, tuple[str, ...]]]:
+    """One row per partition, then its LVs indented beneath, as cfdisk would list them; MARK_ROOT:
+    the root's OS says [root] (the wizard shows it by colour instead, and keeps the width)."""
     out = []
+    mark = "  [root]" if mark_root else ""
     for p in insp.partitions:
-        os_name = (p.os.pretty_name if p.os else "") + ("  [root]" if p.root else "")
+        os_name = (p.os.pretty_name if p.os else "") + (mark if p.root else "")
         out.append((p, (p.id, str(p.start), str(p.end), str(p.sectors), human(p.size), p.type,
                         p.fstype or "-", safe(p.label, 24), safe(os_name, 40))))
         for v in p.volumes:
-            os_name = (v.os.pretty_name if v.os else "") + ("  [root]" if v.root else "")
+            os_name = (v.os.pretty_name if v.os else "") + (mark if v.root else "")
             out.append((v, (" └ " + safe(v.id, 60), "", "", "", human(v.size), "LVM LV",
                             v.fstype or "-", safe(v.label, 24), safe(os_name, 40))))
     return out

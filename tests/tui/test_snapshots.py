@@ -1,4 +1,5 @@
-"""One snapshot per wizard step (pytest-textual-snapshot), on the demo disk at a fixed path."""
+"""A snapshot per wizard step at 80x24 and at 120x40 (pytest-textual-snapshot), on the demo disk
+at a fixed path."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from vm2c_tui.tui import tour
 from vm2c_tui.tui.app import Vm2cApp
 
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 STAGE = Path("/tmp/vm2c-snapshots")  # fixed, so the paths on screen are the same every run
 
 
@@ -35,33 +37,38 @@ def _src(stage) -> str:
     return str(stage / "disks" / "demo.qcow2")
 
 
-def test_step1_source(snap_compare, stage):
+@SIZES
+def test_step1_source(snap_compare, stage, size):
     async def run_before(pilot):
         await tour.choose_source(pilot, _src(stage))
-    assert snap_compare(_app(stage), run_before=run_before)
+    assert snap_compare(_app(stage), run_before=run_before, terminal_size=size)
 
 
-def test_step2_partitions(snap_compare, stage):
+@SIZES
+def test_step2_partitions(snap_compare, stage, size):
     async def run_before(pilot):
         await tour.to_partitions(pilot, _src(stage))
-    assert snap_compare(_app(stage), run_before=run_before)
+    assert snap_compare(_app(stage), run_before=run_before, terminal_size=size)
 
 
-def test_step3_mount(snap_compare, stage):
+@SIZES
+def test_step3_mount(snap_compare, stage, size):
     async def run_before(pilot):
         await tour.to_mount(pilot, _src(stage), str(stage / "out"))
-    assert snap_compare(_app(stage), run_before=run_before)
+    assert snap_compare(_app(stage), run_before=run_before, terminal_size=size)
 
 
-def test_step4_archive_ready(snap_compare, stage):
+@SIZES
+def test_step4_archive_ready(snap_compare, stage, size):
     async def run_before(pilot):
         await tour.to_archive(pilot, _src(stage), str(stage / "out"))
-    assert snap_compare(_app(stage), run_before=run_before)
+    assert snap_compare(_app(stage), run_before=run_before, terminal_size=size)
 
 
-def test_step5_build_form(snap_compare, stage, dockerd):
+@SIZES
+def test_step5_build_form(snap_compare, stage, dockerd, size):
     async def run_before(pilot):
         await tour.to_build(pilot, _src(stage), str(stage / "out"), "vm2c/demo:snapshot")
         await pilot.press("c")  # with the commands panel open
         await pilot.pause(0.2)
-    assert snap_compare(_app(stage), run_before=run_before)
+    assert snap_compare(_app(stage), run_before=run_before, terminal_size=size)

@@ -175,9 +175,7 @@ async def test_guest_text_is_escaped_and_errors_stay_on_screen(tmp_path):
         path = app.screen.query_one("#path", Input)
         path.value = str(bad)
         path.focus()
-        await pilot.press("enter")
-        await pilot.pause(0.5)
-        await click(pilot, "#next")
+        await pilot.press("enter")  # a path that identifies goes straight on to the partitions
         await tour.reach(pilot, "PartitionsScreen", "#error")
         err = app.screen.query_one("#error")
         await wait_until(pilot, lambda: not err.has_class("hidden"))
@@ -248,3 +246,64 @@ async def test_help_on_every_step(disks, tmp_path, screen, title, drive, no_leak
             await pilot.press("escape")
             await wait_until(pilot, lambda: type(app.screen).__name__ == screen)
         await pilot.press("ctrl+q")
+
+
+def _forward_shown(app) -> bool:
+    """The footer's forward key: ctrl+n, described as Next, on this step."""
+    return any(b.binding.key == "ctrl+n" and b.binding.description == "Next" for b in app.screen.active_bindings.values())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_source_to_build_with_keys_only(disks, dockerd, tmp_path, size, no_leaks):
+    """#21: typed path and Enter, then ctrl+n on every step; no clicks, no focusing by id."""
+    from textual.widgets import Checkbox, DataTable
+
+    src = str(disks.get("demo", "qcow2"))
+    app = Vm2cApp(browse_root=str(tmp_path))
+    app.state.output_dir = tmp_path / "out"
+    app.state.tag = f"vm2c-test/keys:{size[0]}"
+    async with app.run_test(size=size) as pilot:
+        await tour.reach(pilot, "SourceScreen", "#path")
+        assert _forward_shown(app)
+        await pilot.press(*src, "enter")  # focus starts in the path field
+        await tour.reach(pilot, "PartitionsScreen", "DataTable")
+        await wait_until(pilot, lambda: app.screen.query_one(DataTable).row_count > 0)
+        assert isinstance(app.focused, DataTable) and _forward_shown(app)
+        labels = [str(c.label).strip() for c in app.screen.query_one(DataTable).columns.values()]
+        assert labels[-2:] == ["Label", "OS"] and ("Start" in labels) == (size[0] >= 110)
+        await pilot.press("ctrl+n")
+        await tour.reach(pilot, "MountScreen", "#outdir")
+        await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared)
+        assert isinstance(app.focused, Checkbox)  # the first choice: a mount to keep or leave out
+        kept = set(app.state.options.disabled)
+        await pilot.press("ctrl+n")
+        assert app.state.options.disabled == kept  # going on changed no choice
+        await tour.reach(pilot, "ArchiveScreen", "#start")
+        await pilot.press("ctrl+n")  # starts the archive
+        await wait_until(pilot, lambda: app.state.archive is not None, timeout=180)
+        bar, whole = app.screen.query_one("#progress Bar"), app.screen.query_one("#progress")
+        assert bar.region.y == whole.region.y and bar.region.width > size[0] // 2  # the bar is in sight
+        await pilot.press("ctrl+n")
+        await tour.reach(pilot, "BuildScreen", "#tag")
+        assert _forward_shown(app)
+        await pilot.press("ctrl+n")  # builds the image
+        await wait_until(pilot, lambda: app.state.smoke is not None, timeout=180)
+        assert app.state.smoke.ok, app.state.smoke.error
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0
+
+
+async def test_the_palette_offers_each_steps_actions_and_themes_still(disks, tmp_path):
+    src = disks.get("demo", "qcow2")
+    app = Vm2cApp(browse_root=str(src.parent))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tour.to_partitions(pilot, str(src))
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Next step", "Back", "Commands panel", "Help for this step", "Use as root"} <= titles
+        assert any("theme" in t.lower() for t in titles)  # Textual's own stay
+        command = next(c for c in app.get_system_commands(app.screen) if c.title == "Next step")
+        command.callback()
+        await tour.reach(pilot, "MountScreen", "#outdir")
+        await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared)
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
@@ -21,6 +21,7 @@ from vm2c_tui.image import flow
 from vm2c_tui.image.dockerfile import dockerfile_text, image_commands
 from vm2c_tui.image.loadable import write_image_archive
 from vm2c_tui.tui.messages import ArchiveDone, ArchiveProgress, BuildDone, BuildLog, Saved, StatusNote
+from vm2c_tui.tui.screens.base import StepScreen
 from vm2c_tui.tui.state import WizardState
 from vm2c_tui.tui.steps import STEPS
 
@@ -69,6 +70,19 @@ class Vm2cApp(App):
     def go(self, step: str) -> None:
         """Forward to STEP (a name in STEPS); Esc on a step goes back."""
         self.push_screen(self.STEPS[step]())
+
+    def get_system_commands(self, screen):
+        """The palette (ctrl+p) offers each step's actions beside Textual's own (themes ...)."""
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, StepScreen):
+            return
+        yield SystemCommand("Next step", "the step's primary action, as ctrl+n", screen.action_forward)
+        yield SystemCommand("Back", "the step before, as esc", screen.action_back)
+        yield SystemCommand("Commands panel", "the shell commands behind this step, as c", self.action_toggle_commands)
+        yield SystemCommand("Help for this step", "what it does and what vm2c does behind it, as f1",
+                            self.action_help)
+        for title, help_text, callback in screen.palette():
+            yield SystemCommand(title, help_text, callback)
 
     # -- everywhere --------------------------------------------------------
     def action_toggle_commands(self) -> None:

@@ -3,10 +3,11 @@ for an operator on their own and for a trainer showing the process to a room."""
 
 from __future__ import annotations
 
-KEYS_EVERYWHERE = ("c  commands panel: the shell commands equal to what the wizard does\n"
+KEYS_EVERYWHERE = ("ctrl+n  next: the step's main action (dimmed in the footer until it can run)\n"
+                   "c  commands panel: the shell commands equal to what the wizard does\n"
                    "esc  back one step, keeping your choices\n"
                    "q  quit (ctrl+q in a text field): everything attached or mounted is released\n"
-                   "ctrl+p  command palette (themes)\n"
+                   "ctrl+p  command palette: this step's actions, themes\n"
                    "? or F1  this help")
 
 HELP = {
@@ -18,7 +19,7 @@ HELP = {
         "runs in a sandbox that sees only the image's directory. A red line means a running process (a VM) "
         "holds the file open: shut the VM down first, or the copy may be inconsistent. The source is only "
         "ever read.",
-        "enter  check the typed path\ntab  move between the browser, the path and the buttons"),
+        "enter  check the typed path and, if it is a disk, go on\ntab  move between the browser, the path and the buttons"),
     "PartitionsScreen": (
         "2 Partitions: where the root filesystem is",
         "The disk's partition table, cfdisk-style, with each LVM volume group's logical volumes under their "

@@ -44,8 +44,7 @@ async def choose_source(pilot: Pilot, source: str) -> None:
     await reach(pilot, "SourceScreen", "#path")
     path = app.screen.query_one("#path", Input)
     path.value = source
-    path.focus()
-    await pilot.press("enter")
+    app.screen.check(source)  # as the file tree's pick does; Enter in the field would go on to step 2
     await wait_until(pilot, lambda: app.state.info is not None)
     await pilot.pause(0.2)
 

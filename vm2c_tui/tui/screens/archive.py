@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, ProgressBar, Static
 
 from vm2c_tui.text import human, safe
@@ -16,12 +16,19 @@ from vm2c_tui.tui.screens.confirm import Confirm
 
 class ArchiveScreen(StepScreen):
     NAME = "archive"
+    TITLES = {"#progress-box": "Progress"}
+    FORWARD = ("#next", "#start")  # the primary action while there is one, then on
+
+    def palette(self) -> list[tuple[str, str, object]]:
+        return [("Start the archive", "write img.tar and the Dockerfile", lambda: self.press("#start")),
+                ("Cancel the archive", "stop tar, remove the partial file, unmount", lambda: self.press("#cancel"))]
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="archive-status")
-        yield ProgressBar(total=100, show_eta=False, id="bar")
-        yield Static(id="figures")
-        yield Static(id="current")
+        with Vertical(id="progress-box"):
+            yield ProgressBar(total=100, show_eta=False, id="progress")
+            yield Static(id="figures")
+            yield Static(id="current")
         yield Static(id="archive-result")
         with Horizontal(classes="buttons"):
             yield Button("Start", id="start", variant="primary")
@@ -40,6 +47,7 @@ class ArchiveScreen(StepScreen):
     def start(self) -> None:
         self.query_one("#start", Button).disabled = True
         self.query_one("#cancel", Button).disabled = False
+        self.primary_changed()
         self.show_error(None)
         self.app.start_archive(self)
 
@@ -62,6 +70,7 @@ class ArchiveScreen(StepScreen):
         self.refresh_commands()
         if res is None:
             self.query_one("#start", Button).disabled = False
+            self.primary_changed()
             self.show_error(msg.error or "archive cancelled; everything was released")
             return
         self.query_one(ProgressBar).update(total=100, progress=100)
@@ -75,6 +84,7 @@ class ArchiveScreen(StepScreen):
         self.query_one("#start", Button).disabled = True
         self.query_one("#next", Button).disabled = False
         self.query_one("#next", Button).focus()
+        self.primary_changed()
 
     @on(Button.Pressed, "#cancel")
     def cancel(self) -> None:

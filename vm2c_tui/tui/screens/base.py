@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Button, Footer, Static
 
 from vm2c_tui.tui.messages import StepFailed
 from vm2c_tui.tui.widgets.commands import CommandsPanel
@@ -15,7 +15,11 @@ from vm2c_tui.tui.widgets.commands import CommandsPanel
 
 class StepScreen(Screen):
     NAME = "source"  # this step's name in the App's STEPS (tui/steps.py)
-    BINDINGS = [Binding("escape", "back", "Back")]
+    # ctrl+n works wherever focus is (a text field too): one key forward, shown dimmed while the
+    # step's primary action is not possible yet, and it never toggles a choice on its way
+    BINDINGS = [Binding("escape", "back", "Back"), Binding("ctrl+n", "forward", "Next", priority=True)]
+    FORWARD: tuple[str, ...] = ("#next",)  # the primary buttons, the first enabled one is pressed
+    TITLES: dict[str, str] = {}  # panel -> its border title, so the screen explains itself
 
     def compose(self) -> ComposeResult:
         bar = Text()
@@ -35,7 +39,40 @@ class StepScreen(Screen):
     def compose_body(self) -> ComposeResult:
         yield from ()
 
+    def _forward_button(self) -> Button | None:
+        for selector in self.FORWARD:
+            for b in self.query(selector).results(Button):
+                if not b.disabled:
+                    return b
+        return None
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "forward":  # None: shown, dimmed (False would hide it)
+            return True if self._forward_button() is not None else None
+        return True
+
+    def action_forward(self) -> None:
+        button = self._forward_button()
+        if button is not None:
+            button.press()
+
+    def palette(self) -> list[tuple[str, str, object]]:
+        """This step's own actions for the command palette: (title, help, callback)."""
+        return []
+
+    def press(self, selector: str) -> None:
+        """Press the button, as a click would: nothing while it is disabled."""
+        for b in self.query(selector).results(Button):
+            if not b.disabled:
+                b.press()
+
+    def primary_changed(self) -> None:
+        """A primary button was enabled or disabled: the footer's Next follows it."""
+        self.refresh_bindings()
+
     def on_mount(self) -> None:
+        for selector, title in self.TITLES.items():
+            self.query_one(selector).border_title = title
         self.query_one(CommandsPanel).set_class(not self.app.commands_visible, "hidden")
         self.refresh_commands()
 

@@ -15,6 +15,11 @@ from vm2c_tui.tui.screens.base import StepScreen
 
 class BuildScreen(StepScreen):
     NAME = "build"
+    FORWARD = ("#build",)  # the primary action while there is one, then on
+
+    def palette(self) -> list[tuple[str, str, object]]:
+        return [("Build the image", "import (or build) it and smoke-test it", lambda: self.press("#build")),
+                ("Save an image archive", "a docker-load-able file, no daemon needed", lambda: self.press("#save"))]
 
     def compose_body(self) -> ComposeResult:
         state = self.app.state
@@ -23,11 +28,14 @@ class BuildScreen(StepScreen):
             yield Select([("import (one pass, keeps all xattrs)", "import"),
                           ("dockerfile (classic ADD img.tar)", "dockerfile")],
                          value=state.method, allow_blank=False, id="method")
+            yield Label(" tag ")
             yield Input(state.tag or state.default_tag(), placeholder="REPO:TAG", id="tag")
         with Horizontal(id="cmd-row"):
             yield Label("CMD ")
             yield Input(shell, id="shell")
-        yield RichLog(id="log", wrap=True, max_lines=2000)
+        log = RichLog(id="log", wrap=True, max_lines=2000)
+        log.border_title = "What the daemon does"
+        yield log
         yield Static(id="build-result")
         with Horizontal(classes="buttons"):
             yield Button("Build", id="build", variant="primary")
@@ -47,6 +55,7 @@ class BuildScreen(StepScreen):
     @on(Button.Pressed, "#build")
     def build(self) -> None:
         self.query_one("#build", Button).disabled = True
+        self.primary_changed()
         self.show_error(None)
         state = self.app.state
         state.tag = self.query_one("#tag", Input).value.strip()
@@ -69,6 +78,7 @@ class BuildScreen(StepScreen):
     def finished(self, msg: BuildDone) -> None:
         self.query_one("#build", Button).disabled = False
         self.query_one("#save", Button).disabled = not msg.no_daemon
+        self.primary_changed()
         if msg.built is None:
             self.show_error(msg.error)
             return

@@ -36,8 +36,8 @@ class MountScreen(StepScreen):
     def compose_body(self) -> ComposeResult:
         state = self.app.state
         with VerticalScroll(id="mount-main"):
-            yield Static(id="root-line")
-            yield Vertical(id="mounts")
+            with Vertical(id="mounts"):
+                yield Static(id="root-line")
             yield Static(id="read-with")
             with Horizontal(id="options-row"):
                 with RadioSet(id="preset"):
@@ -46,7 +46,7 @@ class MountScreen(StepScreen):
                 with Vertical(id="switches"):
                     with Horizontal(classes="switch-row"):
                         yield Switch(value=state.options.sanitize, id="sanitize")
-                        yield Label("sanitise (empty machine-id, no SSH host keys)")
+                        yield Label("sanitise (empty machine-id, no host keys)")
                     if state.source != "/" and userspace.available():
                         with Horizontal(classes="switch-row"):
                             # held when there is no kernel route; for an LV in pieces the
@@ -56,12 +56,16 @@ class MountScreen(StepScreen):
                                          id="engine", disabled=only)
                             yield Label("read in user space (no mounts)")
                     yield Static(id="estimate")
-            with Horizontal(id="out-row"):
-                yield Label("Output dir ")
-                yield Input(str(state.output_dir), id="outdir")
-            yield Static(id="free")
+            with Vertical(id="output"):
+                with Horizontal(id="out-row"):
+                    yield Label("Output dir ")
+                    yield Input(str(state.output_dir), id="outdir")
+                yield Static(id="free")
         with Horizontal(classes="buttons"):
             yield Button("Archive ▸", id="next", variant="primary")
+
+    TITLES = {"#mounts": "Mounts", "#read-with": "How it is read", "#preset": "Exclude preset",
+              "#switches": "Options", "#output": "Output"}
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -89,6 +93,12 @@ class MountScreen(StepScreen):
             self.show_method()
         self.update_free()
         self.estimate()
+        self.call_after_refresh(self._first_choice)
+
+    def _first_choice(self) -> None:
+        """Focus starts on the first choice (a mount to keep, else the preset), not on a button."""
+        boxes = self.query("#mounts Checkbox")
+        (boxes.first() if boxes else self.query_one("#preset", RadioSet)).focus()
 
     def show_method(self) -> None:
         state = self.app.state
@@ -169,11 +179,12 @@ class MountScreen(StepScreen):
         estimates = getattr(self, "estimates", None)
         if prep is None or estimates is None:
             return
+        for button in self.query("#preset RadioButton").results(RadioButton):
+            saved = estimates.get(button.name)  # each preset's saving on its own row
+            button.label = f"{button.name:<9} -{human(saved)}" if saved is not None else button.name
         t = Text()
-        for name, saved in estimates.items():
-            mark = "›" if name == self.app.state.options.preset else " "
-            t.append(f"{mark} {name:9} leaves out {human(saved)}\n")
-        t.append(f"  guest data {human(prep.used_bytes)}", style="dim")
+        t.append(f"guest data {human(prep.used_bytes)}, "
+                 f"this preset leaves out {human(estimates.get(self.app.state.options.preset))}", style="dim")
         for n in prep.notes[:3]:
             t.append("\n" + safe(n, 90), style="yellow")
         self.query_one("#estimate", Static).update(t)

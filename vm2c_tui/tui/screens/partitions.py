@@ -15,13 +15,22 @@ from vm2c_tui.read import engine
 from vm2c_tui.text import COLUMNS, rows, safe
 from vm2c_tui.tui.screens.base import StepScreen
 
+# Start, End and Sectors get columns from this width on; narrower, they are in the preview, so
+# Label and OS (which partition holds the root?) always show at 80 columns
+WIDE = 110
+NARROW = ("Device", "Size", "Type", "Filesystem", "Label", "OS")
+
 LVM_NOTE = ("LVM: vm2c reads the volume group metadata itself and reads each linear LV at its byte "
             "offset: no device-mapper, no vgchange, the host's LVM untouched.")
 
 
 class PartitionsScreen(StepScreen):
     NAME = "partitions"
+    TITLES = {"#table": "Partitions and LVM volumes", "#preview": "Highlighted"}
     BINDINGS = [Binding("r", "use_as_root", "Use as root")]
+
+    def palette(self) -> list[tuple[str, str, object]]:
+        return [("Use as root", "take the highlighted filesystem as the root, as r", self.action_use_as_root)]
 
     def compose_body(self) -> ComposeResult:
         yield Static("Inspecting…", id="disk-summary")
@@ -34,9 +43,6 @@ class PartitionsScreen(StepScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        table = self.query_one(DataTable)
-        for c in COLUMNS:
-            table.add_column(c, key=c)
         if self.app.state.inspection is None:
             self.inspect()
         else:
@@ -64,12 +70,19 @@ class PartitionsScreen(StepScreen):
         insp = self.app.state.inspection
         root = self.app.state.options.root or insp.root
         table = self.query_one(DataTable)
-        table.clear()
+        table.clear(columns=True)
+        self.columns = self._columns()
+        # narrow: one space between columns instead of two, so Label and OS fit in 80
+        table.cell_padding = 1 if self.columns == COLUMNS else 0
+        gap = "" if self.columns == COLUMNS else " "
+        for c in self.columns:
+            table.add_column(gap + c, key=c)
+        pick = [COLUMNS.index(c) for c in self.columns]
         self.volumes: dict[str, Volume] = {}
         root_row = 0
-        for i, (vol, cells) in enumerate(rows(insp)):
-            style = "bold green" if vol.id == root else ""
-            table.add_row(*[Text(c, style=style) for c in cells], key=vol.id)
+        for i, (vol, cells) in enumerate(rows(insp, mark_root=False)):
+            style = "bold green" if vol.id == root else ""  # the root, as the summary line names it
+            table.add_row(*[Text(gap + cells[k], style=style) for k in pick], key=vol.id)
             self.volumes[vol.id] = vol
             if vol.id == root:
                 root_row = i
@@ -83,7 +96,16 @@ class PartitionsScreen(StepScreen):
         self.query_one("#disk-summary", Static).update(summary)
         self.query_one("#lvm-note").set_class(not any(p.volumes for p in insp.partitions), "hidden")
         self.query_one("#next", Button).disabled = root is None
+        self.primary_changed()
+        table.focus()  # the work here is choosing in the table
         self.refresh_commands()
+
+    def _columns(self) -> tuple[str, ...]:
+        return COLUMNS if self.app.size.width >= WIDE else NARROW
+
+    def on_resize(self) -> None:
+        if self.app.state.inspection is not None and getattr(self, "columns", None) not in (None, self._columns()):
+            self.fill()
 
     @on(DataTable.RowHighlighted)
     def highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -94,6 +116,8 @@ class PartitionsScreen(StepScreen):
         t = Text()
         t.append(f"{vol.id}  ", style="bold")
         t.append(f"{vol.fstype or 'no filesystem'}  {safe(vol.label, 30)}\n")
+        if getattr(vol, "sectors", 0):  # a partition: where it lies, as cfdisk's Start/End/Sectors
+            t.append(f"sectors {vol.start}-{vol.end} ({vol.sectors})\n", style="dim")
         if vol.os:
             t.append("OS: ", style="bold")
             t.append(safe(vol.os.pretty_name, 60) + "\n")

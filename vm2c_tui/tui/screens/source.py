@@ -29,6 +29,7 @@ class DiskImageTree(DirectoryTree):
 
 class SourceScreen(StepScreen):
     NAME = "source"
+    TITLES = {"#tree": "Files that look like disks", "#source-info": "The image"}
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="path to a disk image or partition dump (Enter to check it)", id="path")
@@ -54,6 +55,7 @@ class SourceScreen(StepScreen):
 
     @on(Input.Submitted, "#path")
     def typed(self, event: Input.Submitted) -> None:
+        self.go_on = True  # Enter on a path that checks out goes on to the partitions
         self.check(event.value.strip())
 
     @work(thread=True, exclusive=True, group="identify")
@@ -70,6 +72,8 @@ class SourceScreen(StepScreen):
         self.show_error(error)
         state = self.app.state
         self.query_one("#next", Button).disabled = info is None
+        self.primary_changed()
+        go_on, self.go_on = getattr(self, "go_on", False), False
         holder = self.query_one("#holder", Static)
         if info is None:
             self.query_one("#info", Static).update("")
@@ -97,6 +101,8 @@ class SourceScreen(StepScreen):
         holder.update(Text(safe(warning, 400), style="bold red") if warning else "")
         holder.set_class(not warning, "hidden")
         self.refresh_commands()
+        if go_on:  # a holder's warning is shown again on the partitions step
+            self.app.go("partitions")
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
