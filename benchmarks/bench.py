@@ -150,6 +150,24 @@ def bench_inspect(raw: Path) -> dict:
     return {"inspect_s": median(times), "inspect_first_s": cold}
 
 
+def bench_inspect_formats(raw: Path, work: Path) -> dict:
+    """#21 item 6: `vm2c inspect` of the bench disk in each format, the kernel route against `auto`
+    (as root with the user-space engine installed: inspected in user space), alternated."""
+    out = {}
+    for fmt in ("raw", "qcow2", "vdi", "vmdk"):
+        img = raw if fmt == "raw" else work / f"big.{fmt}"
+        if fmt != "raw":
+            sh("qemu-img", "convert", "-O", fmt, str(raw), str(img))
+        kernel, auto = [], []
+        for _ in range(RUNS):
+            kernel.append(timed([*VM2C, "inspect", "--engine", "kernel", "--json", img])[0])
+            auto.append(timed([*VM2C, "inspect", "--json", img])[0])
+        out[f"inspect_kernel_{fmt}_s"], out[f"inspect_auto_{fmt}_s"] = median(kernel), median(auto)
+        if fmt != "raw":
+            img.unlink()
+    return out
+
+
 def root_offset(raw: Path) -> tuple[int, int]:
     doc = json.loads(sh(*VM2C, "inspect", "--json", raw).stdout)
     for p in doc["partitions"]:
@@ -501,7 +519,7 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str, cold:
     return {f"{key}:{k}": v for k, v in out.items()}
 
 
-PARTS = ("inspect", "archive", "progress", "views", "convert-overlay2", "convert-vfs", "userspace")
+PARTS = ("inspect", "inspect-formats", "archive", "progress", "views", "convert-overlay2", "convert-vfs", "userspace")
 EXTRA = ("convert-overlay2-warm", "convert-overlay2-hostfs", "convert-vfs-hostfs")  # only when named in --only
 
 
@@ -521,7 +539,8 @@ def main() -> int:
                     "runs": RUNS})
     with tempfile.TemporaryDirectory(dir=CACHE) as t:
         work = Path(t)
-        steps = {"inspect": lambda: bench_inspect(raw), "archive": lambda: bench_archive(raw, work),
+        steps = {"inspect": lambda: bench_inspect(raw), "inspect-formats": lambda: bench_inspect_formats(raw, work),
+                 "archive": lambda: bench_archive(raw, work),
                  "progress": lambda: bench_progress(raw, work), "views": lambda: bench_views(raw, work),
                  "convert-overlay2": lambda: bench_convert(raw, work, "overlay2", cold=True),
                  "convert-overlay2-warm": lambda: bench_convert(raw, work, "overlay2"),
@@ -575,6 +594,9 @@ def render(r: dict) -> str:
         "|---|---|---|",
         f"| `vm2c inspect` of the 20 GiB LVM disk | {r['inspect_s']:.2f} s (first run {r['inspect_first_s']:.2f} s) "
         f"| < 2 s |",
+        *[f"| `vm2c inspect` of it as {fmt}: kernel route / auto (user space) | {r[f'inspect_kernel_{fmt}_s']:.2f} s / "
+          f"{r[f'inspect_auto_{fmt}_s']:.2f} s | < 0.5 s |" for fmt in ("raw", "qcow2", "vdi", "vmdk")
+          if f"inspect_auto_{fmt}_s" in r],
         f"| plain `tar -cf - . \\| cat > FILE`, fresh mount | {r['plain_tar_s']:.2f} s | |",
         f"| tar with vm2c's flags (xattrs, pax), fresh mount | {r['faithful_tar_s']:.2f} s | |",
         f"| `vm2c archive --engine kernel` (raw, whole command) | {r['vm2c_archive_s']:.2f} s | |",
