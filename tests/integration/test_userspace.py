@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import bounded, validated, vm2c
+from conftest import bounded, validated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from manifest import compare, tar_manifest
@@ -426,20 +426,3 @@ def test_auto_takes_the_userspace_engine_where_the_kernel_route_cannot_run(disks
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "via user space" in proc.stderr
-
-
-@pytest.mark.parametrize("fmt", ["raw", "qcow2", "vdi", "vmdk", "vhdx"])
-def test_auto_inspects_in_user_space_as_root_and_archives_with_the_kernel(disks, tmp_path, fmt, no_leaks):
-    """#21 item 6: as root with the user-space engine installed, `auto` inspects in user space
-    (fast: no raw view, no mounts), to the same Inspection as the kernel route; the conversion
-    still takes the kernel route, which reads this disk."""
-    src = disks.get("demo", fmt)
-    auto = engine_inspect(src)
-    assert auto.raw_method == "userspace" and auto.prefers == ""
-    assert auto.to_json() == engine_inspect(src, "kernel").to_json()
-    doc = json.loads(vm2c("archive", src, "-o", tmp_path / "out", "--json", check=True).stdout)
-    assert doc["engine"] == "kernel"
-
-
-def test_auto_inspects_with_the_kernel_when_a_view_is_forced(disks):
-    assert engine_inspect(disks.get("demo", "qcow2"), method="copy").raw_method == "copy"

@@ -72,7 +72,6 @@ class Inspection:
     raw_why: str = ""
     backing_chain: list[str] = field(default_factory=list)
     looked_inside: bool = True
-    prefers: str = ""  # the engine this disk wants archived with ("userspace": an LV in pieces), or ""
 
     def filesystems(self) -> list[Volume]:
         out: list[Volume] = []

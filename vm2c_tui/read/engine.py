@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from vm2c_tui.errors import DamagedImage, NeedsRoot, Vm2cError
+from vm2c_tui.errors import NeedsRoot, Vm2cError
 from vm2c_tui.host.run import which
 from vm2c_tui.read import userspace
 
@@ -44,51 +44,32 @@ def require_kernel_root(engine: str, what: str) -> None:
 
 def inspect(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True,
             joined=None):
-    """With `auto` and the user-space engine installed, the disk is inspected in user space,
-    which reads a table and looks inside every filesystem in a fraction of a second where the
-    kernel route starts a raw view and mounts each one (#21: 0.2-0.3 s against about 2 s for
-    an 800 MB qcow2, vdi or vmdk); the same Inspection (tested equal). The kernel route still
-    archives it, unless the disk holds an LV in pieces (grown with lvextend), which user space
-    reads in place: the inspection then says so and `prefers` the user-space engine. The kernel
-    route inspects when asked for, with a forced raw view (METHOD), or when user space cannot
-    read the image or one of its filesystems. JOINED: inspect_image's."""
-    chosen = choose(engine)
-    if chosen == "userspace":
+    """With `auto`, an image holding an LV in pieces (grown with lvextend), which the kernel
+    route can only read through a joined copy (joincopy.py), is read in user space instead,
+    in place, when that engine is installed; the inspection says so, and its raw_method
+    ("userspace") tells the conversion. JOINED: inspect_image's."""
+    if choose(engine) == "userspace":
         from vm2c_tui.read.userspace.inspect import inspect_userspace
 
         return inspect_userspace(source, look_inside=look_inside, progress=progress)
-    if (engine or "auto") == "auto" and method is None and userspace.available():
-        insp = _in_user_space(source, look_inside, progress)
-        if insp is not None:
-            return insp
     from vm2c_tui.read.kernel.inspect import inspect_image
 
-    return inspect_image(source, look_inside=look_inside, method=method, progress=progress, joined=joined)
-
-
-def _in_user_space(source, look_inside: bool, progress):
-    """The user-space inspection, or None where the kernel route should look instead."""
-    from vm2c_tui.read.userspace.inspect import inspect_userspace
-
-    try:
-        insp = inspect_userspace(source, look_inside=look_inside, progress=progress)
-    except DamagedImage:
-        raise  # the kernel route would say the same, later
-    except Vm2cError:
-        return None  # a format or feature only qemu reads: the kernel route says why if it cannot either
-    if any(v.note.startswith("could not be read in user space") for v in insp.filesystems()):
-        return None  # a filesystem our readers trip over may still mount
+    may_switch = (engine or "auto") == "auto" and userspace.available()
+    insp = inspect_image(source, look_inside=look_inside, method=method, progress=progress,
+                         join_pieces=not may_switch, joined=joined)
     pieces = [v.id for v in insp.in_pieces()]
-    if pieces:
-        insp.prefers = "userspace"
-        insp.warnings.append(f"{', '.join(pieces)}: in pieces on the disk (grown with lvextend): read in user "
-                             f"space, in place (the kernel route, without device-mapper, would copy them joined "
-                             f"first)")
+    if not may_switch or not pieces:
+        return insp
+    from vm2c_tui.read.userspace.inspect import inspect_userspace  # only here: ~12 ms of imports the kernel route skips
+
+    insp = inspect_userspace(source, look_inside=look_inside, progress=progress)
+    insp.warnings.append(f"{', '.join(pieces)}: in pieces on the disk (grown with lvextend): read in user space, "
+                         f"in place (the kernel route, without device-mapper, would copy them joined first)")
     return insp
 
 
 def resolved(requested: str | None, insp) -> str:
     """The engine a conversion uses once its image is inspected (see inspect())."""
-    if (requested or "auto") == "auto" and insp is not None and insp.prefers == "userspace":
+    if (requested or "auto") == "auto" and insp is not None and insp.raw_method == "userspace":
         return "userspace"
     return choose(requested)

@@ -25,10 +25,11 @@ from vm2c_tui.read.kernel.mount import mount_ro
 
 
 def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: str | None = None,
-                  progress: Progress | None = None,
+                  progress: Progress | None = None, join_pieces: bool = True,
                   joined: JoinedCopies | None = None) -> Inspection:
-    """JOINED keeps the joined copies of LVs in pieces for a conversion that mounts them next;
-    without it each is removed once looked into."""
+    """JOIN_PIECES=False leaves LVs in pieces unlooked-into (no joined copy): for a caller that
+    will read the image in user space when it holds one. JOINED keeps the joined copies for a
+    conversion that mounts them next; without it each is removed once looked into."""
     note = progress or (lambda msg: None)
     info, warnings = identify_noting(path, note)
     if not is_root():
@@ -38,7 +39,7 @@ def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: 
         view = open_raw(session, info, method)
         insp = scan(info, ToolReader(view.path, info.virtual_size), warnings, note, view.method, view.why)
         if look_inside:
-            _look_inside(session, view, insp, note, joined)
+            _look_inside(session, view, insp, note, join_pieces, joined)
     return conclude(insp, look_inside)
 
 
@@ -58,7 +59,7 @@ class ToolReader:
         return open(self.path, "rb")
 
 
-def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progress,
+def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progress, join_pieces: bool,
                  joined: JoinedCopies | None) -> None:
     def where(peek: Session, vol: Volume) -> tuple[str, int]:
         if joined:  # kept for the conversion's mount
@@ -66,7 +67,7 @@ def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progre
         return volume_file(peek, view.path, vol.id, vol.offset, vol.extents, note)
 
     for vol in insp.filesystems():
-        if vol.fstype not in LINUX_FS or not vol.readable:
+        if vol.fstype not in LINUX_FS or not vol.readable or (vol.extents and not join_pieces):
             continue
         if not is_root() or not can_mount(vol.fstype):
             if vol.fstype in ("ext2", "ext3", "ext4") and which("debugfs"):
