@@ -307,3 +307,50 @@ async def test_the_palette_offers_each_steps_actions_and_themes_still(disks, tmp
         await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared)
         await pilot.press("ctrl+q")
     assert app.return_code == 0
+
+
+@pytest.mark.parametrize("engine", ["kernel", "userspace"])
+async def test_the_explorer_leaves_a_directory_out_of_the_archive(disks, tmp_path, engine, no_leaks):
+    """#21 item 5: on the Mount step, e sizes the assembled tree; x on a directory adds an
+    --exclude rule that the commands panel shows and the archive honours."""
+    from textual.widgets import DataTable
+
+    src = disks.get("demo", "qcow2")
+    app = Vm2cApp(browse_root=str(src.parent), engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await tour.to_mount(pilot, str(src), str(tmp_path / "out"))
+        assert app.state.conversion.prepared.tree.engine == engine
+        await pilot.press("e")
+        await tour.reach(pilot, "ExploreScreen", "#sizes")
+        table = app.screen.query_one("#sizes", DataTable)
+        await wait_until(pilot, lambda: table.row_count > 3)
+        sizes = [e[1] for e in app.screen.entries]
+        assert sizes == sorted(sizes, reverse=True)  # biggest first
+        names = [e[0] for e in app.screen.entries]
+        while names[table.cursor_row] != "usr":
+            await pilot.press("down")
+        await pilot.press("enter")  # into /usr
+        await wait_until(pilot, lambda: app.screen.path == "/usr")
+        await pilot.press("backspace")
+        await wait_until(pilot, lambda: app.screen.path == "/")
+        names = [e[0] for e in app.screen.entries]
+        while names[table.cursor_row] != "srv":
+            await pilot.press("down")
+        await pilot.press("x")
+        assert app.state.options.excludes == ["./srv"]
+        await pilot.press("escape")
+        await tour.reach(pilot, "MountScreen", "#outdir")
+        await pilot.press("c")
+        await pilot.pause(0.2)
+        assert "--exclude=./srv" in str(app.screen.query_one(CommandsPanel).query_one("#commands-text").render())
+        await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared
+                         and app.state.prepared_for == app.state.options_key())
+        await pilot.press("ctrl+n")
+        await tour.reach(pilot, "ArchiveScreen", "#start")
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: app.state.archive is not None, timeout=120)
+        await pilot.press("ctrl+q")
+    with tarfile.open(tmp_path / "out" / "img.tar") as tf:
+        names = tf.getnames()
+    assert "./usr/bin" in names or any(n.startswith("./usr/") for n in names)
+    assert not any(n == "./srv" or n.startswith("./srv/") for n in names)

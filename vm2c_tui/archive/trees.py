@@ -27,6 +27,7 @@ class Tree(Protocol):
 
     def savings(self, rules) -> int: ...
     def estimates(self, mountpoints: list[str]) -> dict[str, int]: ...
+    def sizes(self, path: str) -> list[tuple[str, int, bool]]: ...
     def whiteouts(self) -> list[str]: ...
     def settle(self) -> None: ...
     def write(self, dest: Path, *, total: int, on_progress: ProgressFn | None = None) -> Progress: ...
@@ -46,6 +47,9 @@ class MountedTree:
 
     def estimates(self, mountpoints: list[str]) -> dict[str, int]:
         return presets.estimate_all(GuestRoot(str(self.path)), mountpoints)
+
+    def sizes(self, path: str) -> list[tuple[str, int, bool]]:
+        return presets.sizes(GuestRoot(str(self.path)), path)
 
     def whiteouts(self) -> list[str]:
         return self.scan.join().whiteouts
@@ -74,6 +78,9 @@ class ReaderTree:
 
     def estimates(self, mountpoints: list[str]) -> dict[str, int]:
         return reader_plan.estimate_all(self.tree, mountpoints)
+
+    def sizes(self, path: str) -> list[tuple[str, int, bool]]:
+        return reader_plan.sizes(self.tree, path)
 
     def whiteouts(self) -> list[str]:
         return self.tree.filters.whiteouts

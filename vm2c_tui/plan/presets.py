@@ -74,6 +74,21 @@ def _tree_size(path: str) -> int:
     return total
 
 
+def sizes(guest: GuestRoot, path: str) -> list[tuple[str, int, bool]]:
+    """(name, bytes allocated, is a directory) of each entry of guest PATH, largest first: what
+    the disk-usage explorer lists (the mounts below PATH are walked too, as tar will)."""
+    try:
+        host_dir = guest.resolve(path, follow_last=False)
+        names = os.listdir(host_dir)
+    except (GuestPathError, OSError):
+        return []
+    out = []
+    for n in names:
+        full = os.path.join(host_dir, n)
+        out.append((n, _tree_size(full), os.path.isdir(full) and not os.path.islink(full)))
+    return sorted(out, key=lambda e: (-e[1], e[0]))
+
+
 def matches(guest: GuestRoot, pattern: str) -> list[str]:
     """Host paths matching an anchored pattern whose wildcards are in its last component."""
     parent, _, last = pattern.removeprefix(".").rpartition("/")

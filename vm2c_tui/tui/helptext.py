@@ -39,7 +39,15 @@ HELP = {
         "without replaying a journal; the fstab mounts are placed under the root as the guest would see "
         "them. Without root, or when you switch to it, the user-space engine reads the same tree with no "
         "mounts at all.",
-        "space  toggle the focused switch\ntab  next control"),
+        "space  toggle the focused switch\ntab  next control\ne  explore sizes: leave big directories out"),
+    "ExploreScreen": (
+        "3 Mount: exploring sizes",
+        "The assembled tree's entries, biggest first, as ncdu shows them: go into a directory to see what "
+        "fills it, and leave out what the container does not need before archiving rather than after.",
+        "Sizes are the blocks each entry holds, read from the read-only mounts (or the user-space readers). "
+        "Leaving an entry out adds an --exclude rule anchored at the tree's root (./srv), which the commands "
+        "panel shows and tar honours; the Mount step says what your rules leave out.",
+        "enter  into a directory\nbackspace  up\nx  leave out / keep\nesc  back to the Mount step"),
     "ArchiveScreen": (
         "4 Archive: the tree into img.tar",
         "GNU tar writes the assembled tree to img.tar, with progress: bytes of the expected total, files, "

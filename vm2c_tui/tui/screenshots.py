@@ -15,6 +15,7 @@ STEPS = [
     ("1-source", lambda p, s, o: tour.choose_source(p, s)),
     ("2-partitions", lambda p, s, o: tour.to_partitions(p, s)),
     ("3-mount", lambda p, s, o: tour.to_mount(p, s, o)),
+    ("3b-explore", lambda p, s, o: tour.to_explore(p, s, o)),
     ("4-archive", lambda p, s, o: tour.archive_done(p, s, o)),
     ("5-build", lambda p, s, o: tour.build_done(p, s, o, "vm2c/demo:latest")),
 ]

@@ -27,11 +27,13 @@ class WizardState:
     method: str = "import"
     image: ImageResult | None = None
     smoke: Smoke | None = None
+    exclude_sizes: dict[str, int] = field(default_factory=dict)  # explorer's rule -> bytes it leaves out
     _plan: tuple | None = field(default=None, repr=False)
 
     def options_key(self) -> tuple:
         o = self.options
-        return (self.source, o.root, o.use_fstab, tuple(sorted(o.disabled)), o.sanitize, o.engine)
+        return (self.source, o.root, o.use_fstab, tuple(sorted(o.disabled)), o.sanitize, o.engine,
+                tuple(o.excludes))  # an exclude is part of the tar's spec, made when the tree is
 
     def mount_plan(self) -> tuple[list, list[str]]:
         """The mount plan for the current choices: what the Mount step shows and the conversion

@@ -68,6 +68,16 @@ async def to_mount(pilot: Pilot, source: str, outdir: str) -> None:
     await pilot.pause(0.3)
 
 
+async def to_explore(pilot: Pilot, source: str, outdir: str) -> None:
+    """The Mount step's disk-usage explorer, sized."""
+    await to_mount(pilot, source, outdir)
+    await pilot.press("e")
+    await reach(pilot, "ExploreScreen", "#sizes")
+    table = pilot.app.screen.query_one("#sizes", DataTable)
+    await wait_until(pilot, lambda: table.row_count > 0)
+    await pilot.pause(0.2)
+
+
 async def to_archive(pilot: Pilot, source: str, outdir: str) -> None:
     await to_mount(pilot, source, outdir)
     await press_button(pilot, "#next")

@@ -137,5 +137,21 @@ def sanitized(tree: UserspaceTree) -> list[str]:
     return done
 
 
+def sizes(tree: UserspaceTree, path: str) -> list[tuple[str, int, bool]]:
+    """(name, bytes, is a directory) of each entry of guest PATH, largest first, entering mounts
+    (presets.sizes for the kernel route)."""
+    found = _node_at(tree.mounts, path)
+    if found is None or found[0].meta(found[1]).kind != "dir":
+        return []
+    seen: set = set()
+    out = []
+    for name, _ in found[0].children(found[1]):
+        text = name.decode("utf-8", "surrogateescape")
+        at = _node_at(tree.mounts, path.rstrip("/") + "/" + text)
+        if at is not None:
+            out.append((text, _size(at[0], at[1], seen), at[0].meta(at[1]).kind == "dir"))
+    return sorted(out, key=lambda e: (-e[1], e[0]))
+
+
 def estimate_all(tree: UserspaceTree, mountpoints: list[str]) -> dict[str, int]:
     return {name: savings(tree, rules(name, mountpoints)) for name in PRESETS}

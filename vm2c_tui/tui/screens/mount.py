@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (
     Button,
@@ -27,6 +28,7 @@ from vm2c_tui.read.kernel.attach import available_methods
 from vm2c_tui.text import human, safe
 from vm2c_tui.tui.messages import Estimated
 from vm2c_tui.tui.screens.base import StepScreen
+from vm2c_tui.tui.screens.explore import ExploreScreen
 
 
 class MountScreen(StepScreen):
@@ -64,6 +66,7 @@ class MountScreen(StepScreen):
         with Horizontal(classes="buttons"):
             yield Button("Archive ▸", id="next", variant="primary")
 
+    BINDINGS = [Binding("e", "explore", "Explore sizes")]
     TITLES = {"#mounts": "Mounts", "#read-with": "How it is read", "#preset": "Exclude preset",
               "#switches": "Options", "#output": "Output"}
 
@@ -185,9 +188,28 @@ class MountScreen(StepScreen):
         t = Text()
         t.append(f"guest data {human(prep.used_bytes)}, "
                  f"this preset leaves out {human(estimates.get(self.app.state.options.preset))}", style="dim")
+        mine = self.app.state.exclude_sizes
+        if mine:  # what the explorer's rules leave out, as it sized them
+            t.append(f"\nyour {len(mine)} exclude(s) leave out {human(sum(mine.values()))}", style="dim")
         for n in prep.notes[:3]:
             t.append("\n" + safe(n, 90), style="yellow")
         self.query_one("#estimate", Static).update(t)
+
+    def palette(self) -> list[tuple[str, str, object]]:
+        return [("Explore sizes", "the biggest directories, to leave some out before archiving (e)",
+                 self.action_explore)]
+
+    def action_explore(self) -> None:
+        """The disk-usage explorer over the prepared tree (once the estimate has mounted it)."""
+        conv = self.app.state.conversion
+        if conv is None or conv.prepared is None:
+            self.show_error("the tree is still being prepared; try again in a moment")
+            return
+        def back(_changed) -> None:
+            self.refresh_commands()
+            self.estimate()  # an exclude is part of the tar's spec: prepared again
+
+        self.app.push_screen(ExploreScreen(conv.prepared.tree), back)
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
