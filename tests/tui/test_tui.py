@@ -274,11 +274,12 @@ async def test_source_to_build_with_keys_only(disks, dockerd, tmp_path, size, no
         await pilot.press("ctrl+n")
         await tour.reach(pilot, "MountScreen", "#outdir")
         await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared)
-        assert isinstance(app.focused, Checkbox)  # the first choice: a mount to keep or leave out
+        assert isinstance(app.focused, Checkbox) and _forward_shown(app)  # focus on the first choice
         kept = set(app.state.options.disabled)
         await pilot.press("ctrl+n")
         assert app.state.options.disabled == kept  # going on changed no choice
         await tour.reach(pilot, "ArchiveScreen", "#start")
+        assert _forward_shown(app)
         await pilot.press("ctrl+n")  # starts the archive
         await wait_until(pilot, lambda: app.state.archive is not None, timeout=180)
         bar, whole = app.screen.query_one("#progress Bar"), app.screen.query_one("#progress")
