@@ -44,6 +44,15 @@ class WizardState:
             self._plan = (key, plan_mounts(self.inspection, o.root, o.use_fstab, o.disabled))
         return self._plan[1]
 
+    def choose_root(self, root: str | None) -> None:
+        """A new root, or a new disk (None: the detected one): the open conversion is released and
+        the choices made on the old tree (mounts switched off, entries left out) go with it."""
+        self.release()
+        self.options.root = root
+        self.options.disabled = set()
+        self.options.excludes = []
+        self.exclude_sizes = {}
+
     def release(self) -> None:
         """Unmount and detach whatever the open conversion holds."""
         if self.conversion is not None:

@@ -147,9 +147,7 @@ class PartitionsScreen(StepScreen):
         self.show_error(None)
         state = self.app.state
         if state.options.root != key:
-            state.release()
-            state.options.root = key
-            state.options.disabled = set()
+            state.choose_root(key)
         self.fill()
 
     @on(Button.Pressed, "#next")

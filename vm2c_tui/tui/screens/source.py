@@ -80,10 +80,8 @@ class SourceScreen(StepScreen):
             holder.set_class(True, "hidden")
             return
         if state.source != str(info.path):
-            state.release()
+            state.choose_root(None)
             state.inspection = None
-            state.options.root = None
-            state.options.disabled = set()
         state.source, state.info = str(info.path), info
         lines = Text()
         lines.append("File       ", style="bold")
