@@ -39,8 +39,9 @@ class StepScreen(Screen):
     def compose_body(self) -> ComposeResult:
         yield from ()
 
-    def _forward_button(self) -> Button | None:
-        for selector in self.FORWARD:
+    def _enabled(self, *selectors: str) -> Button | None:
+        """The first of these buttons that can be pressed now."""
+        for selector in selectors:
             for b in self.query(selector).results(Button):
                 if not b.disabled:
                     return b
@@ -48,23 +49,21 @@ class StepScreen(Screen):
 
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "forward":  # None: shown, dimmed (False would hide it)
-            return True if self._forward_button() is not None else None
+            return True if self._enabled(*self.FORWARD) is not None else None
         return True
 
     def action_forward(self) -> None:
-        button = self._forward_button()
-        if button is not None:
-            button.press()
+        self.press(*self.FORWARD)
 
     def palette(self) -> list[tuple[str, str, object]]:
         """This step's own actions for the command palette: (title, help, callback)."""
         return []
 
-    def press(self, selector: str) -> None:
-        """Press the button, as a click would: nothing while it is disabled."""
-        for b in self.query(selector).results(Button):
-            if not b.disabled:
-                b.press()
+    def press(self, *selectors: str) -> None:
+        """Press the first enabled of these buttons, as a click would: nothing while none is."""
+        button = self._enabled(*selectors)
+        if button is not None:
+            button.press()
 
     def primary_changed(self) -> None:
         """A primary button was enabled or disabled: the footer's Next follows it."""

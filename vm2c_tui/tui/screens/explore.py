@@ -59,17 +59,18 @@ class ExploreScreen(Screen):
 
     @on(Sized)
     def sized(self, msg: Sized) -> None:
+        same = msg.path == self.path
         self.path, self.entries = msg.path, msg.entries
         total = sum(size for _, size, _ in msg.entries)
         self.query_one("#explore-where", Static).update(Text(f"{safe(msg.path, 60)}  {human(total)}", style="bold"))
-        self.fill()
+        self.fill(keep_row=same)  # a directory just entered starts at its biggest entry
 
     def _child(self, name: str) -> str:
         return self.path.rstrip("/") + "/" + name
 
-    def fill(self) -> None:
+    def fill(self, keep_row: bool = True) -> None:
         table = self.query_one(DataTable)
-        row = table.cursor_row
+        row = table.cursor_row if keep_row else 0
         table.clear()
         excludes = self.app.state.options.excludes
         for name, size, is_dir in self.entries:
