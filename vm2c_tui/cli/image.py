@@ -44,7 +44,7 @@ def _cmd_build(args) -> int:
     if args.method == "dockerfile":
         _warn_dropped_xattrs(tar)
     built = flow.make(recipe, tar=tar, on_log=_build_log(args.method))
-    built.timings["total"] = round(time.monotonic() - t0, 3)
+    built.result.timings["total"] = round(time.monotonic() - t0, 3)
     _report(args, built.result, built.smoke, {"source": str(tar), "labels": labels})
     return 0 if built.smoke is None or built.smoke.ok else 3
 

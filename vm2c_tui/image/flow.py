@@ -28,9 +28,8 @@ class Recipe:
 
 @dataclass
 class Built:
-    result: ImageResult
+    result: ImageResult  # its timings: each step's seconds
     smoke: Smoke | None
-    timings: dict[str, float]
 
 
 def check(recipe: Recipe, image_bytes: int, hint: str = "") -> None:
@@ -65,4 +64,4 @@ def make(recipe: Recipe, *, tar: Path | None = None, stream: Body | None = None,
         smoke = daemon.smoke_test(image_id, recipe.shell)
         timings["smoke"] = round(time.monotonic() - start, 3)
     result.timings = timings
-    return Built(result, smoke, timings)
+    return Built(result, smoke)
