@@ -77,9 +77,11 @@ def _raw_view(source: str, fmt: str, method: str, lines: list[str], undo: list[s
         lines.append(shell_line(nbd_cmd(source, fmt, "/dev/nbd0")))
         undo.append(shell_line(["qemu-nbd", "-d", "/dev/nbd0"]))
         return "/dev/nbd0"
-    if method == "copy":
+    if method in ("copy", "flatten"):
         raw = f"{WORK}/disk.raw"
-        lines.append(shell_line(copy_cmd(source, fmt, raw)))
+        lines.append(shell_line(copy_cmd(source, fmt, raw)) if method == "copy" else
+                     f"# vm2c's own VDI reader copies {shell_line([source])} with its parents (a differencing "
+                     f"VDI chain, which qemu refuses) to {raw}")
         undo.append(shell_line(["rm", "-f", raw]))
         return raw
     return source

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.source.magic import ImageInfo
-from vm2c_tui.source.vdi import VdiDisk
+from vm2c_tui.source.vdi import VdiDisk, open_chain
 
 
 class RawDisk:
@@ -57,7 +57,7 @@ def open_image(info: ImageInfo) -> RawDisk | VdiDisk | StreamDisk:
         if info.format == "raw":
             return RawDisk(path)
         if info.format == "vdi":
-            return VdiDisk(path)
+            return open_chain([path, *info.backing_chain])
         return _dissect(info)
     except Vm2cError:
         raise

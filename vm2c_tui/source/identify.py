@@ -11,8 +11,9 @@ from pathlib import Path
 from vm2c_tui.errors import DamagedImage, Vm2cError
 from vm2c_tui.host.confine import Sandbox
 from vm2c_tui.host.run import run, which
-from vm2c_tui.source import imagerefs, subformats
+from vm2c_tui.source import imagerefs, subformats, vdichain
 from vm2c_tui.source.magic import NICE, ImageInfo, sniff
+from vm2c_tui.source.vdi import read_header
 
 
 def _check_file(path: Path) -> os.stat_result:
@@ -42,6 +43,10 @@ def identify(path: Path) -> ImageInfo:
     # would say "Invalid argument")
     if stat.S_ISREG(st.st_mode) and st.st_size < 512 and fmt == "raw":
         raise Vm2cError(f"{path}: {st.st_size} bytes, too small to be a disk image (less than one sector)")
+    if fmt == "vdi":
+        hdr = read_header(str(path))
+        if hdr is not None and hdr.differencing:  # qemu refuses these: our reader, with its parents
+            return vdichain.identify_child(path)
     if not which("qemu-img"):
         from vm2c_tui.source.noqemu import identify_without_qemu
 
@@ -64,6 +69,8 @@ def identify(path: Path) -> ImageInfo:
     info.subformat = subformats.of(path, fmt)
     if stat.S_ISREG(st.st_mode) and fmt != "raw":
         _check_truncation(info, st.st_size, box)
+    if fmt == "vdi" and (stale := vdichain.stale_warning(path)):
+        info.warnings.append(stale)
     return info
 
 

@@ -5,7 +5,8 @@ The mechanism is picked at run time (docs/how-it-works.md, 'Reading a disk'):
   nbd      qemu-nbd -r, where /dev/nbd* exists (an ordinary workstation);
   fuse     qemu-storage-daemon serving NBD on a unix socket, nbdfuse showing it as a file,
            where there is no nbd (these VMs);
-  copy     qemu-img convert to a sparse temporary raw file, always works.
+  copy     qemu-img convert to a sparse temporary raw file, always works;
+  flatten  a differencing VDI chain (qemu refuses those), copied by our own reader (flatten.py).
 Every qemu runs confined to the image's directory (confine.py).
 A filesystem inside is then a read-only loop device at its byte offset, so
 neither a kernel partition scan nor device-mapper is needed.
@@ -26,6 +27,8 @@ from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.confine import Sandbox
 from vm2c_tui.host.run import run, signals_held, spawn, which
 from vm2c_tui.host.session import Session, release_loop, release_nbd, release_process
+from vm2c_tui.read.kernel.flatten import WHY as FLATTEN_WHY
+from vm2c_tui.read.kernel.flatten import flatten_vdi
 from vm2c_tui.source.magic import ImageInfo
 
 
@@ -52,6 +55,8 @@ def available_methods(info: ImageInfo) -> list[tuple[str, str]]:
     """(method, why) in order of preference for this image on this machine."""
     if info.format == "raw":
         return [("direct", "raw image: read as it is, no conversion")]
+    if info.format == "vdi" and info.backing_chain:
+        return [("flatten", FLATTEN_WHY)]
     _load_nbd()
     out = []
     if glob.glob("/dev/nbd[0-9]*") and which("qemu-nbd") and os.geteuid() == 0:
@@ -194,7 +199,8 @@ def _copy(session: Session, info: ImageInfo) -> str:
     return str(raw)
 
 
-_OPENERS = {"direct": lambda session, info: str(info.path), "nbd": _nbd, "fuse": _fuse, "copy": _copy}
+_OPENERS = {"direct": lambda session, info: str(info.path), "nbd": _nbd, "fuse": _fuse, "copy": _copy,
+            "flatten": flatten_vdi}
 
 
 def loop_device(session: Session, raw: str, offset: int, size: int, direct_io: bool = False) -> str:

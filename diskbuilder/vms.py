@@ -1,0 +1,124 @@
+"""VMs as hypervisors leave them, built from fixture disks: a VirtualBox folder whose current
+state is a differencing VDI written here from the VDI spec (VirtualBox's VDICore.h layout),
+an OVA, a VMware folder with a delta VMDK, a libvirt domain with two disks.
+
+Not keyed into the raw disks' cache (builder_key): these are cheap, made from raw disks.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+import uuid as uuidlib
+from pathlib import Path
+
+from diskbuilder.build import sh
+
+BLOCK = 1 << 20
+FREE, ZERO = 0xFFFFFFFF, 0xFFFFFFFE
+
+
+def _header_uuids(vdi: Path) -> tuple[bytes, bytes]:
+    with open(vdi, "rb") as f:
+        head = f.read(512)
+    return head[392:408], head[408:424]
+
+
+def differencing_vdi(parent_vdi: Path, base_raw: Path, after_raw: Path, dest: Path, child: uuidlib.UUID,
+                     seed: int = 22) -> dict[str, int]:
+    """DEST: the blocks where AFTER_RAW differs from BASE_RAW, over PARENT_VDI (which holds
+    BASE_RAW). Unchanged blocks are left unallocated (read from the parent), blocks that became
+    zeros are marked zero, the rest written in shuffled order, as a guest writes them."""
+    size = os.path.getsize(base_raw)
+    count = (size + BLOCK - 1) // BLOCK
+    entries, data = [FREE] * count, []
+    with open(base_raw, "rb") as a, open(after_raw, "rb") as b:
+        for i in range(count):
+            old, new = a.read(BLOCK), b.read(BLOCK)
+            if old == new:
+                continue
+            if not new.strip(b"\0"):
+                entries[i] = ZERO
+            else:
+                data.append((i, new.ljust(BLOCK, b"\0")))
+    random.Random(seed).shuffle(data)
+    off_blocks = 512
+    off_data = (off_blocks + 4 * count + BLOCK - 1) // BLOCK * BLOCK
+    for slot, (i, _) in enumerate(data):
+        entries[i] = slot
+    parent_create, parent_modify = _header_uuids(parent_vdi)
+    head = bytearray(512)
+    head[:40] = b"<<< Oracle VM VirtualBox Disk Image >>>\n"
+    struct.pack_into("<IIIII", head, 64, 0xBEDA107F, 0x00010001, 400, 4, 0)
+    struct.pack_into("<II", head, 340, off_blocks, off_data)
+    struct.pack_into("<IIII", head, 348, 0, 0, 0, 512)
+    struct.pack_into("<QIIII", head, 368, size, BLOCK, 0, count, len(data))
+    head[392:408] = child.bytes_le
+    head[408:424] = uuidlib.uuid5(child, "modify").bytes_le
+    head[424:440] = parent_create
+    head[440:456] = parent_modify
+    with open(dest, "wb") as f:
+        f.write(head)
+        f.seek(off_blocks)
+        f.write(struct.pack(f"<{count}I", *entries))
+        for slot, (_, block) in enumerate(data):
+            f.seek(off_data + slot * BLOCK)
+            f.write(block)
+    return {"allocated": len(data), "zero": entries.count(ZERO), "blocks": count}
+
+
+def vdi_uuid(vdi: Path) -> str:
+    return "{" + str(uuidlib.UUID(bytes_le=_header_uuids(vdi)[0])) + "}"
+
+
+VBOX = """<?xml version="1.0"?>
+<VirtualBox xmlns="http://www.virtualbox.org/" version="1.19-linux">
+  <Machine uuid="{machine}" name="{name}" OSType="Debian_64" snapshotFolder="Snapshots"
+           currentSnapshot="{snap}" lastStateChange="2026-11-30T10:05:00Z">
+    <MediaRegistry>
+      <HardDisks>
+        <HardDisk uuid="{base}" location="{name}.vdi" format="VDI" type="Normal">
+          <HardDisk uuid="{child}" location="Snapshots/{child}.vdi" format="VDI"/>
+        </HardDisk>
+      </HardDisks>
+    </MediaRegistry>
+    <Snapshot uuid="{snap}" name="before upgrade" timeStamp="2026-11-30T09:00:00Z">
+      <Description>clean install</Description>
+      <Hardware>
+        <StorageControllers>
+          <StorageController name="SATA" type="AHCI" PortCount="1">
+            <AttachedDevice type="HardDisk" port="0" device="0"><Image uuid="{base}"/></AttachedDevice>
+          </StorageController>
+        </StorageControllers>
+      </Hardware>
+    </Snapshot>
+    <Hardware>
+      <StorageControllers>
+        <StorageController name="SATA" type="AHCI" PortCount="1">
+          <AttachedDevice type="HardDisk" port="0" device="0"><Image uuid="{child}"/></AttachedDevice>
+        </StorageController>
+      </StorageControllers>
+    </Hardware>
+  </Machine>
+</VirtualBox>
+"""
+
+
+def virtualbox_folder(dest: Path, base_raw: Path, after_raw: Path, name: str = "vbvm") -> dict[str, Path]:
+    """DEST/NAME.vbox, DEST/NAME.vdi (the state at snapshot 'before upgrade'), and
+    DEST/Snapshots/{uuid}.vdi (the current state, AFTER_RAW, as a differencing image)."""
+    (dest / "Snapshots").mkdir(parents=True, exist_ok=True)
+    base = dest / f"{name}.vdi"
+    sh("qemu-img", "convert", "-f", "raw", "-O", "vdi", str(base_raw), str(base))
+    child = uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"vm2c:{name}:current")
+    child_vdi = dest / "Snapshots" / f"{{{child}}}.vdi"
+    stats = differencing_vdi(base, base_raw, after_raw, child_vdi, child)
+    assert stats["allocated"] and stats["zero"], stats  # both kinds of block are exercised
+    ids = {"machine": "{" + str(uuidlib.uuid5(child, "machine")) + "}", "snap": "{" + str(uuidlib.uuid5(child, "snap")) + "}",
+           "base": vdi_uuid(base), "child": "{" + str(child) + "}"}
+    text = VBOX
+    for k, v in {**ids, "name": name}.items():
+        text = text.replace("{" + k + "}", v)
+    (dest / f"{name}.vbox").write_text(text)
+    return {"vbox": dest / f"{name}.vbox", "base": base, "current": child_vdi}
