@@ -65,8 +65,23 @@ def render_table(insp: Inspection) -> str:
     return "\n".join(lines)
 
 
+def machine_lines(m) -> list[str]:
+    """A VM's name, definition, disks and snapshot tree (source.vm.model.Machine), for a face."""
+    if m is None or not m.is_vm:
+        return []
+    out = [f"VM: {safe(m.name, 60)} ({m.kind}: {safe(m.definition)}), "
+           + ("current state" if m.state == "current" else f"snapshot {safe(m.state, 60)}")]
+    for i, d in enumerate(m.disks, 1):
+        out.append(f"  d{i} {safe(d.slot, 20)}: {safe(d.path)}")
+    for s in m.snapshots:
+        mark = "  <- current state made from it" if s.current else ""
+        out.append(f"  snapshot {'  ' * s.depth}{safe(s.name, 60)}  {safe(s.date, 30)}{mark}")
+    return out
+
+
 def render_inspection(insp: Inspection) -> str:
     head = [
+        *machine_lines(insp.machine),
         f"Disk: {safe(insp.source)}",
         f"Format: {insp.display_format}, virtual size {human(insp.virtual_size)} ({insp.virtual_size} bytes), "
         f"{human(insp.disk_size)} on disk",

@@ -12,7 +12,9 @@ from vm2c_tui.text import human
 
 
 def conversion_args(s) -> None:
-    s.add_argument("source", help="disk image, partition dump, or / for this running system")
+    s.add_argument("source", help="disk image, partition dump, VM (.vbox, .vmx, .ovf, .ova, libvirt XML, or "
+                                  "its folder), or / for this running system")
+    s.add_argument("--snapshot", metavar="NAME", help="a VM's snapshot by name (default: its current state)")
     s.add_argument("--root", help="filesystem id of the root (default: the detected one)")
     s.add_argument("--no-fstab", action="store_true", help="take the root filesystem alone")
     s.add_argument("--preset", default="container", choices=["none", "container", "minimal"])
@@ -31,7 +33,7 @@ def options(args):
 
     return Options(root=args.root, use_fstab=not args.no_fstab, preset=args.preset, excludes=args.exclude,
                    sanitize=not args.no_sanitize, view=args.view, engine=args.engine,
-                   sparse=getattr(args, "sparse", False))
+                   sparse=getattr(args, "sparse", False), snapshot=args.snapshot)
 
 
 class ProgressLine:

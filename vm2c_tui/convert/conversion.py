@@ -27,6 +27,8 @@ from vm2c_tui.inspect.model import Inspection
 from vm2c_tui.plan.mounts import MountPlan, plan_mounts
 from vm2c_tui.read import engine
 from vm2c_tui.read.kernel.joincopy import JoinedCopies
+from vm2c_tui.source.vm.model import Machine
+from vm2c_tui.source.vm.resolve import definition_in, open_machine
 
 __all__ = ["ArchiveResult", "Conversion", "Options", "Prepared"]
 
@@ -67,7 +69,8 @@ class Conversion:
                  inspection: Inspection | None = None):
         self.source = os.path.abspath(source)
         self.options = options or Options()
-        self.live = os.path.isdir(self.source)
+        self.live = os.path.isdir(self.source) and definition_in(Path(self.source)) is None
+        self.machine: Machine | None = None  # the VM (or lone disk) the source is, resolved once
         self.session = Session("convert", self.source)
         self.joined = JoinedCopies(self.session)  # an LV in pieces is copied once, for inspect and mount
         self.inspection = inspection
@@ -94,13 +97,22 @@ class Conversion:
             self.prepared.tree.settle()
         self.session.close()
 
+    @property
+    def disk(self) -> str:
+        """The disk image read: the source itself, or the one its VM definition attaches (an
+        OVA's unpacked into this conversion's private directory)."""
+        if self.machine is None:
+            self.machine = open_machine(self.source, self.session, self.options.snapshot)
+        return self.machine.disks[0].path
+
     # -- steps -------------------------------------------------------------
     def inspect(self, progress=None) -> Inspection | None:
         if self.live:  # a running system (/) or a tree already on this machine
             return None
         if self.inspection is None:
+            self.disk  # noqa: B018 (resolves the machine)
             self.inspection = engine.inspect(self.source, self.options.engine, method=self.options.view,
-                                             progress=progress, joined=self.joined)
+                                             progress=progress, joined=self.joined, machine=self.machine)
             self.engine = engine.resolved(self.options.engine, self.inspection)
         return self.inspection
 
@@ -119,7 +131,7 @@ class Conversion:
     def prepare(self, progress=None, output_dir: Path | None = None) -> Prepared:
         """Assemble the tree (attach and mount, or open the readers); estimate sizes; sanitise."""
         plans = self.plans or self.plan()
-        req = Request(self.session, self.source, self.live, plans, self.options, self.joined, output_dir,
+        req = Request(self.session, self.source if self.live else self.disk, self.live, plans, self.options, self.joined, output_dir,
                       progress or (lambda m: None))
         a = ENGINES[self.engine].prepare(req)
         facts = a.facts

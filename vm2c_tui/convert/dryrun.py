@@ -38,14 +38,14 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
     assert insp is not None
     plans = conv.plans or conv.plan()
     info_fmt = {"vhd": "vpc"}.get(insp.format, insp.format)
-    method = conv.options.view or available_methods(identify(Path(conv.source)))[0][0]
+    method = conv.options.view or available_methods(identify(Path(conv.disk)))[0][0]
     lines = [f"# vm2c {__version__}: {insp.source} ({insp.display_format}), root {plans[0].fs_id}, raw view: {method}"]
     if conv.engine == "userspace":
         lines.append("# vm2c reads this image in user space (no root, mount or tar process); "
                      "the equivalent with the kernel, as root:")
     lines.append(shell_line(["mkdir", "-m", "0700", "-p", f"{WORK}/root"]))
     undo: list[str] = []
-    raw = _raw_view(conv.source, info_fmt, method, lines, undo)
+    raw = _raw_view(conv.disk, info_fmt, method, lines, undo)
     _mounts(plans, raw, method, lines, undo)
     excl = rules(conv.options.preset, [p.mountpoint for p in plans]) + (list(SANITIZE) if conv.options.sanitize else [])
     if conv.options.sanitize:

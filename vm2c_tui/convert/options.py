@@ -18,6 +18,7 @@ class Options:
     sanitize: bool = True
     view: str | None = None
     engine: str | None = None  # auto | kernel | userspace (read/engine.py)
+    snapshot: str | None = None  # a VM's snapshot by name instead of its current state
     sparse: bool = False  # GNU sparse members: a tar to keep, not for Docker (no Dockerfile then)
 
     def __post_init__(self) -> None:

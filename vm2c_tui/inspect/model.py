@@ -72,6 +72,7 @@ class Inspection:
     raw_why: str = ""
     backing_chain: list[str] = field(default_factory=list)
     looked_inside: bool = True
+    machine: object = None  # source.vm.model.Machine: the VM (or lone disk) this disk belongs to
 
     def filesystems(self) -> list[Volume]:
         out: list[Volume] = []
@@ -105,4 +106,11 @@ class Inspection:
                 "disk_size": self.disk_size, "table": self.table,
                 "backing_chain": list(self.backing_chain),
                 "partitions": [p.to_json() for p in self.partitions], "root": self.root,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), **self._machine_json()}
+
+    def _machine_json(self) -> dict:
+        m = self.machine
+        if m is None:
+            return {"machine": None, "disks": [{"id": "d1", "slot": "disk", "path": self.source}], "snapshots": []}
+        return {"machine": m.to_json() if m.is_vm else None, "disks": m.disks_json(),
+                "snapshots": [s.to_json() for s in m.snapshots]}

@@ -9,7 +9,11 @@ import os
 
 from vm2c_tui.errors import NeedsRoot, Vm2cError
 from vm2c_tui.host.run import which
+from vm2c_tui.host.session import Session
 from vm2c_tui.read import userspace
+from vm2c_tui.source.vdichain import STALE
+from vm2c_tui.source.vm.model import Machine
+from vm2c_tui.source.vm.resolve import describe, open_machine
 
 ENGINES = ("auto", "kernel", "userspace")
 
@@ -43,7 +47,35 @@ def require_kernel_root(engine: str, what: str) -> None:
 
 
 def inspect(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True,
-            joined=None):
+            joined=None, machine: Machine | None = None, snapshot: str | None = None):
+    """SOURCE: a disk image, or a VM (definition, OVA, folder: source/vm) whose disk is read;
+    MACHINE: SOURCE already resolved by a caller that keeps its unpacked files (a conversion)."""
+    if machine is None:
+        machine = describe(source, snapshot)
+        if machine.kind == "ova":  # its disks, unpacked for as long as the inspection reads them
+            with Session("unpack", str(source)) as session:
+                return _inspect_machine(open_machine(source, session, snapshot), engine, method, progress,
+                                        look_inside, joined)
+    return _inspect_machine(machine, engine, method, progress, look_inside, joined)
+
+
+def _inspect_machine(machine: Machine, engine, method, progress, look_inside, joined):
+    insp = inspect_disk(machine.disks[0].path, engine, method=method, progress=progress, look_inside=look_inside,
+                        joined=joined)
+    insp.machine = machine
+    insp.warnings[:0] = machine.warnings
+    if len(machine.disks) > 1:
+        rest = ", ".join(f"{d.slot} ({os.path.basename(d.path)})" for d in machine.disks[1:])
+        insp.warnings.append(f"the VM has {len(machine.disks)} disks: only its first, {machine.disks[0].slot}, "
+                             f"was read; not read: {rest}")
+    if machine.state != "current":
+        insp.warnings = [w for w in insp.warnings if STALE not in w]
+        insp.warnings.append(f"reading snapshot {machine.state!r}, not the VM's current state (--snapshot)")
+    return insp
+
+
+def inspect_disk(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True,
+                 joined=None):
     """With `auto`, an image holding an LV in pieces (grown with lvextend), which the kernel
     route can only read through a joined copy (joincopy.py), is read in user space instead,
     in place, when that engine is installed; the inspection says so, and its raw_method

@@ -1,0 +1,45 @@
+"""What a VM definition says: its disks in controller order, and its snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class VmDisk:
+    path: str  # resolved and checked; for an OVA not yet unpacked, the member's name
+    slot: str  # where the definition attaches it: "SATA 0:0", "scsi0:1", "vda", "disk 1"
+
+
+@dataclass
+class Snapshot:
+    name: str
+    date: str  # as the definition writes it (ISO 8601 where it has one)
+    depth: int  # in the snapshot tree: 0 for the first
+    current: bool  # the snapshot the VM's current state was made from
+    disks: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "date": self.date or None, "depth": self.depth, "current": self.current,
+                "disks": list(self.disks)}
+
+
+@dataclass
+class Machine:
+    kind: str  # disk, vbox, vmx, ovf, ova, libvirt
+    definition: str  # the file that defines it (the disk image itself for kind disk)
+    name: str
+    disks: list[VmDisk]
+    snapshots: list[Snapshot] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    state: str = "current"  # or the snapshot's name read instead (--snapshot)
+
+    @property
+    def is_vm(self) -> bool:
+        return self.kind != "disk"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "definition": self.definition, "name": self.name, "state": self.state}
+
+    def disks_json(self) -> list[dict]:
+        return [{"id": f"d{i}", "slot": d.slot, "path": d.path} for i, d in enumerate(self.disks, 1)]

@@ -1,0 +1,114 @@
+"""From what the operator named (a disk image, a definition, an OVA, a VM folder) to a Machine:
+its kind by content, never by name, and its disks' files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.source.vm import libvirt as virt
+from vm2c_tui.source.vm import ova, vbox, vmx
+from vm2c_tui.source.vm.model import Machine, VmDisk
+
+PREFERENCE = ("vbox", "vmx", "ovf", "libvirt", "ova")
+MAX_LISTED = 256
+
+
+def kind_of(path: Path) -> str:
+    """vbox, vmx, ovf, libvirt or ova by content; 'disk' for anything else (a disk image)."""
+    if ova.is_ova(path):
+        return "ova"
+    if vmx.looks_like_vmx(path):
+        return "vmx"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return "disk"
+    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return "disk"
+    for marker, kind in ((b"<VirtualBox", "vbox"), (b"Envelope", "ovf"), (b"<domain", "libvirt")):
+        if marker in head:
+            return kind
+    return "disk"
+
+
+def definition_in(folder: Path) -> Path | None:
+    """The VM definition a folder holds (a VirtualBox or VMware VM folder, an unpacked OVF)."""
+    found: dict[str, list[Path]] = {}
+    try:
+        names = sorted(os.listdir(folder))[:MAX_LISTED]
+    except OSError:
+        return None
+    for name in names:
+        p = folder / name
+        if name.startswith(".") or not p.is_file() or p.stat().st_size > 16 << 20 and not name.endswith(".ova"):
+            continue
+        kind = kind_of(p)
+        if kind != "disk":
+            found.setdefault(kind, []).append(p)
+    for kind in PREFERENCE:
+        if kind in found:
+            if len(found[kind]) > 1:
+                raise Vm2cError(f"{folder}: holds {len(found[kind])} {kind} definitions "
+                                f"({', '.join(p.name for p in found[kind][:4])}); name one")
+            return found[kind][0]
+    return None
+
+
+def describe(path: str | os.PathLike, snapshot: str | None = None, unpack_to: Path | None = None) -> Machine:
+    """The Machine PATH is. An OVA's disks are member names unless UNPACK_TO (a private
+    directory) is given, where they are copied to be read."""
+    path = Path(os.path.abspath(path))
+    if path.is_dir():
+        found = definition_in(path)
+        if found is None:
+            raise Vm2cError(f"{path}: a directory with no VM definition (.vbox, .vmx, .ovf, libvirt XML) in it; "
+                            f"for a tree on this machine use it as a live source only if it is one")
+        path = found
+    kind = kind_of(path)
+    if kind == "disk":
+        if snapshot is not None:
+            raise Vm2cError(f"{path}: --snapshot names a snapshot of a VM definition (.vbox, .vmx); this is a disk image")
+        return Machine("disk", str(path), path.name, [VmDisk(str(path), "disk")])
+    if kind == "ova":
+        return _ova(path, snapshot, unpack_to)
+    if kind == "ovf":
+        return _ovf(path, snapshot)
+    parser = {"vbox": vbox.parse, "vmx": vmx.parse, "libvirt": virt.parse}[kind]
+    return parser(path, snapshot)
+
+
+def _ova(path: Path, snapshot: str | None, unpack_to: Path | None) -> Machine:
+    if snapshot is not None:
+        raise Vm2cError(f"{path}: an OVA holds no snapshots")
+    name, disks = ova.disks(path)
+    vm = Machine("ova", str(path), name, [])
+    for slot, member, comp in disks:
+        where = ova.unpack(path, member, comp, unpack_to) if unpack_to else member.name
+        vm.disks.append(VmDisk(where, slot))
+    return vm
+
+
+def _ovf(path: Path, snapshot: str | None) -> Machine:
+    from vm2c_tui.source.vm.ovf import disk_files
+    from vm2c_tui.source.vm.paths import inside
+
+    if snapshot is not None:
+        raise Vm2cError(f"{path}: an OVF holds no snapshots")
+    name, files = disk_files(path)
+    vm = Machine("ovf", str(path), name, [])
+    for slot, href, comp in files:
+        if comp:
+            raise Vm2cError(f"{path}: {href} is compressed ({comp}); unpack it first")
+        vm.disks.append(VmDisk(inside(path, href, f"disk ({slot})"), slot))
+    return vm
+
+
+def open_machine(path: str | os.PathLike, session, snapshot: str | None = None) -> Machine:
+    """describe(), an OVA's disks unpacked into a private directory of SESSION (removed with it)."""
+    vm = describe(path, snapshot)
+    if vm.kind == "ova":
+        vm = describe(path, snapshot, unpack_to=session.tempdir("ova"))
+    return vm
