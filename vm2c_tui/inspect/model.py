@@ -72,6 +72,7 @@ class Inspection:
     raw_why: str = ""
     backing_chain: list[str] = field(default_factory=list)
     looked_inside: bool = True
+    internal_snapshots: list[dict] = field(default_factory=list)  # a qcow2's, from qemu-img info
     machine: object = None  # source.vm.model.Machine: the VM (or lone disk) this disk belongs to
 
     def filesystems(self) -> list[Volume]:
@@ -111,6 +112,7 @@ class Inspection:
     def _machine_json(self) -> dict:
         m = self.machine
         if m is None:
-            return {"machine": None, "disks": [{"id": "d1", "slot": "disk", "path": self.source}], "snapshots": []}
+            return {"machine": None, "disks": [{"id": "d1", "slot": "disk", "path": self.source}],
+                    "snapshots": list(self.internal_snapshots)}
         return {"machine": m.to_json() if m.is_vm else None, "disks": m.disks_json(),
-                "snapshots": [s.to_json() for s in m.snapshots]}
+                "snapshots": [s.to_json() for s in m.snapshots] if m.is_vm else list(self.internal_snapshots)}

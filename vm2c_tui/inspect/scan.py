@@ -57,6 +57,11 @@ def scan(info, reader, warnings: list[str], note: Progress, method: str = "", wh
     label, raw_parts = reader.table(warnings)
     insp = Inspection(str(info.path), info.name, info.subformat, info.virtual_size, info.disk_size,
                       label, [], None, warnings, method, why, info.backing_chain)
+    insp.internal_snapshots = list(info.snapshots)
+    if info.snapshots:
+        names = ", ".join(repr(s["name"]) for s in info.snapshots[:5])
+        warnings.append(f"the qcow2 holds {len(info.snapshots)} internal snapshot(s) ({names}); vm2c reads its "
+                        f"current state (to read one: qemu-img convert -l snapshot.name=NAME -O qcow2 it one.qcow2)")
     if label == "none":
         sig = reader.probe(0, info.virtual_size)
         if not sig.fstype:

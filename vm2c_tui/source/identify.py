@@ -47,6 +47,10 @@ def identify(path: Path) -> ImageInfo:
         hdr = read_header(str(path))
         if hdr is not None and hdr.differencing:  # qemu refuses these: our reader, with its parents
             return vdichain.identify_child(path)
+    if fmt in ("vhdx", "vpc") and subformats.of(path, fmt) == "differencing":
+        raise Vm2cError(f"{path}: a differencing {NICE.get(fmt, fmt)} (a Hyper-V checkpoint, .avhdx) holds only the "
+                        f"changes since its parent; vm2c does not read these chains and never reads one as if it had "
+                        f"no parent: merge the checkpoint in Hyper-V (Edit Disk > Merge), then convert the merged disk")
     if not which("qemu-img"):
         from vm2c_tui.source.noqemu import identify_without_qemu
 
@@ -67,11 +71,20 @@ def identify(path: Path) -> ImageInfo:
     info.backing_chain = [layer["filename"] for layer in chain[1:]]
     info.extents = extents
     info.subformat = subformats.of(path, fmt)
+    info.snapshots = _internal_snapshots(path, top.get("snapshots") or [])
     if stat.S_ISREG(st.st_mode) and fmt != "raw":
         _check_truncation(info, st.st_size, box)
     if fmt == "vdi" and (stale := vdichain.stale_warning(path)):
         info.warnings.append(stale)
     return info
+
+
+def _internal_snapshots(path: Path, listed: list[dict]) -> list[dict]:
+    import datetime
+
+    return [{"name": str(s.get("name", "")), "depth": 0, "current": False, "disks": [str(path)],
+             "date": datetime.datetime.fromtimestamp(int(s.get("date-sec", 0)), datetime.timezone.utc).isoformat()}
+            for s in listed]
 
 
 def _refuse_unseen(path: Path, err: str, box: Sandbox) -> None:

@@ -21,6 +21,7 @@ class ImageInfo:
     extents: list[str] = field(default_factory=list)
     subformat: str = ""
     warnings: list[str] = field(default_factory=list)
+    snapshots: list[dict] = field(default_factory=list)  # a qcow2's internal ones, as inspect --json lists them
 
     @property
     def name(self) -> str:
