@@ -60,8 +60,10 @@ class Vm2cApp(App):
             self.state.source = self.initial_source
             try:
                 from vm2c_tui.source.identify import identify
+                from vm2c_tui.source.vm.resolve import describe
 
-                self.state.info = identify(Path(self.initial_source))
+                vm = describe(self.initial_source)  # an OVA's disk is identified once unpacked
+                self.state.info = None if vm.kind == "ova" else identify(Path(vm.disks[0].path))
             except Vm2cError as exc:
                 self.screen.show_error(exc.message)
                 return
@@ -100,8 +102,9 @@ class Vm2cApp(App):
         if not s.source:
             return ["# choose a disk image; vm2c will start with:", "vm2c inspect DISK"]
         if s.inspection is None and s.source != "/":
+            disk = str(s.info.path) if s.info else s.source
             return [shell_line(["vm2c", "inspect", s.source]),
-                    shell_line(["qemu-img", "info", "--output=json", s.source])]
+                    shell_line(["qemu-img", "info", "--output=json", disk])]
         try:
             conv = s.conversion or Conversion(s.source, s.options, s.inspection)
             lines = render_commands(conv, str(s.output_dir))

@@ -64,8 +64,8 @@ def describe(path: str | os.PathLike, snapshot: str | None = None, unpack_to: Pa
     if path.is_dir():
         found = definition_in(path)
         if found is None:
-            raise Vm2cError(f"{path}: a directory with no VM definition (.vbox, .vmx, .ovf, libvirt XML) in it; "
-                            f"for a tree on this machine use it as a live source only if it is one")
+            raise Vm2cError(f"{path}: is a directory, not a disk image, and holds no VM definition "
+                            f"(.vbox, .vmx, .ovf, .ova, libvirt XML)")
         path = found
     kind = kind_of(path)
     if kind == "disk":

@@ -24,7 +24,6 @@ from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.system import free_space
 from vm2c_tui.plan.presets import PRESETS
 from vm2c_tui.read import engine, userspace
-from vm2c_tui.read.kernel.attach import available_methods
 from vm2c_tui.text import human, safe
 from vm2c_tui.tui.messages import Estimated
 from vm2c_tui.tui.screens.base import StepScreen
@@ -108,7 +107,7 @@ class MountScreen(StepScreen):
         if engine.resolved(state.options.engine, state.inspection) == "userspace":
             line = "Read with: the user-space engine (no root, loop device, mount or tar process)"
         else:
-            name, why = available_methods(state.info)[0]
+            name, why = state.inspection.raw_method, state.inspection.raw_why  # the view inspect used
             line = f"Read with: read-only loop mounts; raw view: {name} ({why})"
             planned = {p.fs_id for p in self.plans}
             for v in state.inspection.in_pieces():

@@ -14,8 +14,11 @@ from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.system import holder_warning
 from vm2c_tui.source.identify import identify
 from vm2c_tui.source.magic import looks_like_disk
-from vm2c_tui.text import human, safe
+from vm2c_tui.source.vdichain import STALE
+from vm2c_tui.source.vm.resolve import describe, kind_of
+from vm2c_tui.text import safe
 from vm2c_tui.tui.screens.base import StepScreen
+from vm2c_tui.tui.sourceinfo import describe_source
 
 
 class DiskImageTree(DirectoryTree):
@@ -23,7 +26,7 @@ class DiskImageTree(DirectoryTree):
         for p in paths:
             if p.name.startswith("."):
                 continue
-            if p.is_dir() or looks_like_disk(p):
+            if p.is_dir() or looks_like_disk(p) or kind_of(p) != "disk":  # disks and VMs, by content
                 yield p
 
 
@@ -61,41 +64,33 @@ class SourceScreen(StepScreen):
     @work(thread=True, exclusive=True, group="identify")
     def check(self, path: str) -> None:
         try:
-            info = identify(Path(path))
-            warning = holder_warning(str(info.path))
+            vm = describe(path)
+            info = None if vm.kind == "ova" else identify(Path(vm.disks[0].path))  # an OVA's is unpacked later
+            warnings = [w for w in [holder_warning(vm.disks[0].path)] + (info.warnings if info else []) if w
+                        if STALE in w or w.startswith(vm.disks[0].path + " is open")]
         except Vm2cError as exc:
             self.app.call_from_thread(self.identified, None, None, exc.message)
             return
-        self.app.call_from_thread(self.identified, info, warning, None)
+        self.app.call_from_thread(self.identified, (vm, info), "\n".join(warnings), None)
 
-    def identified(self, info, warning, error) -> None:
+    def identified(self, found, warning, error) -> None:
         self.show_error(error)
         state = self.app.state
-        self.query_one("#next", Button).disabled = info is None
+        self.query_one("#next", Button).disabled = found is None
         self.primary_changed()
         go_on, self.go_on = getattr(self, "go_on", False), False
         holder = self.query_one("#holder", Static)
-        if info is None:
+        if found is None:
             self.query_one("#info", Static).update("")
             holder.set_class(True, "hidden")
             return
-        if state.source != str(info.path):
+        vm, info = found
+        source = vm.definition if vm.is_vm else str(info.path)
+        if state.source != source:
             state.choose_root(None)
             state.inspection = None
-        state.source, state.info = str(info.path), info
-        lines = Text()
-        lines.append("File       ", style="bold")
-        lines.append(safe(str(info.path)) + "\n")
-        lines.append("Format     ", style="bold")
-        lines.append(info.display_format + "\n")
-        lines.append("Virtual    ", style="bold")
-        lines.append(f"{human(info.virtual_size)} ({info.virtual_size} bytes)\n")
-        lines.append("On disk    ", style="bold")
-        lines.append(human(info.disk_size) + "\n")
-        for b in info.backing_chain:
-            lines.append("Backing    ", style="bold")
-            lines.append(safe(b) + "\n")
-        self.query_one("#info", Static).update(lines)
+        state.source, state.info = source, info
+        self.query_one("#info", Static).update(describe_source(vm, info))
         holder.update(Text(safe(warning, 400), style="bold red") if warning else "")
         holder.set_class(not warning, "hidden")
         self.refresh_commands()
