@@ -324,6 +324,36 @@ def bench_views(raw: Path, work: Path) -> dict:
     return res
 
 
+def bench_vdi_chain(raw: Path, work: Path) -> dict:
+    """#22: a VM whose current state is a differencing VDI over the bench disk's VDI. The kernel
+    route's flattened copy (our reader, copy_file_range) against the same archive of the base
+    VDI through qemu's copy and FUSE views, and the user-space engine reading the chain in place."""
+    import uuid
+
+    from diskbuilder import vms
+
+    base, after, child = CACHE / "big.vdi", work / "after.raw", work / "child.vdi"
+    if not base.exists():
+        b.convert(raw, "vdi", base)
+    b.copy_sparse(raw, after)
+    with open(after, "r+b") as f:  # 64 MiB the guest wrote after its snapshot, past the partitions
+        f.seek(8 << 30)
+        f.write(os.urandom(64 << 20))
+    vms.differencing_vdi(base, raw, after, child, uuid.uuid4())
+    after.unlink()
+    out = {}
+    runs = {"vdi_chain_flatten_s": [child], "vdi_base_copy_s": [base, "--view", "copy"],
+            "vdi_base_fuse_s": [base, "--view", "fuse"], "vdi_chain_userspace_s": [child, "--engine", "userspace"]}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(RUNS):
+        for key, args in runs.items():
+            times[key].append(timed([*VM2C, "archive", *args, "-o", work / "x", "--no-fstab", "--preset", "none"])[0])
+            shutil.rmtree(work / "x")
+    out.update({k: median(v) for k, v in times.items()})
+    child.unlink()
+    return out
+
+
 def bench_userspace(raw: Path, work: Path) -> dict:
     """Issue 7: the user-space engine against the kernel route, per format, alternating
     runs; file data rate = bytes of file data in the tar / wall time of the command."""
@@ -519,7 +549,8 @@ def _bench_convert(raw: Path, work: Path, fs: Path, driver: str, key: str, cold:
     return {f"{key}:{k}": v for k, v in out.items()}
 
 
-PARTS = ("inspect", "inspect-formats", "archive", "progress", "views", "convert-overlay2", "convert-vfs", "userspace")
+PARTS = ("inspect", "inspect-formats", "archive", "progress", "views", "convert-overlay2", "convert-vfs", "userspace",
+         "vdi-chain")
 EXTRA = ("convert-overlay2-warm", "convert-overlay2-hostfs", "convert-vfs-hostfs")  # only when named in --only
 
 
@@ -547,7 +578,7 @@ def main() -> int:
                  "convert-vfs": lambda: bench_convert(raw, work, "vfs", cold=True),
                  "convert-overlay2-hostfs": lambda: bench_convert(raw, work, "overlay2", host_fs=True),
                  "convert-vfs-hostfs": lambda: bench_convert(raw, work, "vfs", host_fs=True),
-                 "userspace": lambda: bench_userspace(raw, work)}
+                 "userspace": lambda: bench_userspace(raw, work), "vdi-chain": lambda: bench_vdi_chain(raw, work)}
         for name in only:
             results.update(steps[name]())
             results[f"runs:{name}"] = RUNS
@@ -598,6 +629,10 @@ def render(r: dict) -> str:
           f"{r[f'inspect_auto_{fmt}_s']:.2f} s | < 0.5 s |" for fmt in ("raw", "qcow2", "vdi", "vmdk")
           if f"inspect_auto_{fmt}_s" in r],
         f"| plain `tar -cf - . \\| cat > FILE`, fresh mount | {r['plain_tar_s']:.2f} s | |",
+        *([f"| `vm2c archive` of a differencing VDI over the disk (64 MiB changed): flattened by vm2c's reader "
+           f"/ user-space engine; the base VDI through qemu's copy / FUSE view | {r['vdi_chain_flatten_s']:.2f} s / "
+           f"{r['vdi_chain_userspace_s']:.2f} s; {r['vdi_base_copy_s']:.2f} s / {r['vdi_base_fuse_s']:.2f} s | |"]
+          if "vdi_chain_flatten_s" in r else []),
         f"| tar with vm2c's flags (xattrs, pax), fresh mount | {r['faithful_tar_s']:.2f} s | |",
         f"| `vm2c archive --engine kernel` (raw, whole command) | {r['vm2c_archive_s']:.2f} s | |",
         f"| the same with `VM2C_READAHEAD=0` (tar alone, as before the read-ahead) "

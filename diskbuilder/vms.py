@@ -7,9 +7,11 @@ Not keyed into the raw disks' cache (builder_key): these are cheap, made from ra
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import struct
+import tarfile
 import uuid as uuidlib
 from pathlib import Path
 
@@ -122,3 +124,87 @@ def virtualbox_folder(dest: Path, base_raw: Path, after_raw: Path, name: str = "
         text = text.replace("{" + k + "}", v)
     (dest / f"{name}.vbox").write_text(text)
     return {"vbox": dest / f"{name}.vbox", "base": base, "current": child_vdi}
+
+
+OVF = """<?xml version="1.0" encoding="UTF-8"?>
+<Envelope ovf:version="1.0" xmlns="http://schemas.dmtf.org/ovf/envelope/1"
+          xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+          xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData">
+  <References>
+    <File ovf:id="file1" ovf:href="{disk}"/>
+  </References>
+  <DiskSection>
+    <Info>Virtual disk information</Info>
+    <Disk ovf:capacity="{capacity}" ovf:diskId="vmdisk1" ovf:fileRef="file1"
+          ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+  </DiskSection>
+  <VirtualSystem ovf:id="{name}">
+    <Info>A virtual machine</Info>
+    <Name>{name}</Name>
+    <VirtualHardwareSection>
+      <Info>Virtual hardware requirements</Info>
+      <Item><rasd:InstanceID>3</rasd:InstanceID><rasd:ResourceType>20</rasd:ResourceType>
+            <rasd:ElementName>sataController0</rasd:ElementName></Item>
+      <Item><rasd:AddressOnParent>0</rasd:AddressOnParent><rasd:ElementName>disk0</rasd:ElementName>
+            <rasd:HostResource>ovf:/disk/vmdisk1</rasd:HostResource><rasd:InstanceID>4</rasd:InstanceID>
+            <rasd:Parent>3</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>
+"""
+
+
+def ova(dest: Path, stream_vmdk: Path, capacity: int, name: str = "ovavm", extra: list[tarfile.TarInfo] = ()) -> Path:
+    """DEST: an OVA as VMware and VirtualBox export it (the OVF first, then the stream VMDK);
+    EXTRA members (hostile names, links) go after the OVF."""
+    disk = f"{name}-disk1.vmdk"
+    ovf = OVF.replace("{disk}", disk).replace("{capacity}", str(capacity)).replace("{name}", name).encode()
+    with tarfile.open(dest, "w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo(f"{name}.ovf")
+        info.size = len(ovf)
+        tar.addfile(info, io.BytesIO(ovf))
+        for m in extra:
+            tar.addfile(m, io.BytesIO(b"x" * m.size) if m.isfile() else None)
+        tar.add(stream_vmdk, arcname=disk)
+    return dest
+
+
+VMX = """.encoding = "UTF-8"
+config.version = "8"
+virtualHW.version = "19"
+displayName = "{name}"
+guestOS = "debian11-64"
+scsi0.present = "TRUE"
+scsi0.virtualDev = "pvscsi"
+scsi0:0.present = "TRUE"
+scsi0:0.fileName = "{disk}"
+sata0.present = "TRUE"
+sata0:1.present = "TRUE"
+sata0:1.deviceType = "cdrom-image"
+sata0:1.fileName = "/isos/debian.iso"
+"""
+
+VMSD = """.encoding = "UTF-8"
+snapshot.lastUID = "1"
+snapshot.current = "1"
+snapshot.numSnapshots = "1"
+snapshot0.uid = "1"
+snapshot0.filename = "{name}-Snapshot1.vmsn"
+snapshot0.displayName = "before upgrade"
+snapshot0.numDisks = "1"
+snapshot0.disk0.fileName = "{name}.vmdk"
+snapshot0.disk0.node = "scsi0:0"
+"""
+
+
+def vmware_folder(dest: Path, base_raw: Path, after_raw: Path, name: str = "vmwvm") -> dict[str, Path]:
+    """DEST/NAME.vmx attaching NAME-000001.vmdk, a delta (AFTER_RAW's changes) over NAME.vmdk
+    (BASE_RAW), with a .vmsd naming the snapshot the delta was started at."""
+    dest.mkdir(parents=True, exist_ok=True)
+    base, delta = dest / f"{name}.vmdk", dest / f"{name}-000001.vmdk"
+    sh("qemu-img", "convert", "-f", "raw", "-O", "vmdk", str(base_raw), str(base))
+    # -B: only what differs from the base lands in the delta, which names it as its parent
+    sh("qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-B", base.name, "-F", "vmdk", str(after_raw), str(delta))
+    (dest / f"{name}.vmx").write_text(VMX.replace("{name}", name).replace("{disk}", delta.name))
+    (dest / f"{name}.vmsd").write_text(VMSD.replace("{name}", name))
+    return {"vmx": dest / f"{name}.vmx", "base": base, "current": delta}

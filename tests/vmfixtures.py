@@ -41,34 +41,60 @@ def _modify_root(raw: Path, offset: int, size: int, tree: Path | None) -> None:
             b.sh("umount", str(mnt))
 
 
+def _states(disks, root: Path) -> dict[str, Path]:
+    """The demo disk as it was at a snapshot (base.raw, with junk in swap the guest later zeroed)
+    and as it is now (after.raw: a file written, one removed), with the current state's trees."""
+    out = {"base": root / "base.raw", "after": root / "after.raw", "trees": root / "trees"}
+    if (root / ".done").exists():
+        return out
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    src = disks.get("demo")
+    b.copy_sparse(src, out["base"])
+    insp = inspect_image(src, look_inside=False)
+    swap = next(v for v in insp.filesystems() if v.fstype == "swap")
+    with open(out["base"], "r+b") as f:
+        f.seek(swap.offset + (4 << 20))
+        f.write(b"\xa5" * (1 << 20))
+    b.copy_sparse(out["base"], out["after"])
+    with open(out["after"], "r+b") as f:
+        f.seek(swap.offset + (4 << 20))
+        f.write(bytes(1 << 20))
+    b.sh("cp", "-a", str(disks.trees("demo")), str(out["trees"]))  # owners, modes, xattrs kept
+    rootfs = next(v for v in insp.filesystems() if v.label == "root")
+    _modify_root(out["after"], rootfs.offset, rootfs.size, out["trees"] / "root")
+    (root / ".done").touch()
+    return out
+
+
+def _built(root: Path, make) -> Path:
+    if not (root / ".done").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        make(root)
+        (root / ".done").touch()
+    return root
+
+
 def virtualbox(disks, cache: Path) -> dict[str, Path]:
     """The demo disk as a VirtualBox VM with one snapshot; 'trees' is the current state's."""
-    root = cache / f"vms-{key()}" / "vbox"
-    done = root / ".done"
-    out = {"vbox": root / "vm" / "vbvm.vbox", "trees": root / "trees"}
-    if not done.exists():
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
-        src = disks.get("demo")
-        base, after = root / "base.raw", root / "after.raw"
-        b.copy_sparse(src, base)
-        insp = inspect_image(src, look_inside=False)
-        swap = next(v for v in insp.filesystems() if v.fstype == "swap")
-        with open(base, "r+b") as f:  # junk in swap that the guest later zeroed: a ZERO block
-            f.seek(swap.offset + (4 << 20))
-            f.write(b"\xa5" * (1 << 20))
-        b.copy_sparse(base, after)
-        with open(after, "r+b") as f:
-            f.seek(swap.offset + (4 << 20))
-            f.write(bytes(1 << 20))
-        b.sh("cp", "-a", str(disks.trees("demo")), str(out["trees"]))  # owners, modes, xattrs kept
-        rootfs = insp.root_volume or next(v for v in insp.filesystems() if v.label == "root")
-        _modify_root(after, rootfs.offset, rootfs.size, out["trees"] / "root")
-        vms.virtualbox_folder(root / "vm", base, after)
-        base.unlink()
-        done.touch()
-    folder = root / "vm"
-    out["base"] = folder / "vbvm.vdi"
-    out["current"] = next((folder / "Snapshots").glob("*.vdi"))
-    out["after_raw"] = root / "after.raw"
-    return out
+    states = _states(disks, cache / f"vms-{key()}" / "states")
+    folder = _built(cache / f"vms-{key()}" / "vbox", lambda d: vms.virtualbox_folder(d, states["base"], states["after"]))
+    return {"vbox": folder / "vbvm.vbox", "base": folder / "vbvm.vdi", "current": next((folder / "Snapshots").glob("*.vdi")),
+            "trees": states["trees"], "after_raw": states["after"]}
+
+
+def vmware(disks, cache: Path) -> dict[str, Path]:
+    """The same VM as VMware keeps it: a delta VMDK over the base, a .vmsd snapshot list."""
+    states = _states(disks, cache / f"vms-{key()}" / "states")
+    folder = _built(cache / f"vms-{key()}" / "vmware", lambda d: vms.vmware_folder(d, states["base"], states["after"]))
+    return {"vmx": folder / "vmwvm.vmx", "base": folder / "vmwvm.vmdk", "current": folder / "vmwvm-000001.vmdk",
+            "trees": states["trees"]}
+
+
+def ova(disks, cache: Path) -> dict[str, Path]:
+    """The demo disk exported as an OVA (OVF + streamOptimized VMDK); 'trees' as built."""
+    folder = cache / f"vms-{key()}" / "ova"
+    raw = disks.get("demo")
+    _built(folder, lambda d: (d.mkdir(parents=True), vms.ova(d / "demo.ova", disks.get("demo", "vmdk-stream"),
+                                                          os.path.getsize(raw))))
+    return {"ova": folder / "demo.ova", "trees": disks.trees("demo")}

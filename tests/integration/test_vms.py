@@ -79,3 +79,137 @@ def test_child_without_its_parent_is_refused_in_one_line(vbox, tmp_path):
     proc = vm2c("inspect", lone)
     assert proc.returncode == 2
     assert "never read without it" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def vmware(disks):
+    return vmfixtures.vmware(disks, CACHE / builder_key())
+
+
+@pytest.fixture(scope="module")
+def ova(disks):
+    return vmfixtures.ova(disks, CACHE / builder_key())
+
+
+def _archived(src, out, engine, *extra) -> dict:
+    vm2c("archive", src, "-o", out, "--engine", engine, "--preset", "none", "--no-sanitize", *extra, check=True)
+    return tar_manifest(out / "img.tar")
+
+
+@pytest.mark.parametrize("engine", ["kernel", "userspace"])
+def test_vmware_folder_is_read_at_its_newest_delta(vmware, engine, tmp_path, no_leaks):
+    got = _archived(vmware["vmx"].parent, tmp_path / "out", engine)
+    expected = tree_manifest({mp: vmware["trees"] / d for mp, d in DEMO_MOUNTS.items()})
+    assert compare(expected, got, ignore=_ignore_mkfs_and_wh) == []
+    proc = vm2c("inspect", vmware["vmx"], "--json", check=True)
+    import json
+
+    doc = json.loads(proc.stdout)
+    assert doc["machine"]["kind"] == "vmx" and doc["backing_chain"] == [str(vmware["base"])]
+    assert [d["slot"] for d in doc["disks"]] == ["scsi0:0"]  # the CD-ROM is no disk
+    assert [s["name"] for s in doc["snapshots"]] == ["before upgrade"]
+
+
+@pytest.mark.parametrize("engine", ["kernel", "userspace"])
+def test_ova_is_read_from_its_stream_vmdk(ova, engine, tmp_path, no_leaks):
+    got = _archived(ova["ova"], tmp_path / "out", engine)
+    expected = tree_manifest({mp: ova["trees"] / d for mp, d in DEMO_MOUNTS.items()})
+    assert compare(expected, got, ignore=_ignore_mkfs_and_wh) == []
+
+
+def _hostile_ova(tmp_path, member) -> str:
+
+    from diskbuilder import vms
+
+    dest = tmp_path / "bad.ova"
+    vms.ova(dest, tmp_path / "tiny.vmdk", 1 << 20, extra=[member])
+    return vm2c("inspect", dest)
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "hardlink"])
+def test_ova_with_a_hostile_member_is_refused(kind, tmp_path, no_leaks):
+    import tarfile
+
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(tmp_path / "tiny.vmdk"), "1M"], check=True)
+    m = tarfile.TarInfo({"dotdot": "../../etc/cron.d/x", "absolute": "/etc/cron.d/x", "symlink": "link.vmdk",
+                         "hardlink": "hard.vmdk"}[kind])
+    if kind == "symlink":
+        m.type, m.linkname = tarfile.SYMTYPE, "/dev/sda"
+    elif kind == "hardlink":
+        m.type, m.linkname = tarfile.LNKTYPE, "/etc/shadow"
+    else:
+        m.size = 4
+    proc = _hostile_ova(tmp_path, m)
+    assert proc.returncode == 2 and "refusing the OVA" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_hyperv_checkpoint_is_refused_not_read_alone(tmp_path):
+    """An .avhdx is a VHDX whose File Parameters say HasParent: refused in one line (qemu's
+    vhdx driver has no parent support), never read as a standalone disk."""
+    import struct
+
+    from vm2c_tui.source.subformats import VHDX_FILE_PARAMETERS, VHDX_METADATA
+
+    img = tmp_path / "disk.avhdx"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", str(img), "64M"], check=True)
+    with open(img, "r+b") as f:  # set HasParent (bit 1) in the metadata region's File Parameters
+        f.seek(192 * 1024)
+        table = f.read(64 * 1024)
+        count, = struct.unpack_from("<I", table, 8)
+        meta_off = next(struct.unpack_from("<16sQ", table, 16 + 32 * i)[1] for i in range(count)
+                        if table[16 + 32 * i:32 + 32 * i] == VHDX_METADATA)
+        f.seek(meta_off)
+        meta = f.read(64 * 1024)
+        n, = struct.unpack_from("<H", meta, 10)
+        item_off = next(struct.unpack_from("<16sI", meta, 32 + 32 * j)[1] for j in range(n)
+                        if meta[32 + 32 * j:48 + 32 * j] == VHDX_FILE_PARAMETERS)
+        f.seek(meta_off + item_off + 4)
+        flags, = struct.unpack("<I", f.read(4))
+        f.seek(meta_off + item_off + 4)
+        f.write(struct.pack("<I", flags | 2))
+    proc = vm2c("inspect", img)
+    assert proc.returncode == 2 and "Hyper-V checkpoint" in proc.stderr and "merge" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_qcow2_internal_snapshots_are_listed(disks, tmp_path):
+    import json
+
+    img = tmp_path / "snap.qcow2"
+    shutil.copy(disks.get("demo", "qcow2"), img)
+    subprocess.run(["qemu-img", "snapshot", "-c", "before-upgrade", str(img)], check=True)
+    doc = json.loads(vm2c("inspect", img, "--json", check=True).stdout)
+    assert [s["name"] for s in doc["snapshots"]] == ["before-upgrade"]
+    assert any("internal snapshot" in w for w in doc["warnings"])
+    assert doc["machine"] is None and doc["disks"][0]["path"] == str(img)
+
+
+def test_libvirt_domain_paths_stay_in_its_folder(disks, tmp_path):
+    """A domain names host paths; vm2c reads a disk only inside the XML's folder (or a
+    --trust-dir), or copied beside it, and refuses the rest in one line."""
+    import json
+
+    src = disks.get("demo", "qcow2")
+    xml = tmp_path / "web.xml"
+    xml.write_text(f"""<domain type='kvm'><name>web</name><devices>
+      <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+        <source file='{src}'/><target dev='vda' bus='virtio'/></disk>
+      <disk type='file' device='cdrom'><source file='/isos/x.iso'/><target dev='sda'/></disk>
+    </devices></domain>""")
+    proc = vm2c("inspect", xml)
+    assert proc.returncode == 2 and "outside the VM's folder" in proc.stderr and "--trust-dir" in proc.stderr
+    shutil.copy(src, tmp_path / src.name)  # copied beside the definition, as an operator would
+    doc = json.loads(vm2c("inspect", xml, "--json", check=True).stdout)
+    assert doc["machine"]["name"] == "web" and doc["disks"] == [{"id": "d1", "slot": "vda",
+                                                                 "path": str(tmp_path / src.name)}]
+    trusted = json.loads(vm2c("--trust-dir", str(src.parent), "inspect", xml, "--json", check=True).stdout)
+    assert trusted["disks"][0]["path"] in (str(src), str(tmp_path / src.name))
+
+
+def test_entity_expansion_in_a_definition_is_refused(tmp_path):
+    vbox = tmp_path / "bomb.vbox"
+    vbox.write_text('<?xml version="1.0"?><!DOCTYPE v [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+                    '<VirtualBox><Machine name="&b;"/></VirtualBox>')
+    proc = vm2c("inspect", vbox)
+    assert proc.returncode == 2 and "refusing XML" in proc.stderr
