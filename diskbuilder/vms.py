@@ -208,3 +208,108 @@ def vmware_folder(dest: Path, base_raw: Path, after_raw: Path, name: str = "vmwv
     (dest / f"{name}.vmx").write_text(VMX.replace("{name}", name).replace("{disk}", delta.name))
     (dest / f"{name}.vmsd").write_text(VMSD.replace("{name}", name))
     return {"vmx": dest / f"{name}.vmx", "base": base, "current": delta}
+
+
+LIBVIRT = """<domain type='kvm'>
+  <name>{name}</name>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/><source file='{d1}'/><target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/><source file='{d2}'/><target dev='vdb' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+"""
+
+
+def two_disk_vm(dest: Path, trees: Path, name: str = "twodisk") -> dict[str, Path]:
+    """A libvirt VM with two qcow2 disks: vda holds the root and the first PV of VG 'data', vdb
+    holds /srv and the second PV; LV data/var is linear across both PVs (it outgrew the first).
+    TREES gets root/, srv/, var/: what the guest's filesystems hold."""
+    from diskbuilder import build as b
+    from diskbuilder.layout import Disk, Fs, Part
+    from diskbuilder.tree import base_tree, freeze_mtimes, split_off
+
+    root, srv, var = trees / "root", trees / "srv", trees / "var"
+    fs_root, fs_srv = Fs("ext4", 64, f"{name}-root", root, "root"), Fs("ext4", 24, f"{name}-srv", srv, "srv")
+    fs_var = Fs("ext4", 40, f"{name}-var", var, "var")
+    fstab = ("# two disks\n" f"UUID={fs_root.uuid} / ext4 defaults 0 1\n" "/dev/vdb1 /srv ext4 defaults 0 2\n"
+             "/dev/mapper/data-var /var ext4 defaults 0 2\n")
+    base_tree(root, hostname=name, fstab=fstab)
+    (root / "srv/site").mkdir()
+    (root / "srv/site/index.html").write_text("<h1>on the second disk</h1>\n")
+    (root / "var/log/syslog").write_text("var spans both disks\n" * 2000)
+    (root / "var/lib/big").write_bytes(os.urandom(20 << 20))  # more than the first PV holds of var
+    split_off(root, "srv", srv)
+    split_off(root, "var", var)
+    for t in (root, srv, var):
+        freeze_mtimes(t)
+    dest.mkdir(parents=True, exist_ok=True)
+    raws = [dest / "vda.raw", dest / "vdb.raw"]
+    layouts = [Disk("gpt", [Part(64, "linux", fs_root), Part(24, "lvm")]),
+               Disk("gpt", [Part(24, "linux", fs_srv), Part(32, "lvm")])]
+    pvs = []
+    for layout, raw in zip(layouts, raws):
+        with open(raw, "wb") as f:
+            f.truncate(layout.total_mib() << 20)
+        entries = b._partition(layout, raw)
+        fs_entry, pv_entry = entries
+        img = dest / "part.img"
+        b.make_fs(layout.parts[0].content, img)
+        b._dd(img, raw, fs_entry["start"] * 512)
+        img.unlink()
+        pvs.append((raw, pv_entry["start"] * 512, pv_entry["size"] * 512))
+    _spanning_lv(dest, pvs, fs_var)
+    out = {"xml": dest / f"{name}.xml", "trees": trees}
+    for raw in raws:
+        qcow = raw.with_suffix(".qcow2")
+        b.convert(raw, "qcow2", qcow)
+        raw.unlink()
+        out[raw.stem] = qcow
+    (dest / f"{name}.xml").write_text(LIBVIRT.replace("{name}", name).replace("{d1}", str(out["vda"]))
+                                      .replace("{d2}", str(out["vdb"])))
+    return out
+
+
+def _spanning_lv(work: Path, pvs: list[tuple[Path, int, int]], fs) -> None:
+    """VG 'data' over the PV partitions PVS, LV 'var' as large as FS, linear across them."""
+    from contextlib import ExitStack
+
+    from diskbuilder import build as b
+
+    with ExitStack() as stack:
+        devs = [stack.enter_context(b.loop(raw, off, size)) for raw, off, size in pvs]
+        conf = work / "lvm.conf"
+        accept = ", ".join(f'"a|^{d}$|"' for d in devs)
+        conf.write_text(f'devices {{ filter = [ {accept}, "r|.*|" ] use_devicesfile = 0 obtain_device_list_from_udev = 0 }}\n'
+                        "backup { backup = 0 archive = 0 }\nactivation { udev_sync = 0 udev_rules = 0 monitoring = 0 }\n"
+                        "global { use_lvmpolld = 0 }\n")
+        env = {**os.environ, "LVM_SYSTEM_DIR": str(work), "LVM_SUPPRESS_FD_WARNINGS": "1"}
+        for d in devs:
+            sh("lvm", "pvcreate", "-q", "-y", d, env=env)
+        sh("lvm", "vgcreate", "-q", "-s", "4M", "data", *devs, env=env)
+        sh("lvm", "lvcreate", "-q", "--driverloaded", "n", "--activate", "n", "--zero", "n", "-W", "n",
+           "-n", "var", "-L", f"{fs.size_mib}M", "data", *devs, env=env)
+        extent = int(sh("lvm", "vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_extent_size", "data",
+                        env=env))
+        starts = {d: int(sh("lvm", "pvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "pe_start", d, env=env))
+                  for d in devs}
+        rows = sh("lvm", "lvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "seg_start,seg_pe_ranges",
+                  "data/var", env=env)
+        conf.unlink()
+    pieces = []
+    for row in sorted((r.split() for r in rows.splitlines() if r.strip()), key=lambda r: int(r[0])):
+        dev, rng = row[1].rsplit(":", 1)
+        first, last = (int(x) for x in rng.split("-"))
+        raw, off, _ = pvs[devs.index(dev)]
+        pieces.append((raw, off + starts[dev] + first * extent, (last - first + 1) * extent))
+    assert len({p[0] for p in pieces}) == 2, pieces  # it really spans both disks
+    img = work / "var.img"
+    b.make_fs(fs, img)
+    pos = 0
+    for raw, off, length in pieces:
+        b._dd(img, raw, off, pos, length)
+        pos += length
+    img.unlink()

@@ -98,3 +98,12 @@ def ova(disks, cache: Path) -> dict[str, Path]:
     _built(folder, lambda d: (d.mkdir(parents=True), vms.ova(d / "demo.ova", disks.get("demo", "vmdk-stream"),
                                                           os.path.getsize(raw))))
     return {"ova": folder / "demo.ova", "trees": disks.trees("demo")}
+
+
+def two_disks(disks, cache: Path) -> dict[str, Path]:
+    """A libvirt VM: /srv on its second disk, LV data/var linear across PVs on both."""
+    folder = cache / f"vms-{key()}" / "twodisk"
+    made = {}
+    _built(folder, lambda d: made.update(vms.two_disk_vm(d / "vm", d / "trees")))
+    return {"xml": folder / "vm" / "twodisk.xml", "trees": folder / "trees", "vda": folder / "vm" / "vda.qcow2",
+            "vdb": folder / "vm" / "vdb.qcow2"}

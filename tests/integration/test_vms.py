@@ -213,3 +213,37 @@ def test_entity_expansion_in_a_definition_is_refused(tmp_path):
                     '<VirtualBox><Machine name="&b;"/></VirtualBox>')
     proc = vm2c("inspect", vbox)
     assert proc.returncode == 2 and "refusing XML" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def two_disks(disks):
+    return vmfixtures.two_disks(disks, CACHE / builder_key())
+
+
+TWO_MOUNTS = {"/": "root", "/srv": "srv", "/var": "var"}
+
+
+@pytest.mark.parametrize("engine", ["kernel", "userspace"])
+def test_two_disk_vm_is_read_as_one_machine(two_disks, engine, tmp_path, no_leaks):
+    """/srv on the second disk, /var an LV linear across PVs on both: placed from the fstab."""
+    import json
+
+    doc = json.loads(vm2c("inspect", two_disks["xml"], "--engine", engine, "--json", check=True).stdout)
+    ids = {v["id"] for p in doc["partitions"] for v in [p, *p["volumes"]]}
+    assert {"d1/p1", "d1/p2", "d2/p1", "d2/p2"} <= ids and any(i.endswith("/data/var") for i in ids)
+    assert [d["slot"] for d in doc["disks"]] == ["vda", "vdb"] and doc["root"] == "d1/p1"
+    got = _archived(two_disks["xml"], tmp_path / "out", engine)
+    expected = tree_manifest({mp: two_disks["trees"] / d for mp, d in TWO_MOUNTS.items()})
+    assert compare(expected, got, ignore=_ignore_mkfs_and_wh) == []
+
+
+def test_several_disk_files_given_together(two_disks, tmp_path):
+    import json
+
+    doc = json.loads(vm2c("inspect", two_disks["vda"], two_disks["vdb"], "--json", check=True).stdout)
+    assert doc["machine"]["kind"] == "disks" and len(doc["disks"]) == 2
+    lone = json.loads(vm2c("inspect", two_disks["vda"], "--json", check=True).stdout)
+    var = next(v for p in lone["partitions"] for v in p["volumes"] if v["id"] == "data/var")
+    assert var["fstype"] is None  # half a VG: not read, and the note names the missing PV
+    text = vm2c("inspect", two_disks["vda"], check=True).stdout
+    assert "a PV of its VG is not on the disks read" in text and "not on this disk" in text

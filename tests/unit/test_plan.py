@@ -87,3 +87,20 @@ def test_steps_attach_each_filesystem_once_and_skip_what_is_switched_off():
     # one loop device for both subvolumes: btrfs refuses a second device of the same filesystem
     assert steps == [("attach", "/", "LOOP1"), ("mount", "/", "LOOP1"), ("mount", "/home", "LOOP1"),
                      ("fat", "/boot/efi", "FAT3")]
+
+
+def test_device_names_pick_the_guests_disk():
+    """/dev/vdb1 is partition 1 of the VM's second disk; on a lone image (the guest's first
+    disk) it is on no disk read; an LV is found whatever disk prefix its id carries."""
+    from vm2c_tui.inspect.resolve import resolve_spec
+
+    d1 = Partition("d1/p1", 1 << 20, 1 << 20, "ext4", number=1, disk=0)
+    d2 = Partition("d2/p1", 1 << 20, 9 << 20, "ext4", number=1, disk=1,
+                   volumes=[Volume("d2/data/var", 1 << 20, 20 << 20, "ext4", disk=1)])
+    two = Inspection("vda", "raw", "", 30 << 20, 0, "gpt", [d1, d2], None, [])
+    assert resolve_spec("/dev/vdb1", two) is d2 and resolve_spec("/dev/sda1", two) is d1
+    assert resolve_spec("/dev/nvme1n1p1", two) is d2
+    assert resolve_spec("/dev/mapper/data-var", two).id == "d2/data/var"
+    assert resolve_spec("/dev/data/var", two).id == "d2/data/var"
+    one = Inspection("vda", "raw", "", 30 << 20, 0, "gpt", [Partition("p1", 1 << 20, 1 << 20, number=1)], None, [])
+    assert resolve_spec("/dev/vdb1", one) is None and resolve_spec("/dev/vda1", one).id == "p1"

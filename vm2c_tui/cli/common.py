@@ -6,14 +6,16 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 from vm2c_tui.archive.gnutar import Progress
 from vm2c_tui.text import human
 
 
 def conversion_args(s) -> None:
-    s.add_argument("source", help="disk image, partition dump, VM (.vbox, .vmx, .ovf, .ova, libvirt XML, or "
-                                  "its folder), or / for this running system")
+    s.add_argument("source", nargs="+", help="disk image, partition dump, VM (.vbox, .vmx, .ovf, .ova, libvirt XML, "
+                                             "or its folder), several disk images of one machine, or / for this "
+                                             "running system")
     s.add_argument("--snapshot", metavar="NAME", help="a VM's snapshot by name (default: its current state)")
     s.add_argument("--root", help="filesystem id of the root (default: the detected one)")
     s.add_argument("--no-fstab", action="store_true", help="take the root filesystem alone")
@@ -26,6 +28,11 @@ def conversion_args(s) -> None:
     s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",
                    help="kernel: loop devices and mounts, needs root; userspace: reads the image itself, "
                         "no root (optional extra); auto: the kernel route where it can run, userspace otherwise")
+
+
+def sources(args):
+    """What Conversion takes: the one source, or one machine's disk images."""
+    return args.source if len(args.source) > 1 else args.source[0]
 
 
 def options(args):
@@ -67,8 +74,10 @@ def require_root(what: str, args) -> None:
     """Early, before any work: the kernel route needs root (the user-space engine does not)."""
 
     from vm2c_tui.read.engine import choose, require_kernel_root
+    from vm2c_tui.source.vm.resolve import definition_in
 
-    if os.path.isdir(args.source):
+    first = args.source[0]
+    if os.path.isdir(first) and definition_in(Path(first)) is None:  # a live tree, not a VM folder
         require_kernel_root("kernel", what)
     else:
         require_kernel_root(choose(args.engine), what)

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from vm2c_tui.cli.common import ProgressLine, conversion_args, options, require_root
+from vm2c_tui.cli.common import ProgressLine, conversion_args, options, require_root, sources
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.text import human, safe
 
@@ -108,7 +108,7 @@ def _cmd_convert(args) -> int:
         require_file_target(save, "--save")
     if args.workdir:
         require_dir(args.workdir, "--workdir")
-    with Conversion(args.source, options(args)) as conv:
+    with Conversion(sources(args), options(args)) as conv:
         insp = conv.inspect()
         conv.plan()
         timings["inspect"] = round(time.monotonic() - t0, 3)

@@ -14,10 +14,11 @@ from vm2c_tui.errors import Vm2cError
 
 
 def _cmd_inspect(args) -> int:
+    from vm2c_tui.cli.common import sources
     from vm2c_tui.read import engine
     from vm2c_tui.text import render_inspection
 
-    insp = engine.inspect(args.source, args.engine, method=args.view, snapshot=args.snapshot)
+    insp = engine.inspect(sources(args), args.engine, method=args.view, snapshot=args.snapshot)
     if args.json:
         print(json.dumps(insp.to_json(), indent=2))
     else:
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     s = sub.add_parser("inspect", help="show format, partitions, LVM volumes and the root filesystem")
-    s.add_argument("source", help="disk image, partition dump, or VM (.vbox, .vmx, .ovf, .ova, libvirt XML, folder)")
+    s.add_argument("source", nargs="+", help="disk image, partition dump, VM (.vbox, .vmx, .ovf, .ova, libvirt XML, "
+                                             "folder), or several disk images of one machine")
     s.add_argument("--snapshot", metavar="NAME", help="a VM's snapshot by name (default: its current state)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--view", choices=["direct", "nbd", "fuse", "copy"], help="force a raw-view mechanism")

@@ -65,9 +65,12 @@ class ArchiveResult:
 
 
 class Conversion:
-    def __init__(self, source: str | os.PathLike, options: Options | None = None,
+    def __init__(self, source: str | os.PathLike | list, options: Options | None = None,
                  inspection: Inspection | None = None):
-        self.source = os.path.abspath(source)
+        """SOURCE: a disk image, a VM (definition, OVA, folder), a live tree, or a list of one
+        machine's disk images."""
+        self.sources = [os.path.abspath(s) for s in source] if isinstance(source, list) else [os.path.abspath(source)]
+        self.source = self.sources[0]
         self.options = options or Options()
         self.live = os.path.isdir(self.source) and definition_in(Path(self.source)) is None
         self.machine: Machine | None = None  # the VM (or lone disk) the source is, resolved once
@@ -98,20 +101,21 @@ class Conversion:
         self.session.close()
 
     @property
-    def disk(self) -> str:
-        """The disk image read: the source itself, or the one its VM definition attaches (an
+    def disks(self) -> list[str]:
+        """The disk images read: the source itself, or those its VM definition attaches (an
         OVA's unpacked into this conversion's private directory)."""
         if self.machine is None:
-            self.machine = open_machine(self.source, self.session, self.options.snapshot)
-        return self.machine.disks[0].path
+            self.machine = open_machine(self.sources if len(self.sources) > 1 else self.source, self.session,
+                                        self.options.snapshot)
+        return [d.path for d in self.machine.disks]
 
     # -- steps -------------------------------------------------------------
     def inspect(self, progress=None) -> Inspection | None:
         if self.live:  # a running system (/) or a tree already on this machine
             return None
         if self.inspection is None:
-            self.disk  # noqa: B018 (resolves the machine)
-            self.inspection = engine.inspect(self.source, self.options.engine, method=self.options.view,
+            self.disks  # noqa: B018 (resolves the machine)
+            self.inspection = engine.inspect(self.sources, self.options.engine, method=self.options.view,
                                              progress=progress, joined=self.joined, machine=self.machine)
             self.engine = engine.resolved(self.options.engine, self.inspection)
         return self.inspection
@@ -131,8 +135,9 @@ class Conversion:
     def prepare(self, progress=None, output_dir: Path | None = None) -> Prepared:
         """Assemble the tree (attach and mount, or open the readers); estimate sizes; sanitise."""
         plans = self.plans or self.plan()
-        req = Request(self.session, self.source if self.live else self.disk, self.live, plans, self.options, self.joined, output_dir,
-                      progress or (lambda m: None))
+        disks = [] if self.live else self.disks
+        req = Request(self.session, disks[0] if disks else self.source, self.live, plans, self.options, self.joined,
+                      output_dir, progress or (lambda m: None), disks)
         a = ENGINES[self.engine].prepare(req)
         facts = a.facts
         self.prepared = Prepared(a.tree, a.mounted, a.used_bytes, a.saving, max(a.used_bytes - a.saving, 0),

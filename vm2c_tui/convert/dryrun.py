@@ -17,7 +17,16 @@ from vm2c_tui.host.run import ShellVar, shell_line
 from vm2c_tui.plan.mounts import mount_steps
 from vm2c_tui.plan.presets import SANITIZE, live_rules, rules
 from vm2c_tui.read.kernel.assemble import mtools_cmd
-from vm2c_tui.read.kernel.attach import available_methods, copy_cmd, losetup_cmd, nbd_cmd, nbdfuse_cmd, qsd_cmd
+from vm2c_tui.read.kernel.attach import (
+    RawView,
+    Views,
+    available_methods,
+    copy_cmd,
+    losetup_cmd,
+    nbd_cmd,
+    nbdfuse_cmd,
+    qsd_cmd,
+)
 from vm2c_tui.read.kernel.mount import mount_cmd
 from vm2c_tui.source.identify import identify
 
@@ -37,16 +46,18 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
     insp = conv.inspect()
     assert insp is not None
     plans = conv.plans or conv.plan()
-    info_fmt = {"vhd": "vpc"}.get(insp.format, insp.format)
-    method = conv.options.view or available_methods(identify(Path(conv.disk)))[0][0]
+    infos = [identify(Path(d)) for d in conv.disks]
+    methods = [conv.options.view or available_methods(i)[0][0] for i in infos]
+    method = methods[0]
     lines = [f"# vm2c {__version__}: {insp.source} ({insp.display_format}), root {plans[0].fs_id}, raw view: {method}"]
     if conv.engine == "userspace":
         lines.append("# vm2c reads this image in user space (no root, mount or tar process); "
                      "the equivalent with the kernel, as root:")
     lines.append(shell_line(["mkdir", "-m", "0700", "-p", f"{WORK}/root"]))
     undo: list[str] = []
-    raw = _raw_view(conv.disk, info_fmt, method, lines, undo)
-    _mounts(plans, raw, method, lines, undo)
+    raws = [_raw_view(str(i.path), i.format, m, lines, undo, n) for n, (i, m) in enumerate(zip(infos, methods))]
+    _mounts(plans, Views.of([RawView(r, m, "") for r, m in zip(raws, methods)], [i.virtual_size for i in infos]),
+            lines, undo)
     excl = rules(conv.options.preset, [p.mountpoint for p in plans]) + (list(SANITIZE) if conv.options.sanitize else [])
     if conv.options.sanitize:
         lines.append(f": > {WORK}/machine-id && " + shell_line(["mount", "--bind", f"{WORK}/machine-id",
@@ -58,27 +69,29 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
     return lines
 
 
-def _raw_view(source: str, fmt: str, method: str, lines: list[str], undo: list[str]) -> str:
-    """The lines that give a read-only raw view of SOURCE by METHOD; returns the view's path."""
+def _raw_view(source: str, fmt: str, method: str, lines: list[str], undo: list[str], n: int = 0) -> str:
+    """The lines that give a read-only raw view of SOURCE by METHOD; returns the view's path.
+    N: which of a VM's disks (the second and later get numbered names)."""
+    tag = str(n + 1) if n else ""
     if method == "fuse":
-        sock, view = f"{WORK}/nbd.sock", f"{WORK}/view"
+        sock, view = f"{WORK}/nbd{tag}.sock", f"{WORK}/view{tag}"
         lines.append(f"# vm2c runs qemu inside bubblewrap, where only {os.path.dirname(os.path.abspath(source))} "
                      "is visible (read-only), with no /dev and no network")
         lines.append(shell_line(qsd_cmd(source, fmt, sock)) + " &")
-        lines.append("QSD=$!")
+        lines.append(f"QSD{tag}=$!")
         lines.append(f"until [ -S {shell_line([sock])} ]; do sleep 0.1; done")
         lines.append(shell_line(["mkdir", "-m", "0700", view]))
-        lines.append(shell_line(nbdfuse_cmd(f"{view}/raw", sock, f"{WORK}/nbdfuse.pid")) + " &")
-        lines.append(f"until [ -f {shell_line([WORK + '/nbdfuse.pid'])} ]; do sleep 0.1; done")
-        undo.append('kill "$QSD"')
+        lines.append(shell_line(nbdfuse_cmd(f"{view}/raw", sock, f"{WORK}/nbdfuse{tag}.pid")) + " &")
+        lines.append(f"until [ -f {shell_line([f'{WORK}/nbdfuse{tag}.pid'])} ]; do sleep 0.1; done")
+        undo.append(f'kill "$QSD{tag}"')
         undo.append(shell_line(["fusermount3", "-u", view]))
         return f"{view}/raw"
     if method == "nbd":
-        lines.append(shell_line(nbd_cmd(source, fmt, "/dev/nbd0")))
-        undo.append(shell_line(["qemu-nbd", "-d", "/dev/nbd0"]))
-        return "/dev/nbd0"
+        lines.append(shell_line(nbd_cmd(source, fmt, f"/dev/nbd{n}")))
+        undo.append(shell_line(["qemu-nbd", "-d", f"/dev/nbd{n}"]))
+        return f"/dev/nbd{n}"
     if method in ("copy", "flatten"):
-        raw = f"{WORK}/disk.raw"
+        raw = f"{WORK}/disk{tag}.raw"
         lines.append(shell_line(copy_cmd(source, fmt, raw)) if method == "copy" else
                      f"# vm2c's own VDI reader copies {shell_line([source])} with its parents (a differencing "
                      f"VDI chain, which qemu refuses) to {raw}")
@@ -87,24 +100,27 @@ def _raw_view(source: str, fmt: str, method: str, lines: list[str], undo: list[s
     return source
 
 
-def _mounts(plans, raw: str, method: str, lines: list[str], undo: list[str]) -> None:
+def _mounts(plans, views: Views, lines: list[str], undo: list[str]) -> None:
     """The mount plan's steps (plan.mounts.mount_steps, which assemble() runs): a loop device per
     filesystem, each mount, and for FAT a copy made with mtools and bound in place."""
     for step in mount_steps(plans):
         p, var = step.plan, step.device
         target = f"{WORK}/root" + ("" if p.mountpoint == "/" else p.mountpoint)
         if step.action == "attach" and p.extents:
-            lines += _joined_lv(var, raw, p.fs_id, p.extents)
-            undo.append(f'dmsetup remove "${var}" && losetup -d "${var}RAW"')
+            pieces = views.pieces(p.extents)
+            lines += _joined_lv(var, pieces, p.fs_id)
+            loops = " ".join(f'"${var}RAW{j}"' for j in range(len({r for r, _, _ in pieces})))
+            undo.append(f'dmsetup remove "${var}" && losetup -d {loops}')
         elif step.action == "attach":
-            dio = method == "direct" and direct_io_pays(raw, p.offset, p.size)
-            lines.append(f"{var}=$({shell_line(losetup_cmd(raw, p.offset, p.size, dio))})")
+            raw, offset = views.locate(p.offset)
+            dio = views.views[0].method == "direct" and direct_io_pays(raw, offset, p.size)
+            lines.append(f"{var}=$({shell_line(losetup_cmd(raw, offset, p.size, dio))})")
             undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
         elif step.action == "mount":
             lines.append(shell_line(mount_cmd(ShellVar(var), p.fstype, target, p.subvol)))
             undo.append(shell_line(["umount", target]))
         else:
-            lines.extend(_fat_copy(var.removeprefix("FAT"), raw, p.offset, target))
+            lines.extend(_fat_copy(var.removeprefix("FAT"), *views.locate(p.offset), target))
             undo.append(shell_line(["umount", target]))
 
 
@@ -120,16 +136,19 @@ def _fat_copy(i: int, raw: str, offset: int, target: str) -> list[str]:
     return out
 
 
-def _joined_lv(var: str, raw: str, fs_id: str, extents: list[tuple[int, int]]) -> list[str]:
-    """An LV in pieces, joined by device-mapper where the machine has it (vm2c's own kernel
-    route, without it, copies the pieces joined: joincopy.py): a linear table in 512-byte sectors."""
+def _joined_lv(var: str, pieces: list[tuple[str, int, int]], fs_id: str) -> list[str]:
+    """An LV in pieces (on one disk or several), joined by device-mapper where the machine has
+    it (vm2c's own kernel route, without it, copies the pieces joined: joincopy.py): a linear
+    table in 512-byte sectors over a loop device per disk."""
     name = "vm2c-" + fs_id.replace("/", "-")
+    raws = list(dict.fromkeys(r for r, _, _ in pieces))
     table, pos = [], 0
-    for off, n in extents:
-        table.append(f"{pos // 512} {n // 512} linear ${var}RAW {off // 512}")
+    for raw, off, n in pieces:
+        table.append(f"{pos // 512} {n // 512} linear ${var}RAW{raws.index(raw)} {off // 512}")
         pos += n
-    rows = " ".join('"' + t + '"' for t in table)  # double quotes: $LOOPnRAW must expand
-    return [f"# {fs_id} is in {len(extents)} pieces on the disk; device-mapper joins them",
-            f"{var}RAW=$({shell_line(['losetup', '-f', '--show', '-r', raw])})",
+    rows = " ".join('"' + t + '"' for t in table)  # double quotes: $LOOPnRAWj must expand
+    where = "on the disk" if len(raws) == 1 else f"on {len(raws)} disks"
+    return [f"# {fs_id} is in {len(pieces)} pieces {where}; device-mapper joins them",
+            *[f"{var}RAW{j}=$({shell_line(['losetup', '-f', '--show', '-r', raw])})" for j, raw in enumerate(raws)],
             f"printf '%s\\n' {rows} | dmsetup create --readonly {name}",
             f"{var}=/dev/mapper/{name}"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -26,7 +26,7 @@ from vm2c_tui.plan.mounts import MountPlan
 from vm2c_tui.plan.presets import SANITIZE, live_rules, matches, rules, savings
 from vm2c_tui.read.engine import require_kernel_root
 from vm2c_tui.read.kernel.assemble import assemble
-from vm2c_tui.read.kernel.attach import open_raw
+from vm2c_tui.read.kernel.attach import Views, open_raw
 from vm2c_tui.read.kernel.joincopy import JoinedCopies
 from vm2c_tui.read.kernel.mount import bind_ro
 from vm2c_tui.read.userspace import prepare as reader_plan
@@ -45,6 +45,7 @@ class Request:
     joined: JoinedCopies
     output_dir: Path | None
     note: Callable[[str], None]
+    disks: list[str] = field(default_factory=list)  # the VM's disk images in order (SOURCE's first)
 
 
 @dataclass
@@ -98,9 +99,11 @@ class KernelEngine:
 
     def _mounted(self, req: Request):
         req.note("attaching the disk read-only")
-        view = open_raw(req.session, identify(Path(req.source)), req.options.view)
+        infos = [identify(Path(d)) for d in req.disks or [req.source]]
+        views = Views.of([open_raw(req.session, info, req.options.view) for info in infos],
+                         [i.virtual_size for i in infos])
         req.note("mounting the filesystems read-only")
-        asm = assemble(req.session, view, req.plans, req.joined)
+        asm = assemble(req.session, views, req.plans, req.joined)
         used = sum(psutil.disk_usage(str(asm.root) + (p.mountpoint if p.mountpoint != "/" else "")).used
                    for p in asm.mounted if p.via == "mount")
         return asm.root, asm.mounted, used, list(asm.problems)
@@ -135,7 +138,8 @@ class UserspaceEngine:
 
     def prepare(self, req: Request) -> Assembled:
         req.note("opening the image in user space")
-        tree, facts, notes = reader_plan.prepare_userspace(req.session, req.source, req.plans, req.options)
+        tree, facts, notes = reader_plan.prepare_userspace(req.session, req.disks or [req.source], req.plans,
+                                                                    req.options)
         opened = {(m.fs_id, m.mountpoint) for m in tree.mounts}
         mounted = [p for p in req.plans if (p.fs_id, p.mountpoint) in opened]
         reader = ReaderTree(tree)

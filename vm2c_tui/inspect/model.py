@@ -28,6 +28,7 @@ class Volume:
     note: str = ""  # why it is listed but not read
     readable: bool = True  # one contiguous range (LVs can span several)
     extents: list[tuple[int, int]] = field(default_factory=list)  # an LV in pieces: (offset, length) each
+    disk: int = 0  # which of the VM's disks holds it (offsets are of all disks' one space: source/diskset.py)
 
     def volume_json(self) -> dict:
         return {"id": self.id, "size": self.size, "fstype": self.fstype or None, "label": self.label or None,

@@ -1,4 +1,4 @@
-"""Which filesystem on this disk an fstab line names."""
+"""Which filesystem on this disk (or this VM's disks) an fstab line names."""
 
 from __future__ import annotations
 
@@ -6,7 +6,25 @@ import re
 
 from vm2c_tui.inspect.model import Inspection, Volume
 
-_DEV_PART = re.compile(r"^/dev/(?:[shvx]v?d[a-z]+|nvme\d+n\d+p|mmcblk\d+p)(\d+)$")
+_DEV_PART = re.compile(r"^/dev/(?:[shvx]v?d([a-z]+)|nvme(\d+)n\d+p|mmcblk(\d+)p)(\d+)$")
+_MULTI = re.compile(r"^d\d+/")  # a VM's several disks: ids gain d1/, d2/ ... (inspect/scan.py)
+
+
+def _disk_index(m: re.Match) -> int:
+    """sda/vda/xvda 0, sdb 1 ... sdaa 26; nvme0n1 0; mmcblk0 0: the guest's name for its disk."""
+    letters, nvme, mmc = m.group(1), m.group(2), m.group(3)
+    if letters:
+        n = 0
+        for c in letters:
+            n = n * 26 + ord(c) - ord("a") + 1
+        return n - 1
+    return int(nvme or mmc or 0)
+
+
+def _find(insp: Inspection, lv_id: str) -> Volume | None:
+    """An LV by VG/LV, on one disk or among a VM's disks (where its id carries a dN/ prefix)."""
+    return insp.find(lv_id) or next((v for v in insp.filesystems() if _MULTI.sub("", v.id) == lv_id
+                                     and _MULTI.match(v.id)), None)
 
 
 def _lvm_mapper_name(name: str) -> tuple[str, str] | None:
@@ -35,14 +53,15 @@ def resolve_spec(spec: str, insp: Inspection) -> Volume | None:
         return next((p for p in insp.partitions if p.partuuid and p.partuuid.lower() == val.lower()), None)
     if spec.startswith("/dev/mapper/"):
         names = _lvm_mapper_name(spec[len("/dev/mapper/"):])
-        return insp.find(f"{names[0]}/{names[1]}") if names else None
+        return _find(insp, f"{names[0]}/{names[1]}") if names else None
     m = _DEV_PART.match(spec)
     if m:
-        n = int(m.group(1))
-        return next((p for p in insp.partitions if p.number == n), None)
+        # a lone disk image is the guest's first disk: /dev/sdb1 is on another one
+        n = int(m.group(4))
+        return next((p for p in insp.partitions if p.number == n and p.disk == _disk_index(m)), None)
     m = re.match(r"^/dev/([^/]+)/([^/]+)$", spec)
     if m:
-        return insp.find(f"{m.group(1)}/{m.group(2)}")
+        return _find(insp, f"{m.group(1)}/{m.group(2)}")
     return None
 
 

@@ -17,6 +17,8 @@ from vm2c_tui.host.system import can_mount, holder_warning
 from vm2c_tui.inspect import lvm
 from vm2c_tui.inspect.model import Inspection, Partition, Volume
 from vm2c_tui.inspect.table import EXTENDED, type_name
+from vm2c_tui.source import diskset
+from vm2c_tui.source.diskimage import Slice
 from vm2c_tui.source.identify import identify
 
 LINUX_FS = {"ext2", "ext3", "ext4", "xfs", "btrfs"}
@@ -53,6 +55,62 @@ def naming(path):
 
 def scan(info, reader, warnings: list[str], note: Progress, method: str = "", why: str = "") -> Inspection:
     """Table, signatures and LVM through READER (ToolReader here, the user-space engine's own)."""
+    insp = _scan_table(info, reader, warnings, note, method, why)
+    note("reading LVM metadata")
+    _scan_lvm(reader, insp, user_space=method == "userspace")
+    return insp
+
+
+def scan_disks(infos, readers, whole, warnings: list[str], note: Progress, method: str = "",
+               why: str = "") -> Inspection:
+    """Several disks of one VM in one address space (source/diskset.py): each disk's table and
+    signatures through its own reader, ids prefixed d1/, d2/ ...; then LVM over WHOLE (a disk
+    object for the space), so a VG whose PVs lie on two disks is assembled."""
+    if len(infos) == 1:
+        return scan(infos[0], readers[0], warnings, note, method, why)
+    starts = diskset.bases([i.virtual_size for i in infos])
+    insp = None
+    for k, (info, reader) in enumerate(zip(infos, readers)):
+        one = _scan_table(info, reader, warnings, note, method, why)
+        for p in one.partitions:
+            p.offset, p.disk, p.id = p.offset + starts[k], k, f"d{k + 1}/{p.id}"
+        if insp is None:
+            insp = one
+        else:
+            insp.partitions += one.partitions
+            insp.disk_size += one.disk_size
+            insp.backing_chain += one.backing_chain
+    assert insp is not None
+    insp.virtual_size = starts[-1] + infos[-1].virtual_size
+    note("reading LVM metadata")
+    _scan_lvm(SpaceReader(readers, starts, [i.virtual_size for i in infos], whole), insp,
+              user_space=method == "userspace")
+    for p in insp.partitions:
+        for v in p.volumes:
+            v.disk = diskset.locate(starts, [i.virtual_size for i in infos], v.offset)[0] if v.readable else p.disk
+            v.id = f"d{v.disk + 1}/{v.id}"
+            if v.extents and len({diskset.locate(starts, [i.virtual_size for i in infos], a)[0]
+                                  for a, _ in v.extents}) > 1:
+                v.note = "linear across PVs on several disks: read joined"
+    return insp
+
+
+class SpaceReader:
+    """probe() through each disk's own reader, open() over the whole space (LVM labels and
+    metadata are read at offsets of the space)."""
+
+    def __init__(self, readers, starts: list[int], sizes: list[int], whole):
+        self.readers, self.starts, self.sizes, self.whole = readers, starts, sizes, whole
+
+    def probe(self, offset: int, size: int):
+        k, local = diskset.locate(self.starts, self.sizes, offset)
+        return self.readers[k].probe(local, min(size, self.sizes[k] - local))
+
+    def open(self):
+        return contextlib.nullcontext(Slice(self.whole, 0, self.whole.size))
+
+
+def _scan_table(info, reader, warnings: list[str], note: Progress, method: str, why: str) -> Inspection:
     note("reading the partition table")
     label, raw_parts = reader.table(warnings)
     insp = Inspection(str(info.path), info.name, info.subformat, info.virtual_size, info.disk_size,
@@ -83,8 +141,6 @@ def scan(info, reader, warnings: list[str], note: Progress, method: str = "", wh
         part.fstype, part.label, part.uuid = sig.fstype, sig.label, sig.uuid
     for part in insp.partitions:
         _classify(part)
-    note("reading LVM metadata")
-    _scan_lvm(reader, insp, user_space=method == "userspace")
     return insp
 
 
@@ -171,7 +227,9 @@ def _logical_volume(reader, insp: Inspection, lv, pvs: dict[str, Partition], cla
     if lv.note:
         vol.note, vol.readable = lv.note, False
     elif not merged or len(ranges) != len(lv.segments):
-        vol.note = "spans several disks: needs device-mapper to be read"
+        missing = sorted({s.pv_uuid for s in lv.segments if s.pv_uuid not in pvs})
+        vol.note = (f"a PV of its VG is not on the disks read ({', '.join(missing[:2])}): give the VM's definition "
+                    f"or all its disks")
         vol.readable = False
     else:
         vol.offset = merged[0][0]

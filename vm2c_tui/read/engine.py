@@ -60,14 +60,11 @@ def inspect(source, engine: str | None = None, *, method: str | None = None, pro
 
 
 def _inspect_machine(machine: Machine, engine, method, progress, look_inside, joined):
-    insp = inspect_disk(machine.disks[0].path, engine, method=method, progress=progress, look_inside=look_inside,
-                        joined=joined)
+    paths = [d.path for d in machine.disks]
+    insp = inspect_disk(paths if len(paths) > 1 else paths[0], engine, method=method, progress=progress,
+                        look_inside=look_inside, joined=joined)
     insp.machine = machine
     insp.warnings[:0] = machine.warnings
-    if len(machine.disks) > 1:
-        rest = ", ".join(f"{d.slot} ({os.path.basename(d.path)})" for d in machine.disks[1:])
-        insp.warnings.append(f"the VM has {len(machine.disks)} disks: only its first, {machine.disks[0].slot}, "
-                             f"was read; not read: {rest}")
     if machine.state != "current":
         insp.warnings = [w for w in insp.warnings if STALE not in w]
         insp.warnings.append(f"reading snapshot {machine.state!r}, not the VM's current state (--snapshot)")

@@ -18,7 +18,7 @@ from vm2c_tui.host.run import run
 from vm2c_tui.host.session import Session
 from vm2c_tui.inspect.guestpath import GuestPathError, GuestRoot
 from vm2c_tui.plan.mounts import MountPlan, mount_steps
-from vm2c_tui.read.kernel.attach import RawView, loop_device
+from vm2c_tui.read.kernel.attach import Views, loop_device
 from vm2c_tui.read.kernel.joincopy import JoinedCopies
 from vm2c_tui.read.kernel.mount import bind_ro, mount_ro
 from vm2c_tui.read.vfat import VfatOptions, short_extension
@@ -33,7 +33,7 @@ class Assembly:
     problems: list[str] = field(default_factory=list)
 
 
-def assemble(session: Session, view: RawView, plans: list[MountPlan], joined: JoinedCopies | None = None) -> Assembly:
+def assemble(session: Session, views: Views, plans: list[MountPlan], joined: JoinedCopies | None = None) -> Assembly:
     """Mount the plan under a private 0700 directory, step by step (plan.mounts.mount_steps, which
     the dry-run prints); the session releases it all. JOINED: the joined copies the inspection
     already made, if any."""
@@ -55,12 +55,12 @@ def assemble(session: Session, view: RawView, plans: list[MountPlan], joined: Jo
             if step.device not in devices:
                 # an LV in pieces: no device-mapper to join them, a joined copy
                 first = attach[step.device]
-                src, offset = joined.file(view.path, first.fs_id, first.offset, first.extents)
+                src, offset = joined.file(views, first.fs_id, first.offset, first.extents)
                 devices[step.device] = loop_device(session, src, offset, first.size,
                                                    direct_io_pays(src, offset, first.size))
             mount_ro(session, devices[step.device], plan.fstype, target, plan.subvol)
         else:
-            bind_ro(session, _mtools_copy(session, view.path, plan), target)
+            bind_ro(session, _mtools_copy(session, *views.locate(plan.offset), plan), target)
         asm.mounted.append(plan)
     return asm
 
@@ -90,7 +90,7 @@ def mtools_cmd(raw: str, offset: int, dest: str) -> list[str]:
     return ["mcopy", "-s", "-p", "-m", "-n", "-i", f"{raw}@@{offset}", "::/", dest]
 
 
-def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
+def _mtools_copy(session: Session, raw: str, offset: int, plan: MountPlan) -> Path:
     """FAT has no owners or modes: copy it out in user space, then give each entry the owner
     and mode the kernel's vfat would show with the fstab's options (vfat.py)."""
     opts = VfatOptions.parse(plan.options, f"{plan.fs_id} at {plan.mountpoint}")
@@ -102,9 +102,9 @@ def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
     # /image, and mtools sees nothing else but the stage it writes to
     box = Sandbox.for_file(raw, inside=IMAGE, write=[stage])
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
-    run(mtools_cmd(IMAGE, plan.offset, str(stage)), what=f"mcopy ({plan.fs_id})", env=env, sandbox=box)
+    run(mtools_cmd(IMAGE, offset, str(stage)), what=f"mcopy ({plan.fs_id})", env=env, sandbox=box)
     # mcopy puts the volume's content in DEST/ when DEST exists
-    read_only = _read_only_entries(plan, env, box)
+    read_only = _read_only_entries(plan, offset, env, box)
     for dirpath, dirnames, filenames in os.walk(stage):
         rel = os.path.relpath(dirpath, stage)
         for name, is_dir in [(d, True) for d in dirnames] + [(f, False) for f in filenames]:
@@ -117,11 +117,11 @@ def _mtools_copy(session: Session, raw: str, plan: MountPlan) -> Path:
     return stage
 
 
-def _read_only_entries(plan: MountPlan, env: dict, box: Sandbox) -> set[str]:
+def _read_only_entries(plan: MountPlan, offset: int, env: dict, box: Sandbox) -> set[str]:
     """Paths (relative to the volume's root) whose DOS read-only attribute is set, as
     `mattrib -/` lists them: attribute letters, then the path after '::/' (FAT names
     can hold neither ':' nor '/')."""
-    out = run(["mattrib", "-/", "-i", f"{IMAGE}@@{plan.offset}", "::/"], what=f"mattrib ({plan.fs_id})", env=env,
+    out = run(["mattrib", "-/", "-i", f"{IMAGE}@@{offset}", "::/"], what=f"mattrib ({plan.fs_id})", env=env,
               sandbox=box)
     found = set()
     for line in os.fsdecode(out.stdout).splitlines():

@@ -29,6 +29,7 @@ from vm2c_tui.host.run import run, signals_held, spawn, which
 from vm2c_tui.host.session import Session, release_loop, release_nbd, release_process
 from vm2c_tui.read.kernel.flatten import WHY as FLATTEN_WHY
 from vm2c_tui.read.kernel.flatten import flatten_vdi
+from vm2c_tui.source import diskset
 from vm2c_tui.source.magic import ImageInfo
 
 
@@ -37,6 +38,27 @@ class RawView:
     path: str  # a file or block device with the guest disk's raw bytes
     method: str
     why: str
+
+
+@dataclass
+class Views:
+    """The raw views of a VM's disks, placed in one address space (source/diskset.py): a
+    filesystem's offset says which view holds it and where."""
+
+    views: list[RawView]
+    starts: list[int]
+    sizes: list[int]
+
+    @classmethod
+    def of(cls, views: list[RawView], sizes: list[int]) -> Views:
+        return cls(views, diskset.bases(sizes), sizes)
+
+    def locate(self, offset: int) -> tuple[str, int]:
+        k, local = diskset.locate(self.starts, self.sizes, offset)
+        return self.views[k].path, local
+
+    def pieces(self, extents: list[tuple[int, int]]) -> list[tuple[str, int, int]]:
+        return [(*self.locate(off), n) for off, n in extents]
 
 
 _NBD_TRIED = False

@@ -16,30 +16,39 @@ from vm2c_tui.inspect.guestpath import GuestRoot
 from vm2c_tui.inspect.model import Inspection, Volume
 from vm2c_tui.inspect.probe import probe
 from vm2c_tui.inspect.root import btrfs_subvol_root, conclude, remember
-from vm2c_tui.inspect.scan import LINUX_FS, Progress, identify_noting, naming, scan
+from vm2c_tui.inspect.scan import LINUX_FS, Progress, identify_noting, naming, scan_disks
 from vm2c_tui.inspect.table import read_table
-from vm2c_tui.read.kernel.attach import RawView, loop_device, open_raw
+from vm2c_tui.read.kernel.attach import Views, loop_device, open_raw
 from vm2c_tui.read.kernel.debugfs import DebugfsRoot
 from vm2c_tui.read.kernel.joincopy import JoinedCopies, volume_file
 from vm2c_tui.read.kernel.mount import mount_ro
+from vm2c_tui.source.diskimage import RawDisk
+from vm2c_tui.source.diskset import as_one
 
 
-def inspect_image(path: str | os.PathLike, *, look_inside: bool = True, method: str | None = None,
+def inspect_image(path: str | os.PathLike | list, *, look_inside: bool = True, method: str | None = None,
                   progress: Progress | None = None, join_pieces: bool = True,
                   joined: JoinedCopies | None = None) -> Inspection:
-    """JOIN_PIECES=False leaves LVs in pieces unlooked-into (no joined copy): for a caller that
-    will read the image in user space when it holds one. JOINED keeps the joined copies for a
-    conversion that mounts them next; without it each is removed once looked into."""
+    """PATH: a disk image, or a VM's disks (a list) read as one machine. JOIN_PIECES=False
+    leaves LVs in pieces unlooked-into (no joined copy): for a caller that will read the image
+    in user space when it holds one. JOINED keeps the joined copies for a conversion that mounts
+    them next; without it each is removed once looked into."""
     note = progress or (lambda msg: None)
-    info, warnings = identify_noting(path, note)
+    paths = path if isinstance(path, list) else [path]
+    found = [identify_noting(p, note) for p in paths]
+    infos, warnings = [i for i, _ in found], [w for _, ws in found for w in ws]
     if not is_root():
         warnings.append("not running as root: only ext2/3/4 filesystems were read (with debugfs); "
                         "xfs and btrfs need root to be mounted")
-    with naming(info.path), Session("inspect", str(info.path)) as session:
-        view = open_raw(session, info, method)
-        insp = scan(info, ToolReader(view.path, info.virtual_size), warnings, note, view.method, view.why)
+    with naming(infos[0].path), Session("inspect", str(infos[0].path)) as session:
+        raw = [open_raw(session, info, method) for info in infos]
+        views = Views.of(raw, [i.virtual_size for i in infos])
+        readers = [ToolReader(v.path, i.virtual_size) for v, i in zip(raw, infos)]
+        whole = as_one([RawDisk(v.path, i.virtual_size) for v, i in zip(raw, infos)])
+        session.callback(whole.close)
+        insp = scan_disks(infos, readers, whole, warnings, note, raw[0].method, raw[0].why)
         if look_inside:
-            _look_inside(session, view, insp, note, join_pieces, joined)
+            _look_inside(session, views, insp, note, join_pieces, joined)
     return conclude(insp, look_inside)
 
 
@@ -59,12 +68,12 @@ class ToolReader:
         return open(self.path, "rb")
 
 
-def _look_inside(session: Session, view: RawView, insp: Inspection, note: Progress, join_pieces: bool,
+def _look_inside(session: Session, views: Views, insp: Inspection, note: Progress, join_pieces: bool,
                  joined: JoinedCopies | None) -> None:
     def where(peek: Session, vol: Volume) -> tuple[str, int]:
         if joined:  # kept for the conversion's mount
-            return joined.file(view.path, vol.id, vol.offset, vol.extents, note)
-        return volume_file(peek, view.path, vol.id, vol.offset, vol.extents, note)
+            return joined.file(views, vol.id, vol.offset, vol.extents, note)
+        return volume_file(peek, views, vol.id, vol.offset, vol.extents, note)
 
     for vol in insp.filesystems():
         if vol.fstype not in LINUX_FS or not vol.readable or (vol.extents and not join_pieces):

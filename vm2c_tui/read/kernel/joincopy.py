@@ -41,43 +41,45 @@ def _copy(src: int, dst: int, n: int, at: int, to: int) -> None:
         n, at, to = n - done, at + done, to + done
 
 
-def joined_copy(session: Session, raw: str, fs_id: str, extents: list[tuple[int, int]]) -> Path:
-    """RAW's pieces EXTENTS, joined, in a 0700 temporary directory the session removes."""
-    src = os.open(raw, os.O_RDONLY)
+def joined_copy(session: Session, pieces: list[tuple[str, int, int]], fs_id: str) -> Path:
+    """PIECES ((raw view, offset, length) each, on one disk or several), joined, in a 0700
+    temporary directory the session removes."""
+    fds = {path: os.open(path, os.O_RDONLY) for path in {p for p, _, _ in pieces}}
     try:
-        runs = [_data(src, off, n) for off, n in extents]
+        runs = [_data(fds[path], off, n) for path, off, n in pieces]
         need = sum(ln for piece in runs for _, ln in piece)
         work = session.tempdir("join")
         free = shutil.disk_usage(work).free
         if need + (64 << 20) > free:
-            raise Vm2cError(f"{fs_id} is in {len(extents)} pieces: the kernel route joins them into a copy of "
+            raise Vm2cError(f"{fs_id} is in {len(pieces)} pieces: the kernel route joins them into a copy of "
                             f"{need >> 20} MiB, and {work.parent} has {free >> 20} MiB free; set TMPDIR to a "
                             f"roomier place, or use --engine userspace, which reads the pieces in place")
         dest = work / "lv.raw"
         dst = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             pos = 0
-            for (off, n), piece in zip(extents, runs):
+            for (path, off, n), piece in zip(pieces, runs):
                 for at, ln in piece:
-                    _copy(src, dst, ln, at, pos + at - off)
+                    _copy(fds[path], dst, ln, at, pos + at - off)
                 pos += n
             os.ftruncate(dst, pos)
         finally:
             os.close(dst)
     finally:
-        os.close(src)
+        for fd in fds.values():
+            os.close(fd)
     return dest
 
 
-def volume_file(session: Session, raw: str, fs_id: str, offset: int, extents: list[tuple[int, int]],
+def volume_file(session: Session, views, fs_id: str, offset: int, extents: list[tuple[int, int]],
                 note=None) -> tuple[str, int]:
-    """(file, offset) a loop device or debugfs reads a filesystem from: the raw view itself,
-    or for an LV in pieces a joined copy at offset 0 (userspace/images.volume_disk's twin)."""
+    """(file, offset) a loop device or debugfs reads a filesystem from: its disk's raw view
+    (attach.Views), or for an LV in pieces a joined copy at offset 0 (diskimage.volume_disk's twin)."""
     if not extents:
-        return raw, offset
+        return views.locate(offset)
     if note:
         note(f"joining the {len(extents)} pieces of {fs_id} into a temporary copy")
-    return str(joined_copy(session, raw, fs_id, extents)), 0
+    return str(joined_copy(session, views.pieces(extents), fs_id)), 0
 
 
 class JoinedCopies:
@@ -89,14 +91,14 @@ class JoinedCopies:
         self.session = session
         self._copies: dict[tuple[str, tuple[tuple[int, int], ...]], Path] = {}
 
-    def file(self, raw: str, fs_id: str, offset: int, extents: list[tuple[int, int]],
+    def file(self, views, fs_id: str, offset: int, extents: list[tuple[int, int]],
              note=None) -> tuple[str, int]:
         """volume_file(), the copy kept for the next caller that asks for the same LV."""
         if not extents:
-            return raw, offset
+            return views.locate(offset)
         key = (fs_id, tuple(extents))
         if key not in self._copies:
-            self._copies[key] = Path(volume_file(self.session, raw, fs_id, offset, extents, note)[0])
+            self._copies[key] = Path(volume_file(self.session, views, fs_id, offset, extents, note)[0])
         return str(self._copies[key]), 0
 
     def keep_only(self, fs_ids: set[str]) -> None:

@@ -11,11 +11,12 @@ from vm2c_tui.inspect.guestinfo import read_facts
 from vm2c_tui.inspect.model import Inspection
 from vm2c_tui.inspect.partitions import read_table
 from vm2c_tui.inspect.root import btrfs_subvol_root, conclude, remember
-from vm2c_tui.inspect.scan import LINUX_FS, Progress, identify_noting, naming, scan
+from vm2c_tui.inspect.scan import LINUX_FS, Progress, identify_noting, naming, scan_disks
 from vm2c_tui.inspect.signatures import probe
 from vm2c_tui.read.userspace.guest import ReaderRoot
 from vm2c_tui.read.userspace.readers import open_reader
 from vm2c_tui.source.diskimage import Slice, open_image, volume_disk
+from vm2c_tui.source.diskset import as_one
 
 WHY = "read in user space: no root, nbd, FUSE or mount needed"
 
@@ -34,17 +35,26 @@ class DiskReader:
         return contextlib.nullcontext(Slice(self.disk, 0, self.disk.size))
 
 
-def inspect_userspace(path: str | os.PathLike, *, look_inside: bool = True,
+def inspect_userspace(path: str | os.PathLike | list, *, look_inside: bool = True,
                       progress: Progress | None = None) -> Inspection:
+    """PATH: a disk image, or a VM's disks (a list) read as one machine (source/diskset.py)."""
     from vm2c_tui.read.userspace import require
 
     require()
     note = progress or (lambda msg: None)
-    info, warnings = identify_noting(path, note)
-    disk = open_image(info)
+    found = [identify_noting(p, note) for p in (path if isinstance(path, list) else [path])]
+    infos, warnings = [i for i, _ in found], [w for _, ws in found for w in ws]
+    images = []
     try:
-        with naming(info.path):
-            insp = scan(info, DiskReader(disk), warnings, note, "userspace", WHY)
+        images += [open_image(info) for info in infos]
+    except BaseException:
+        for d in images:
+            d.close()
+        raise
+    disk = as_one(images)
+    try:
+        with naming(infos[0].path):
+            insp = scan_disks(infos, [DiskReader(d) for d in images], disk, warnings, note, "userspace", WHY)
             if look_inside:
                 for vol in insp.filesystems():
                     if vol.fstype in LINUX_FS and vol.readable:

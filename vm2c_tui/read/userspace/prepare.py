@@ -15,15 +15,20 @@ from vm2c_tui.read.userspace.guest import ReaderRoot
 from vm2c_tui.read.userspace.readers import open_reader
 from vm2c_tui.read.userspace.tree import Mounted, UserspaceTree
 from vm2c_tui.source.diskimage import open_image, volume_disk
+from vm2c_tui.source.diskset import as_one
 from vm2c_tui.source.identify import identify
 
 
-def prepare_userspace(session: Session, source: str, plans, options) -> tuple[UserspaceTree, object, list[str]]:
+def prepare_userspace(session: Session, disks: list[str], plans, options) -> tuple[UserspaceTree, object, list[str]]:
+    """DISKS: the image, or a VM's images in order (one address space: source/diskset.py)."""
     from vm2c_tui.read.userspace import require
 
     require()
-    disk = open_image(identify(Path(source)))
-    session.callback(disk.close)
+    images = []
+    for path in disks:
+        images.append(open_image(identify(Path(path))))
+        session.callback(images[-1].close)
+    disk = as_one(images)
     notes: list[str] = []
     mounts: list[Mounted] = []
     for p in plans:

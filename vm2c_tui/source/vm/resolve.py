@@ -57,10 +57,12 @@ def definition_in(folder: Path) -> Path | None:
     return None
 
 
-def describe(path: str | os.PathLike, snapshot: str | None = None, unpack_to: Path | None = None) -> Machine:
-    """The Machine PATH is. An OVA's disks are member names unless UNPACK_TO (a private
-    directory) is given, where they are copied to be read."""
-    path = Path(os.path.abspath(path))
+def describe(path: str | os.PathLike | list, snapshot: str | None = None, unpack_to: Path | None = None) -> Machine:
+    """The Machine PATH is (a list: one machine's disk images, in order). An OVA's disks are
+    member names unless UNPACK_TO (a private directory) is given, where they are copied to be read."""
+    if isinstance(path, list) and len(path) > 1:
+        return _several(path, snapshot)
+    path = Path(os.path.abspath(path[0] if isinstance(path, list) else path))
     if path.is_dir():
         found = definition_in(path)
         if found is None:
@@ -78,6 +80,17 @@ def describe(path: str | os.PathLike, snapshot: str | None = None, unpack_to: Pa
         return _ovf(path, snapshot)
     parser = {"vbox": vbox.parse, "vmx": vmx.parse, "libvirt": virt.parse}[kind]
     return parser(path, snapshot)
+
+
+def _several(paths: list, snapshot: str | None) -> Machine:
+    full = [Path(os.path.abspath(p)) for p in paths]
+    for p in full:
+        if p.is_dir() or kind_of(p) != "disk":
+            raise Vm2cError(f"{p}: is a VM (or a folder); several sources must all be disk images of one machine")
+    if snapshot is not None:
+        raise Vm2cError("--snapshot names a snapshot of a VM definition; these are disk images")
+    return Machine("disks", str(full[0]), f"{len(full)} disks", [VmDisk(str(p), f"disk {i}") for i, p in
+                                                                 enumerate(full, 1)])
 
 
 def _ova(path: Path, snapshot: str | None, unpack_to: Path | None) -> Machine:
