@@ -315,7 +315,7 @@ def test_lv_grown_into_two_segments(disks, tmp_path, no_leaks):
     auto = vm2c("archive", src, "-o", tmp_path / "a", "--preset", "none", "--no-sanitize", check=True)
     assert "grownvg/root at / (ext4, via user space)" in auto.stderr
     assert tar_manifest(tmp_path / "a" / "img.tar") == got
-    assert "(grown with lvextend): read in user space, in place" in vm2c("inspect", src, check=True).stdout
+    assert "(grown with lvextend, or across disks): read in user space, in place" in vm2c("inspect", src, check=True).stdout
 
 
 def test_the_kernel_route_copies_an_lv_in_pieces_once(disks, tmp_path, monkeypatch, no_leaks):

@@ -56,7 +56,7 @@ def kernel_route(img: Path, options: str) -> dict[str, tuple[int, int, int]]:
 
     plan = MountPlan("p1", "/boot/efi", "vfat", 0, img.stat().st_size, "mtools", options=options)
     with Session("test") as session:
-        stage = _mtools_copy(session, str(img), plan)
+        stage = _mtools_copy(session, str(img), 0, plan)
         return {n: _mode_owner(stage / n) for n in ENTRIES}
 
 

@@ -62,7 +62,7 @@ def inspect(source, engine: str | None = None, *, method: str | None = None, pro
 def _inspect_machine(machine: Machine, engine, method, progress, look_inside, joined):
     paths = [d.path for d in machine.disks]
     insp = inspect_disk(paths if len(paths) > 1 else paths[0], engine, method=method, progress=progress,
-                        look_inside=look_inside, joined=joined)
+                        look_inside=look_inside, joined=joined, snapshot=machine.disk_snapshot)
     insp.machine = machine
     insp.warnings[:0] = machine.warnings
     if machine.state != "current":
@@ -72,7 +72,7 @@ def _inspect_machine(machine: Machine, engine, method, progress, look_inside, jo
 
 
 def inspect_disk(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True,
-                 joined=None):
+                 joined=None, snapshot: str = ""):
     """With `auto`, an image holding an LV in pieces (grown with lvextend), which the kernel
     route can only read through a joined copy (joincopy.py), is read in user space instead,
     in place, when that engine is installed; the inspection says so, and its raw_method
@@ -80,19 +80,19 @@ def inspect_disk(source, engine: str | None = None, *, method: str | None = None
     if choose(engine) == "userspace":
         from vm2c_tui.read.userspace.inspect import inspect_userspace
 
-        return inspect_userspace(source, look_inside=look_inside, progress=progress)
+        return inspect_userspace(source, look_inside=look_inside, progress=progress, snapshot=snapshot)
     from vm2c_tui.read.kernel.inspect import inspect_image
 
-    may_switch = (engine or "auto") == "auto" and userspace.available()
+    may_switch = (engine or "auto") == "auto" and userspace.available() and not snapshot
     insp = inspect_image(source, look_inside=look_inside, method=method, progress=progress,
-                         join_pieces=not may_switch, joined=joined)
+                         join_pieces=not may_switch, joined=joined, snapshot=snapshot)
     pieces = [v.id for v in insp.in_pieces()]
     if not may_switch or not pieces:
         return insp
     from vm2c_tui.read.userspace.inspect import inspect_userspace  # only here: ~12 ms of imports the kernel route skips
 
     insp = inspect_userspace(source, look_inside=look_inside, progress=progress)
-    insp.warnings.append(f"{', '.join(pieces)}: in pieces on the disk (grown with lvextend): read in user space, "
+    insp.warnings.append(f"{', '.join(pieces)}: in pieces (grown with lvextend, or across disks): read in user space, "
                          f"in place (the kernel route, without device-mapper, would copy them joined first)")
     return insp
 

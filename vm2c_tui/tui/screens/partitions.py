@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -88,7 +90,13 @@ class PartitionsScreen(StepScreen):
                 root_row = i
         table.move_cursor(row=root_row)
         summary = Text()
-        summary.append(safe(insp.source, 60), style="bold")
+        vm = insp.machine
+        if vm is not None and vm.is_vm:  # the VM, and how many of its disks this table covers
+            summary.append(f"{safe(vm.name, 40)} ({vm.kind}, {len(vm.disks)} disk{'s' * (len(vm.disks) > 1)})  ",
+                           style="bold")
+            summary.append(safe(os.path.basename(insp.source), 40))
+        else:
+            summary.append(safe(insp.source, 60), style="bold")
         summary.append(f"  {insp.display_format}, table {insp.table}, root ")
         summary.append(root or "not found", style="bold green" if root else "bold red")
         for w in insp.warnings:
