@@ -80,7 +80,7 @@ def virtualbox(disks, cache: Path) -> dict[str, Path]:
     states = _states(disks, cache / f"vms-{key()}" / "states")
     folder = _built(cache / f"vms-{key()}" / "vbox", lambda d: vms.virtualbox_folder(d, states["base"], states["after"]))
     return {"vbox": folder / "vbvm.vbox", "base": folder / "vbvm.vdi", "current": next((folder / "Snapshots").glob("*.vdi")),
-            "trees": states["trees"], "after_raw": states["after"]}
+            "trees": states["trees"], "after_raw": states["after"], "base_raw": states["base"]}
 
 
 def vmware(disks, cache: Path) -> dict[str, Path]:

@@ -247,3 +247,21 @@ def test_several_disk_files_given_together(two_disks, tmp_path):
     assert var["fstype"] is None  # half a VG: not read, and the note names the missing PV
     text = vm2c("inspect", two_disks["vda"], check=True).stdout
     assert "a PV of its VG is not on the disks read" in text and "not on this disk" in text
+
+
+def test_qcow2_internal_snapshot_is_read_when_named(vbox, tmp_path, no_leaks):
+    """--snapshot NAME on a qcow2 reads that internal snapshot (qemu-img convert -l on the
+    kernel route); without it, the current state; the user-space engine refuses in one line."""
+    img = tmp_path / "vm.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(vbox["base_raw"]), str(img)], check=True)
+    subprocess.run(["qemu-img", "snapshot", "-c", "before", str(img)], check=True)
+    subprocess.run(["qemu-img", "convert", "-n", "-f", "raw", "-O", "qcow2", str(vbox["after_raw"]), str(img)],
+                   check=True)
+    after, gone = b"./" + vmfixtures.AFTER_FILE.encode(), b"./" + vmfixtures.GONE_FILE.encode()
+    now = _archived(img, tmp_path / "now", "kernel")
+    then = _archived(img, tmp_path / "then", "kernel", "--snapshot", "before")
+    assert after in now and gone not in now
+    assert after not in then and gone in then
+    proc = vm2c("inspect", img, "--engine", "userspace", "--snapshot", "before")
+    assert proc.returncode == 2 and "--engine kernel" in proc.stderr
+    assert "no internal snapshot named 'nope'" in vm2c("inspect", img, "--snapshot", "nope").stderr

@@ -137,7 +137,8 @@ class Conversion:
         plans = self.plans or self.plan()
         disks = [] if self.live else self.disks
         req = Request(self.session, disks[0] if disks else self.source, self.live, plans, self.options, self.joined,
-                      output_dir, progress or (lambda m: None), disks)
+                      output_dir, progress or (lambda m: None), disks,
+                      self.machine.disk_snapshot if self.machine else "")
         a = ENGINES[self.engine].prepare(req)
         facts = a.facts
         self.prepared = Prepared(a.tree, a.mounted, a.used_bytes, a.saving, max(a.used_bytes - a.saving, 0),

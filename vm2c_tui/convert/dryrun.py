@@ -46,7 +46,7 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
     insp = conv.inspect()
     assert insp is not None
     plans = conv.plans or conv.plan()
-    infos = [identify(Path(d)) for d in conv.disks]
+    infos = [identify(Path(d), conv.machine.disk_snapshot) for d in conv.disks]
     methods = [conv.options.view or available_methods(i)[0][0] for i in infos]
     method = methods[0]
     lines = [f"# vm2c {__version__}: {insp.source} ({insp.display_format}), root {plans[0].fs_id}, raw view: {method}"]
@@ -55,7 +55,7 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
                      "the equivalent with the kernel, as root:")
     lines.append(shell_line(["mkdir", "-m", "0700", "-p", f"{WORK}/root"]))
     undo: list[str] = []
-    raws = [_raw_view(str(i.path), i.format, m, lines, undo, n) for n, (i, m) in enumerate(zip(infos, methods))]
+    raws = [_raw_view(i, m, lines, undo, n) for n, (i, m) in enumerate(zip(infos, methods))]
     _mounts(plans, Views.of([RawView(r, m, "") for r, m in zip(raws, methods)], [i.virtual_size for i in infos]),
             lines, undo)
     excl = rules(conv.options.preset, [p.mountpoint for p in plans]) + (list(SANITIZE) if conv.options.sanitize else [])
@@ -69,10 +69,10 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
     return lines
 
 
-def _raw_view(source: str, fmt: str, method: str, lines: list[str], undo: list[str], n: int = 0) -> str:
-    """The lines that give a read-only raw view of SOURCE by METHOD; returns the view's path.
+def _raw_view(info, method: str, lines: list[str], undo: list[str], n: int = 0) -> str:
+    """The lines that give a read-only raw view of INFO's image by METHOD; returns the view's path.
     N: which of a VM's disks (the second and later get numbered names)."""
-    tag = str(n + 1) if n else ""
+    source, fmt, tag = str(info.path), info.format, str(n + 1) if n else ""
     if method == "fuse":
         sock, view = f"{WORK}/nbd{tag}.sock", f"{WORK}/view{tag}"
         lines.append(f"# vm2c runs qemu inside bubblewrap, where only {os.path.dirname(os.path.abspath(source))} "
@@ -92,7 +92,7 @@ def _raw_view(source: str, fmt: str, method: str, lines: list[str], undo: list[s
         return f"/dev/nbd{n}"
     if method in ("copy", "flatten"):
         raw = f"{WORK}/disk{tag}.raw"
-        lines.append(shell_line(copy_cmd(source, fmt, raw)) if method == "copy" else
+        lines.append(shell_line(copy_cmd(source, fmt, raw, info.at_snapshot)) if method == "copy" else
                      f"# vm2c's own VDI reader copies {shell_line([source])} with its parents (a differencing "
                      f"VDI chain, which qemu refuses) to {raw}")
         undo.append(shell_line(["rm", "-f", raw]))

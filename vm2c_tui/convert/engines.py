@@ -46,6 +46,7 @@ class Request:
     output_dir: Path | None
     note: Callable[[str], None]
     disks: list[str] = field(default_factory=list)  # the VM's disk images in order (SOURCE's first)
+    disk_snapshot: str = ""  # a lone qcow2's internal snapshot to read (source.vm.model.Machine)
 
 
 @dataclass
@@ -99,7 +100,7 @@ class KernelEngine:
 
     def _mounted(self, req: Request):
         req.note("attaching the disk read-only")
-        infos = [identify(Path(d)) for d in req.disks or [req.source]]
+        infos = [identify(Path(d), req.disk_snapshot) for d in req.disks or [req.source]]
         views = Views.of([open_raw(req.session, info, req.options.view) for info in infos],
                          [i.virtual_size for i in infos])
         req.note("mounting the filesystems read-only")
@@ -139,7 +140,7 @@ class UserspaceEngine:
     def prepare(self, req: Request) -> Assembled:
         req.note("opening the image in user space")
         tree, facts, notes = reader_plan.prepare_userspace(req.session, req.disks or [req.source], req.plans,
-                                                                    req.options)
+                                                                    req.options, req.disk_snapshot)
         opened = {(m.fs_id, m.mountpoint) for m in tree.mounts}
         mounted = [p for p in req.plans if (p.fs_id, p.mountpoint) in opened]
         reader = ReaderTree(tree)

@@ -31,10 +31,10 @@ LISTED = {"swap": "swap", "crypto_LUKS": "encrypted (LUKS): not opened", "LVM2_m
 Progress = Callable[[str], None]
 
 
-def identify_noting(path: str | os.PathLike, note: Progress):
+def identify_noting(path: str | os.PathLike, note: Progress, snapshot: str = ""):
     """The image's format, and the warnings every inspection starts with."""
     note("identifying the image format")
-    info = identify(Path(path))
+    info = identify(Path(path), snapshot)
     warnings = list(info.warnings)
     held = holder_warning(str(info.path))
     if held:

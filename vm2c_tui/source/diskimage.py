@@ -53,6 +53,9 @@ class StreamDisk:
 
 def open_image(info: ImageInfo) -> RawDisk | VdiDisk | StreamDisk:
     path = str(info.path)
+    if info.at_snapshot:
+        raise Vm2cError(f"{path}: the user-space engine reads a qcow2's current state only; read internal snapshot "
+                        f"{info.at_snapshot!r} on the kernel route (--engine kernel, as root)")
     try:
         if info.format == "raw":
             return RawDisk(path)

@@ -34,8 +34,9 @@ def _check_file(path: Path) -> os.stat_result:
     return st
 
 
-def identify(path: Path) -> ImageInfo:
-    """Format, sizes, backing chain; raises Vm2cError on a broken or hostile image."""
+def identify(path: Path, snapshot: str = "") -> ImageInfo:
+    """Format, sizes, backing chain; raises Vm2cError on a broken or hostile image. SNAPSHOT: a
+    qcow2's internal snapshot to read instead of its current state (it must exist)."""
     path = Path(os.path.abspath(path))
     st = _check_file(path)
     fmt = sniff(path)
@@ -43,7 +44,7 @@ def identify(path: Path) -> ImageInfo:
     # would say "Invalid argument")
     if stat.S_ISREG(st.st_mode) and st.st_size < 512 and fmt == "raw":
         raise Vm2cError(f"{path}: {st.st_size} bytes, too small to be a disk image (less than one sector)")
-    if fmt == "vdi":
+    if fmt == "vdi" and not snapshot:
         hdr = read_header(str(path))
         if hdr is not None and hdr.differencing:  # qemu refuses these: our reader, with its parents
             return vdichain.identify_child(path)
@@ -72,6 +73,11 @@ def identify(path: Path) -> ImageInfo:
     info.extents = extents
     info.subformat = subformats.of(path, fmt)
     info.snapshots = _internal_snapshots(path, top.get("snapshots") or [])
+    if snapshot:
+        if snapshot not in [s["name"] for s in info.snapshots]:
+            names = ", ".join(repr(s["name"]) for s in info.snapshots) or "none"
+            raise Vm2cError(f"{path}: no internal snapshot named {snapshot!r} (it has: {names})")
+        info.at_snapshot = snapshot
     if stat.S_ISREG(st.st_mode) and fmt != "raw":
         _check_truncation(info, st.st_size, box)
     if fmt == "vdi" and (stale := vdichain.stale_warning(path)):

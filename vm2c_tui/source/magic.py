@@ -22,6 +22,7 @@ class ImageInfo:
     subformat: str = ""
     warnings: list[str] = field(default_factory=list)
     snapshots: list[dict] = field(default_factory=list)  # a qcow2's internal ones, as inspect --json lists them
+    at_snapshot: str = ""  # the internal snapshot to read instead of the current state (--snapshot)
 
     @property
     def name(self) -> str:

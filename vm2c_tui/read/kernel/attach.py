@@ -79,6 +79,9 @@ def available_methods(info: ImageInfo) -> list[tuple[str, str]]:
         return [("direct", "raw image: read as it is, no conversion")]
     if info.format == "vdi" and info.backing_chain:
         return [("flatten", FLATTEN_WHY)]
+    if info.at_snapshot:
+        return [("copy", f"internal snapshot {info.at_snapshot!r}: qemu-img convert -l copies that state to a "
+                         f"temporary sparse raw file")]
     _load_nbd()
     out = []
     if glob.glob("/dev/nbd[0-9]*") and which("qemu-nbd") and os.geteuid() == 0:
@@ -183,8 +186,9 @@ def nbd_cmd(image: str, fmt: str, dev: str) -> list[str]:
     return ["qemu-nbd", "-r", "-f", fmt, "-c", dev, image]
 
 
-def copy_cmd(image: str, fmt: str, raw: str) -> list[str]:
-    return ["qemu-img", "convert", "-f", fmt, "-O", "raw", "-S", "64k", image, raw]
+def copy_cmd(image: str, fmt: str, raw: str, snapshot: str = "") -> list[str]:
+    at = ["-l", f"snapshot.name={_qemu_value(snapshot)}"] if snapshot else []
+    return ["qemu-img", "convert", "-f", fmt, *at, "-O", "raw", "-S", "64k", image, raw]
 
 
 def losetup_cmd(raw: str, offset: int, size: int, direct_io: bool = False) -> list[str]:
@@ -216,7 +220,7 @@ def _nbd(session: Session, info: ImageInfo) -> str:
 def _copy(session: Session, info: ImageInfo) -> str:
     work = session.tempdir("copy")
     raw = work / "disk.raw"
-    run(copy_cmd(str(info.path), info.format, str(raw)), what="qemu-img convert", timeout=None,
+    run(copy_cmd(str(info.path), info.format, str(raw), info.at_snapshot), what="qemu-img convert", timeout=None,
         sandbox=Sandbox.for_image(info.path, write=[work]))
     return str(raw)
 

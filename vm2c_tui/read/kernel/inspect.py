@@ -28,14 +28,14 @@ from vm2c_tui.source.diskset import as_one
 
 def inspect_image(path: str | os.PathLike | list, *, look_inside: bool = True, method: str | None = None,
                   progress: Progress | None = None, join_pieces: bool = True,
-                  joined: JoinedCopies | None = None) -> Inspection:
+                  joined: JoinedCopies | None = None, snapshot: str = "") -> Inspection:
     """PATH: a disk image, or a VM's disks (a list) read as one machine. JOIN_PIECES=False
     leaves LVs in pieces unlooked-into (no joined copy): for a caller that will read the image
     in user space when it holds one. JOINED keeps the joined copies for a conversion that mounts
     them next; without it each is removed once looked into."""
     note = progress or (lambda msg: None)
     paths = path if isinstance(path, list) else [path]
-    found = [identify_noting(p, note) for p in paths]
+    found = [identify_noting(p, note, snapshot) for p in paths]
     infos, warnings = [i for i, _ in found], [w for _, ws in found for w in ws]
     if not is_root():
         warnings.append("not running as root: only ext2/3/4 filesystems were read (with debugfs); "

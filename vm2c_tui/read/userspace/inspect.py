@@ -36,13 +36,13 @@ class DiskReader:
 
 
 def inspect_userspace(path: str | os.PathLike | list, *, look_inside: bool = True,
-                      progress: Progress | None = None) -> Inspection:
+                      progress: Progress | None = None, snapshot: str = "") -> Inspection:
     """PATH: a disk image, or a VM's disks (a list) read as one machine (source/diskset.py)."""
     from vm2c_tui.read.userspace import require
 
     require()
     note = progress or (lambda msg: None)
-    found = [identify_noting(p, note) for p in (path if isinstance(path, list) else [path])]
+    found = [identify_noting(p, note, snapshot) for p in (path if isinstance(path, list) else [path])]
     infos, warnings = [i for i, _ in found], [w for _, ws in found for w in ws]
     images = []
     try:

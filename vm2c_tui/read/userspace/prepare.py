@@ -19,14 +19,15 @@ from vm2c_tui.source.diskset import as_one
 from vm2c_tui.source.identify import identify
 
 
-def prepare_userspace(session: Session, disks: list[str], plans, options) -> tuple[UserspaceTree, object, list[str]]:
+def prepare_userspace(session: Session, disks: list[str], plans, options,
+                      snapshot: str = "") -> tuple[UserspaceTree, object, list[str]]:
     """DISKS: the image, or a VM's images in order (one address space: source/diskset.py)."""
     from vm2c_tui.read.userspace import require
 
     require()
     images = []
     for path in disks:
-        images.append(open_image(identify(Path(path))))
+        images.append(open_image(identify(Path(path), snapshot)))
         session.callback(images[-1].close)
     disk = as_one(images)
     notes: list[str] = []

@@ -35,6 +35,11 @@ class Machine:
     state: str = "current"  # or the snapshot's name read instead (--snapshot)
 
     @property
+    def disk_snapshot(self) -> str:
+        """A lone image's internal snapshot to read (--snapshot on a qcow2), "" for the current state."""
+        return self.state if self.kind == "disk" and self.state != "current" else ""
+
+    @property
     def is_vm(self) -> bool:
         return self.kind != "disk"
 

@@ -71,9 +71,8 @@ def describe(path: str | os.PathLike | list, snapshot: str | None = None, unpack
         path = found
     kind = kind_of(path)
     if kind == "disk":
-        if snapshot is not None:
-            raise Vm2cError(f"{path}: --snapshot names a snapshot of a VM definition (.vbox, .vmx); this is a disk image")
-        return Machine("disk", str(path), path.name, [VmDisk(str(path), "disk")])
+        # a snapshot of a lone image is one of its internal (qcow2) snapshots: checked by identify
+        return Machine("disk", str(path), path.name, [VmDisk(str(path), "disk")], state=snapshot or "current")
     if kind == "ova":
         return _ova(path, snapshot, unpack_to)
     if kind == "ovf":
