@@ -332,7 +332,7 @@ def bench_vdi_chain(raw: Path, work: Path) -> dict:
 
     from diskbuilder import vms
 
-    base, after, child = CACHE / "big.vdi", work / "after.raw", work / "child.vdi"
+    base, after, child = CACHE / "big.vdi", work / "after.raw", CACHE / "big-child.vdi"  # beside its parent
     if not base.exists():
         b.convert(raw, "vdi", base)
     b.copy_sparse(raw, after)

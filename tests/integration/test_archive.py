@@ -22,10 +22,10 @@ sha = fingerprint
 
 
 def _slow_archive(src, out, engine: str = "kernel") -> subprocess.Popen:
-    """vm2c archive with tar throttled, returned once img.tar.partial exists."""
-    env = {**os.environ, "VM2C_SLOW_TAR": "1"}
-    proc = subprocess.Popen([*VM2C, "archive", src, "-o", out, "--preset", "none", "--engine", engine],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, preexec_fn=sigint_default)
+    """vm2c archive held to 1 MiB/s (--limit-rate), returned once img.tar.partial exists."""
+    proc = subprocess.Popen([*VM2C, "archive", src, "-o", out, "--preset", "none", "--engine", engine,
+                             "--limit-rate", "1M"],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=sigint_default)
     _wait_for_partial(out, proc)
     return proc
 

@@ -18,7 +18,7 @@ from vm2c_tui.errors import Vm2cError
 from vm2c_tui.image import daemon as image
 from vm2c_tui.image import upload
 
-SLOW_TAR = "--checkpoint-action=sleep=1"  # VM2C_SLOW_TAR's mark on tar's command line
+SLOW_TAR = "--checkpoint-action=sleep=1"  # --limit-rate's mark on tar's command line
 
 
 def layers(ref: str) -> list[str]:
@@ -90,8 +90,8 @@ def test_a_tar_that_fails_midway_leaves_no_image(disks, dockerd, no_leaks):
     got; vm2c says tar failed, in one line."""
     c = docker_client()
     before = {i.id for i in c.images.list(all=True)}
-    proc = subprocess.Popen([*VM2C, "convert", disks.get("full"), "--tag", "vm2c-test/tarfail:1"],
-                            env={**os.environ, "VM2C_SLOW_TAR": "1"}, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*VM2C, "convert", disks.get("full"), "--tag", "vm2c-test/tarfail:1", "--limit-rate", "1M"],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     for _ in range(200):
         if subprocess.run(["pgrep", "-f", "--", SLOW_TAR], capture_output=True).returncode == 0:

@@ -19,7 +19,7 @@ click = press_button
 
 
 async def start_slow_archive(pilot, src, out):
-    """To the archive step with tar throttled (VM2C_SLOW_TAR), started; returns the partial file."""
+    """To the archive step held to 1 MiB/s (the --limit-rate option), started; returns the partial file."""
     await tour.to_archive(pilot, str(src), str(out))
     await click(pilot, "#start")
     partial = out / "img.tar.partial"
@@ -143,9 +143,9 @@ async def test_wizard_reads_an_lv_in_pieces_in_user_space_or_through_a_joined_co
 
 
 async def test_commands_panel_answers_while_archive_runs_then_cancel(disks, tmp_path, monkeypatch, no_leaks):
-    monkeypatch.setenv("VM2C_SLOW_TAR", "1")
     src = disks.get("full")
     app = Vm2cApp(browse_root=str(src.parent))
+    app.state.options.limit_rate = 1 << 20
     async with app.run_test(size=(80, 24)) as pilot:
         partial = await start_slow_archive(pilot, src, tmp_path / "out")
         panel = app.screen.query_one(CommandsPanel)
@@ -190,9 +190,9 @@ async def test_guest_text_is_escaped_and_errors_stay_on_screen(tmp_path):
 
 
 async def test_quit_during_archive_releases_everything(disks, tmp_path, monkeypatch, no_leaks):
-    monkeypatch.setenv("VM2C_SLOW_TAR", "1")
     src = disks.get("demo", "vdi")
     app = Vm2cApp(browse_root=str(src.parent))
+    app.state.options.limit_rate = 1 << 20
     async with app.run_test(size=(80, 24)) as pilot:
         partial = await start_slow_archive(pilot, src, tmp_path / "out")
         await pilot.press("q")

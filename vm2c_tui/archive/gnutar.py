@@ -72,6 +72,7 @@ class TarSpec:
     user_excludes: list[str] = field(default_factory=list)
     one_file_system: bool = False
     sparse: bool = False  # GNU sparse members: only for a tar kept as a file, never for Docker
+    limit_rate: int = 0  # bytes/s at most (--limit-rate), in whole MiB records; 0: as fast as it goes
 
 
 def tar_command(spec: TarSpec, output: str = "-") -> list[str]:
@@ -92,10 +93,8 @@ def tar_command(spec: TarSpec, output: str = "-") -> list[str]:
     cmd.append("--exclude=.wh.*")  # would turn into whiteouts in a Docker layer
     for pat in spec.user_excludes:
         cmd.append(f"--exclude={pat}")
-    if tuning.slow_tar():  # for demos and interruption tests: 1 s per record
-        # a record is 1 MiB (--blocking-factor): a checkpoint every 10 records never
-        # fired on the 6 MiB demo disk, whose tar then beat the tests that interrupt it
-        cmd += ["--checkpoint=1", "--checkpoint-action=sleep=1"]
+    if spec.limit_rate:  # a second's pause after each RATE's worth of 1 MiB records: at most RATE/s
+        cmd += [f"--checkpoint={max(spec.limit_rate >> 20, 1)}", "--checkpoint-action=sleep=1"]
     cmd.append(".")
     return cmd
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from vm2c_tui.archive import tarwriter
 from vm2c_tui.archive.gnutar import Progress, ProgressFn
 from vm2c_tui.errors import Vm2cError
-from vm2c_tui.host import tuning
 from vm2c_tui.host.outfile import OutputFile
 from vm2c_tui.read.userspace.fsbase import FsError, extent_chunks
 from vm2c_tui.read.userspace.tree import UserspaceTree, walk
@@ -57,19 +56,19 @@ def produce(tree: UserspaceTree, write, counter: _Counter) -> None:
 
 def _produce(tree: UserspaceTree, write, counter: _Counter) -> None:
     first_path: dict[tuple[int, int], bytes] = {}
-    slow = 0.02 if tuning.slow_tar() else 0  # for demos and interruption tests, as tar's
+    rate, start = tree.limit_rate, time.monotonic()
 
     def out(b: bytes) -> None:
         write(b)
         counter.bytes += len(b)
+        if rate and (ahead := counter.bytes / rate - (time.monotonic() - start)) > 0.05:
+            time.sleep(ahead)  # --limit-rate: no faster than RATE bytes a second
 
     for e in walk(tree.mounts, tree.filters):
         meta = e.meta
         if meta.kind in ("socket", "other"):
             continue  # GNU tar skips sockets too
         counter.files += 1
-        if slow:
-            time.sleep(slow)
         counter.current = e.path[1:].decode("utf-8", "replace") or "/"
         blank = tree.sanitize and e.path == MACHINE_ID and meta.kind == "file" and meta.size > 0
         xattrs = {} if blank else e.reader.xattrs(e.node)

@@ -25,9 +25,22 @@ def conversion_args(s) -> None:
     s.add_argument("--no-sanitize", action="store_true",
                    help="keep /etc/machine-id and the SSH host keys as they are")
     s.add_argument("--view", choices=["direct", "nbd", "fuse", "copy"], help="force a raw-view mechanism")
+    s.add_argument("--limit-rate", type=rate, default=0, metavar="RATE",
+                   help="read at most RATE a second (8M, 1G; whole MiB): keeps a busy host or disk responsive")
     s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",
                    help="kernel: loop devices and mounts, needs root; userspace: reads the image itself, "
                         "no root (optional extra); auto: the kernel route where it can run, userspace otherwise")
+
+
+def rate(text: str) -> int:
+    """8M, 512K, 1G, 1048576, 8MiB/s: bytes a second (binary units, as human() prints them)."""
+    import argparse
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:/s)?", text.strip(), re.IGNORECASE)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is no rate (say 8M or 1G)")
+    return int(float(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2).upper()])
 
 
 def sources(args):
@@ -40,7 +53,7 @@ def options(args):
 
     return Options(root=args.root, use_fstab=not args.no_fstab, preset=args.preset, excludes=args.exclude,
                    sanitize=not args.no_sanitize, view=args.view, engine=args.engine,
-                   sparse=getattr(args, "sparse", False), snapshot=args.snapshot)
+                   sparse=getattr(args, "sparse", False), snapshot=args.snapshot, limit_rate=args.limit_rate)
 
 
 class ProgressLine:

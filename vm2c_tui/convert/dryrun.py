@@ -41,7 +41,8 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
     if conv.live:
         excl = rules(conv.options.preset, []) + (list(SANITIZE) if conv.options.sanitize else [])
         excl += live_rules(Path(conv.source), Path(outdir), conv.options.sanitize)
-        spec = arc.TarSpec(Path(conv.source), excl, list(conv.options.excludes), one_file_system=True)
+        spec = arc.TarSpec(Path(conv.source), excl, list(conv.options.excludes), one_file_system=True,
+                           limit_rate=conv.options.limit_rate)
         return [shell_line(arc.tar_command(spec, f"{outdir}/img.tar"))]
     insp = conv.inspect()
     assert insp is not None
@@ -63,7 +64,7 @@ def render_commands(conv: Conversion, outdir: str) -> list[str]:
         lines.append(f": > {WORK}/machine-id && " + shell_line(["mount", "--bind", f"{WORK}/machine-id",
                                                                  f"{WORK}/root/etc/machine-id"]))
         undo.append(shell_line(["umount", f"{WORK}/root/etc/machine-id"]))
-    spec = arc.TarSpec(Path(f"{WORK}/root"), excl, list(conv.options.excludes))
+    spec = arc.TarSpec(Path(f"{WORK}/root"), excl, list(conv.options.excludes), limit_rate=conv.options.limit_rate)
     lines.append(shell_line(arc.tar_command(spec, f"{outdir}/img.tar")))
     lines.extend(reversed(undo))
     return lines

@@ -80,7 +80,7 @@ class KernelEngine:
         if req.live:
             excl += live_rules(tree, req.output_dir, req.options.sanitize)
         spec = gnutar.TarSpec(tree, excl, list(req.options.excludes), one_file_system=req.live,
-                              sparse=req.options.sparse)
+                              sparse=req.options.sparse, limit_rate=req.options.limit_rate)
         scan = TreeScan(tree, Filters.build(spec.excludes, spec.user_excludes), req.live)
         req.session.callback(scan.stop)
         return Assembled(MountedTree(tree, spec, scan, req.session), mounted, used, saving, sanitized, notes,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.plan.presets import PRESETS
 
+RECORD = 1 << 20  # what tar writes at a time (--blocking-factor=2048): the rate limit's step
+
 
 @dataclass
 class Options:
@@ -18,9 +20,12 @@ class Options:
     sanitize: bool = True
     view: str | None = None
     engine: str | None = None  # auto | kernel | userspace (read/engine.py)
+    limit_rate: int = 0  # bytes/s the archive may read at most (a busy host stays responsive); 0: no limit
     snapshot: str | None = None  # a VM's snapshot by name instead of its current state
     sparse: bool = False  # GNU sparse members: a tar to keep, not for Docker (no Dockerfile then)
 
     def __post_init__(self) -> None:
+        if self.limit_rate and self.limit_rate < RECORD:
+            raise Vm2cError(f"--limit-rate {self.limit_rate}: at least 1M (a MiB a second: tar's record)")
         if self.preset not in PRESETS:
             raise Vm2cError(f"unknown preset '{self.preset}' (choose from {', '.join(PRESETS)})")

@@ -8,7 +8,8 @@ benchmarks/results.md.
   VM2C_EARLY_WRITEBACK=0  no syncfs of the daemon's data root during an import
   VM2C_SOCKET_QUEUE=0     the kernel's default unix-socket queue to the daemon
   VM2C_UPLOAD=sdk         the docker SDK sends the import's body, not vm2c's splice
-  VM2C_SLOW_TAR=1         a throttled archive (demos, and tests that interrupt one midway)
+
+A slow archive (for demos, and tests that interrupt one) is a real option, --limit-rate.
 """
 
 from __future__ import annotations
@@ -40,7 +41,3 @@ def socket_queue() -> bool:
 
 def upload_via_sdk() -> bool:
     return os.environ.get("VM2C_UPLOAD") == "sdk"
-
-
-def slow_tar() -> bool:
-    return bool(os.environ.get("VM2C_SLOW_TAR"))

@@ -13,12 +13,15 @@ KEYS_EVERYWHERE = ("ctrl+n  next: the step's main action (dimmed in the footer u
 HELP = {
     "SourceScreen": (
         "1 Source: which disk to convert",
-        "Pick a disk image (raw, qcow2, vdi, vmdk, vhd, vhdx), a partition dump, or this running machine. "
-        "The browser shows only files that look like disks by their content, never their name.",
+        "Pick a disk image (raw, qcow2, vdi, vmdk, vhd, vhdx), a partition dump, a VM (a VirtualBox .vbox, a "
+        "VMware .vmx, an OVF or OVA, a libvirt domain XML, or the folder holding one), or this running machine. "
+        "The browser shows only files that look like disks or VM definitions by their content, never their name. "
+        "A VM is read as it would boot now: its newest snapshot image, all its disks; its snapshot tree is shown.",
         "vm2c identifies the format from its header and asks qemu-img for its size and backing chain; qemu "
         "runs in a sandbox that sees only the image's directory. A red line means a running process (a VM) "
-        "holds the file open: shut the VM down first, or the copy may be inconsistent. The source is only "
-        "ever read.",
+        "holds the file open: shut the VM down first, or the copy may be inconsistent; or that newer snapshot "
+        "images depend on this base image, which holds the machine as it was at its first snapshot: pick the "
+        "VM's definition instead. The source is only ever read.",
         "enter  check the typed path and, if it is a disk, go on\ntab  move between the browser, the path and the buttons"),
     "PartitionsScreen": (
         "2 Partitions: where the root filesystem is",

@@ -49,7 +49,7 @@ def prepare_userspace(session: Session, disks: list[str], plans, options,
     if options.sanitize:
         excl += list(SANITIZE)
     tree = UserspaceTree(disk, mounts, Filters.build(excl, list(options.excludes)), options.sanitize,
-                         options.sparse)
+                         options.sparse, options.limit_rate)
     return tree, read_facts(ReaderRoot(mounts[0].reader)), notes
 
 

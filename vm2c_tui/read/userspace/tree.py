@@ -37,6 +37,7 @@ class UserspaceTree:
     filters: Filters
     sanitize: bool
     sparse: bool = False  # GNU sparse members (archive --sparse; never for Docker)
+    limit_rate: int = 0  # bytes/s at most (--limit-rate)
 
     def used_bytes(self) -> int:
         return sum(m.reader.used_bytes() for m in self.mounts)
