@@ -298,3 +298,34 @@ def test_btrfs_root_in_a_subvolume_with_home_in_another(disks, tmp_path, no_leak
     diffs = compare(expected, got, ignore=lambda p: p in (b".", b"./home"))
     assert diffs == []
     assert got[b"./home"]["type"] == "dir"
+
+
+def test_dry_run_prints_the_commands_that_run(disks, tmp_path, no_leaks):
+    """#20 item 3: the losetup and mount lines come from the same records (read/kernel/steps.py)
+    for --dry-run and for the run itself: equal once devices and the private directory are named
+    alike."""
+    import re
+
+    src = disks.get("mbr")
+    env = {**os.environ, "VM2C_LOOP_DIRECT_IO": "0"}  # the page cache, read at each run, cannot differ
+    ran = vm2c("--debug", "archive", src, "-o", tmp_path / "out", "--preset", "none", env=env, check=True).stderr
+    shown = vm2c("archive", src, "-o", tmp_path / "dry", "--preset", "none", "--dry-run", env=env, check=True).stdout
+
+    def norm(lines):
+        """Each losetup with the mount that follows it, for mounts into the tree (the
+        inspection's brief looks inside each filesystem mount elsewhere)."""
+        out, pending = [], None
+        for line in lines:
+            line = re.sub(r'^LOOP\d+=\$\((.*)\)$', r"\1", line)
+            line = re.sub(r'"\$LOOP\d+"|/dev/loop\d+', "DEV", line)
+            line = re.sub(r"/tmp/vm2c-[^ ]*?/root\b|/tmp/vm2c-work/root\b", "TOP", line)
+            if line.startswith("losetup -f"):
+                pending = line
+            elif line.startswith("mount -t") and " TOP" in line and pending:
+                out += [pending, line]
+                pending = None
+        return out
+
+    executed = norm(m.group(1) for m in re.finditer(r"vm2c\.run: run: (.*)", ran))
+    printed = norm(shown.splitlines())
+    assert printed and executed == printed

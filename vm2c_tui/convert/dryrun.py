@@ -12,22 +12,20 @@ from typing import TYPE_CHECKING
 
 from vm2c_tui import __version__
 from vm2c_tui.archive import gnutar as arc
-from vm2c_tui.host.pagecache import direct_io_pays
-from vm2c_tui.host.run import ShellVar, shell_line
+from vm2c_tui.host.run import shell_line
 from vm2c_tui.plan.mounts import mount_steps
 from vm2c_tui.plan.presets import SANITIZE, live_rules, rules
+from vm2c_tui.read.kernel import steps
 from vm2c_tui.read.kernel.assemble import mtools_cmd
 from vm2c_tui.read.kernel.attach import (
     RawView,
     Views,
     available_methods,
     copy_cmd,
-    losetup_cmd,
     nbd_cmd,
     nbdfuse_cmd,
     qsd_cmd,
 )
-from vm2c_tui.read.kernel.mount import mount_cmd
 from vm2c_tui.source.identify import identify
 
 if TYPE_CHECKING:
@@ -106,20 +104,17 @@ def _mounts(plans, views: Views, lines: list[str], undo: list[str]) -> None:
     filesystem, each mount, and for FAT a copy made with mtools and bound in place."""
     for step in mount_steps(plans):
         p, var = step.plan, step.device
-        target = f"{WORK}/root" + ("" if p.mountpoint == "/" else p.mountpoint)
+        target = steps.target_of(f"{WORK}/root", step)
         if step.action == "attach" and p.extents:
             pieces = views.pieces(p.extents)
             lines += _joined_lv(var, pieces, p.fs_id)
             loops = " ".join(f'"${var}RAW{j}"' for j in range(len({r for r, _, _ in pieces})))
             undo.append(f'dmsetup remove "${var}" && losetup -d {loops}')
-        elif step.action == "attach":
-            raw, offset = views.locate(p.offset)
-            dio = views.views[0].method == "direct" and direct_io_pays(raw, offset, p.size)
-            lines.append(f"{var}=$({shell_line(losetup_cmd(raw, offset, p.size, dio))})")
-            undo.append(shell_line(["losetup", "-d", ShellVar(var)]))
-        elif step.action == "mount":
-            lines.append(shell_line(mount_cmd(ShellVar(var), p.fstype, target, p.subvol)))
-            undo.append(shell_line(["umount", target]))
+        elif step.action in ("attach", "mount"):  # the records assemble() runs (read/kernel/steps.py)
+            cmd = steps.attach(step, *views.locate(p.offset)) if step.action == "attach" else \
+                steps.mount(step, f"{WORK}/root")
+            lines.append(f"{var}=$({shell_line(cmd.argv)})" if cmd.sets else shell_line(cmd.argv))
+            undo.append(shell_line(cmd.undo))
         else:
             lines.extend(_fat_copy(var.removeprefix("FAT"), *views.locate(p.offset), target))
             undo.append(shell_line(["umount", target]))

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vm2c_tui.host.confine import IMAGE, Sandbox
-from vm2c_tui.host.pagecache import direct_io_pays
 from vm2c_tui.host.run import run
 from vm2c_tui.host.session import Session
 from vm2c_tui.inspect.guestpath import GuestPathError, GuestRoot
-from vm2c_tui.plan.mounts import MountPlan, mount_steps
-from vm2c_tui.read.kernel.attach import Views, loop_device
+from vm2c_tui.plan.mounts import MountPlan, MountStep, mount_steps
+from vm2c_tui.read.kernel import steps
+from vm2c_tui.read.kernel.attach import Views, attach_loop
 from vm2c_tui.read.kernel.joincopy import JoinedCopies
 from vm2c_tui.read.kernel.mount import bind_ro, mount_ro
 from vm2c_tui.read.vfat import VfatOptions, short_extension
@@ -43,10 +43,11 @@ def assemble(session: Session, views: Views, plans: list[MountPlan], joined: Joi
     asm = Assembly(top)
     devices: dict[str, str] = {}
     attach: dict[str, MountPlan] = {}  # attached when first mounted: a refused mount point costs no loop device
+    first_step: dict[str, MountStep] = {}
     for step in mount_steps(plans):
         plan = step.plan
         if step.action == "attach":
-            attach[step.device] = plan
+            attach[step.device], first_step[step.device] = plan, step
             continue
         target = _target(top, plan, asm.problems)
         if target is None:
@@ -56,9 +57,10 @@ def assemble(session: Session, views: Views, plans: list[MountPlan], joined: Joi
                 # an LV in pieces: no device-mapper to join them, a joined copy
                 first = attach[step.device]
                 src, offset = joined.file(views, first.fs_id, first.offset, first.extents)
-                devices[step.device] = loop_device(session, src, offset, first.size,
-                                                   direct_io_pays(src, offset, first.size))
-            mount_ro(session, devices[step.device], plan.fstype, target, plan.subvol)
+                cmd = steps.attach(first_step[step.device], src, offset)
+                devices[step.device] = attach_loop(session, src, cmd.argv, cmd.fallback)
+            cmd = steps.mount(step, str(top))
+            mount_ro(session, devices[step.device], plan.fstype, target, plan.subvol, cmd.resolved(devices))
         else:
             bind_ro(session, _mtools_copy(session, *views.locate(plan.offset), plan), target)
         asm.mounted.append(plan)

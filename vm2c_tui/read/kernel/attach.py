@@ -232,15 +232,22 @@ _OPENERS = {"direct": lambda session, info: str(info.path), "nbd": _nbd, "fuse":
 def loop_device(session: Session, raw: str, offset: int, size: int, direct_io: bool = False) -> str:
     """A read-only loop device over RAW[offset:offset+size] (pagecache.direct_io_pays says
     when DIRECT_IO is worth asking for)."""
+    return attach_loop(session, raw, losetup_cmd(raw, offset, size, direct_io),
+                       losetup_cmd(raw, offset, size) if direct_io else None)
+
+
+def attach_loop(session: Session, raw: str, argv: list[str], fallback: list[str] | None = None) -> str:
+    """Run ARGV (losetup -f --show ... RAW, as read/kernel/steps.py records it), track the device
+    it prints; FALLBACK when ARGV asked for direct I/O the kernel refused."""
     backing = os.path.realpath(raw)
     with signals_held():
-        proc = run(losetup_cmd(raw, offset, size, direct_io), what="losetup", check=not direct_io)
+        proc = run(argv, what="losetup", check=fallback is None)
         dev = proc.stdout.decode().strip()
-        if proc.returncode != 0:
+        if proc.returncode != 0 and fallback is not None:
             # direct I/O is only a speed-up: losetup without LOOP_CONFIGURE attaches first, then
             # fails if the kernel will not switch it on; let go of that device, read buffered
             if dev.startswith("/dev/loop"):
                 run(["losetup", "-d", dev], check=False)
-            dev = run(losetup_cmd(raw, offset, size), what="losetup").stdout.decode().strip()
+            dev = run(fallback, what="losetup").stdout.decode().strip()
         session.track("loop", dev, lambda: release_loop(dev, backing), backing=backing)
     return dev

@@ -25,7 +25,9 @@ def mount_cmd(dev: str, fstype: str, target: str, subvol: str = "") -> list[str]
     return ["mount", "-t", DRIVER.get(fstype, fstype), "-o", mount_options(fstype, subvol), dev, target]
 
 
-def mount_ro(session: Session, dev: str, fstype: str, target: Path, subvol: str = "") -> Path:
+def mount_ro(session: Session, dev: str, fstype: str, target: Path, subvol: str = "",
+             argv: list[str] | None = None) -> Path:
+    """ARGV: the mount command as read/kernel/steps.py recorded it (mount_cmd's, DEV in place)."""
     if fstype not in KERNEL_FS:
         raise Vm2cError(f"vm2c mounts only {', '.join(sorted(KERNEL_FS))} through the kernel, not {fstype}")
     if not can_mount(fstype):
@@ -34,7 +36,7 @@ def mount_ro(session: Session, dev: str, fstype: str, target: Path, subvol: str 
         raise Vm2cError(f"btrfs subvolume name {subvol!r} cannot be passed as a mount option")
     target.mkdir(parents=True, exist_ok=True)
     with signals_held():
-        run(mount_cmd(dev, fstype, str(target), subvol), what=f"mount {fstype}")
+        run(argv or mount_cmd(dev, fstype, str(target), subvol), what=f"mount {fstype}")
         session.track("mount", str(target), lambda: release_mount(str(target)))
     return target
 
