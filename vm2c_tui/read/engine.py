@@ -11,6 +11,7 @@ from vm2c_tui.errors import NeedsRoot, Vm2cError
 from vm2c_tui.host.run import which
 from vm2c_tui.host.session import Session
 from vm2c_tui.read import userspace
+from vm2c_tui.source.vdi import read_header
 from vm2c_tui.source.vdichain import STALE
 from vm2c_tui.source.vm.model import Machine
 from vm2c_tui.source.vm.resolve import describe, open_machine
@@ -84,6 +85,14 @@ def inspect_disk(source, engine: str | None = None, *, method: str | None = None
     from vm2c_tui.read.kernel.inspect import inspect_image
 
     may_switch = (engine or "auto") == "auto" and userspace.available() and not snapshot
+    if may_switch and any(_vdi_chain(p) for p in (source if isinstance(source, list) else [source])):
+        from vm2c_tui.read.userspace.inspect import inspect_userspace
+
+        insp = inspect_userspace(source, look_inside=look_inside, progress=progress)  # benchmarks/results.md: 3x
+        insp.warnings.append("a differencing VDI (a snapshot's changes over its parents): read in user space, in "
+                             "place (the kernel route, which qemu cannot serve, would first copy the chain's "
+                             "current state to a temporary raw file)")
+        return insp
     insp = inspect_image(source, look_inside=look_inside, method=method, progress=progress,
                          join_pieces=not may_switch, joined=joined, snapshot=snapshot)
     pieces = [v.id for v in insp.in_pieces()]
@@ -95,6 +104,11 @@ def inspect_disk(source, engine: str | None = None, *, method: str | None = None
     insp.warnings.append(f"{', '.join(pieces)}: in pieces (grown with lvextend, or across disks): read in user space, "
                          f"in place (the kernel route, without device-mapper, would copy them joined first)")
     return insp
+
+
+def _vdi_chain(path) -> bool:
+    hdr = read_header(str(path))
+    return hdr is not None and hdr.differencing
 
 
 def resolved(requested: str | None, insp) -> str:

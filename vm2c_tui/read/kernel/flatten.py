@@ -24,15 +24,29 @@ def flatten_vdi(session: Session, info: ImageInfo) -> str:
     fd = os.open(raw, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.ftruncate(fd, disk.size)
-        at = 0
-        for image, host, n in disk.runs(0, disk.size):
-            if image is not None:
-                _copy(image.fd, host, fd, at, n)
-            at += n
+        for fd_in, host, at, n in _coalesced(disk.runs(0, disk.size)):
+            _copy(fd_in, host, fd, at, n)
     finally:
         os.close(fd)
         disk.close()
     return str(raw)
+
+
+def _coalesced(runs):
+    """(file, host offset, guest offset, length) of the runs that hold data, neighbours in the
+    same file joined: a VDI written in order is a few long copies, not one per block."""
+    cur, at = None, 0
+    for image, host, n in runs:
+        if image is not None:
+            if cur and cur[0] == image.fd and cur[1] + cur[3] == host and cur[2] + cur[3] == at:
+                cur[3] += n
+            else:
+                if cur:
+                    yield tuple(cur)
+                cur = [image.fd, host, at, n]
+        at += n
+    if cur:
+        yield tuple(cur)
 
 
 def _copy(src: int, src_at: int, dst: int, dst_at: int, n: int) -> None:
