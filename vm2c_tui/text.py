@@ -80,10 +80,13 @@ def machine_lines(m) -> list[str]:
 
 
 def render_inspection(insp: Inspection) -> str:
+    several = insp.machine is not None and len(insp.machine.disks) > 1
     head = [
         *machine_lines(insp.machine),
+        f"Disks: {len(insp.machine.disks)}, in one table below (ids d1/, d2/ ...)" if several else
         f"Disk: {safe(insp.source)}",
-        f"Format: {insp.display_format}, virtual size {human(insp.virtual_size)} ({insp.virtual_size} bytes), "
+        f"Format: {insp.display_format}{' (the first disk)' if several else ''}, virtual size "
+        f"{human(insp.virtual_size)} ({insp.virtual_size} bytes{', all disks' if several else ''}), "
         f"{human(insp.disk_size)} on disk",
         f"Label: {insp.table}    Read through: {insp.raw_method} ({insp.raw_why})",
     ]

@@ -50,3 +50,19 @@ async def test_vm_archive_from_the_wizard_is_the_current_state(disks, tmp_path, 
     with tarfile.open(tmp_path / "out" / "img.tar") as tar:
         names = set(tar.getnames())
     assert "./" + vmfixtures.AFTER_FILE in names and "./" + vmfixtures.GONE_FILE not in names
+
+
+async def test_ova_is_shown_then_unpacked_for_the_partitions(disks, tmp_path, no_leaks):
+    ova = vmfixtures.ova(disks, CACHE / builder_key())
+    app = Vm2cApp(browse_root=str(ova["ova"].parent))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await tour.reach(pilot, "SourceScreen", "#path")
+        app.screen.check(str(ova["ova"]))
+        await wait_until(pilot, lambda: "(ova)" in _text(app, "#info"))
+        assert "ovavm-disk1.vmdk" in _text(app, "#info")  # the member, not yet unpacked
+        await press_button(pilot, "#next")
+        await tour.reach(pilot, "PartitionsScreen", "DataTable")
+        await wait_until(pilot, lambda: app.state.inspection is not None)
+        assert app.state.inspection.root == "demo/root"
+        await pilot.press("q")
+    assert app.return_code == 0

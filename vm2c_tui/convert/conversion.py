@@ -66,14 +66,15 @@ class ArchiveResult:
 
 class Conversion:
     def __init__(self, source: str | os.PathLike | list, options: Options | None = None,
-                 inspection: Inspection | None = None):
+                 inspection: Inspection | None = None, machine: Machine | None = None):
         """SOURCE: a disk image, a VM (definition, OVA, folder), a live tree, or a list of one
         machine's disk images."""
         self.sources = [os.path.abspath(s) for s in source] if isinstance(source, list) else [os.path.abspath(source)]
         self.source = self.sources[0]
         self.options = options or Options()
         self.live = os.path.isdir(self.source) and definition_in(Path(self.source)) is None
-        self.machine: Machine | None = None  # the VM (or lone disk) the source is, resolved once
+        self.machine: Machine | None = machine  # the VM (or lone disk) the source is, resolved once
+        # (given: resolved by a face that keeps its files, the wizard's unpacked OVA)
         self.session = Session("convert", self.source)
         self.joined = JoinedCopies(self.session)  # an LV in pieces is copied once, for inspect and mount
         self.inspection = inspection

@@ -106,7 +106,7 @@ class Vm2cApp(App):
             return [shell_line(["vm2c", "inspect", s.source]),
                     shell_line(["qemu-img", "info", "--output=json", disk])]
         try:
-            conv = s.conversion or Conversion(s.source, s.options, s.inspection)
+            conv = s.conversion or Conversion(s.source, s.options, s.inspection, machine=s.machine())
             lines = render_commands(conv, str(s.output_dir))
         except Vm2cError as exc:
             return [f"# {exc.message}"]
@@ -127,12 +127,12 @@ class Vm2cApp(App):
         running = [w for w in self.workers if w.group == "archive" and w.is_running]
         for w in running:
             await asyncio.wait_for(asyncio.shield(w.wait()), timeout=30)
-        self.state.release()
+        self.state.close()
         self.exit(0)
 
     def on_unmount(self) -> None:
         self._cancel.set()
-        self.state.release()
+        self.state.close()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place an unexpected failure in a worker becomes words on the screen."""
@@ -156,7 +156,7 @@ class Vm2cApp(App):
             if s.conversion is not None and s.prepared_for == s.options_key() and s.conversion.prepared:
                 return s.conversion, s.conversion.prepared
             s.release()
-            conv = Conversion(s.source, s.options, s.inspection)
+            conv = Conversion(s.source, s.options, s.inspection, machine=s.machine())
             conv.__enter__()
             s.conversion = conv
             try:
@@ -238,5 +238,5 @@ def run_app(source: str | None = None, engine: str | None = None) -> int:
         app.run()
     finally:  # SIGTERM or a crash: still release what the conversion holds
         app._cancel.set()
-        app.state.release()
+        app.state.close()
     return app.return_code or 0

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vm2c_tui.convert.conversion import ArchiveResult, Conversion, Options
+from vm2c_tui.host.session import Session
 from vm2c_tui.image.daemon import ImageResult, Smoke
 from vm2c_tui.inspect.model import Inspection
 from vm2c_tui.plan.mounts import plan_mounts
 from vm2c_tui.source.magic import ImageInfo
+from vm2c_tui.source.vm.model import Machine
+from vm2c_tui.source.vm.resolve import open_machine
 
 
 @dataclass
@@ -29,6 +33,39 @@ class WizardState:
     smoke: Smoke | None = None
     exclude_sizes: dict[str, int] = field(default_factory=dict)  # explorer's rule -> bytes it leaves out
     _plan: tuple | None = field(default=None, repr=False)
+    _machine: tuple | None = field(default=None, repr=False)  # (source, Session, Machine)
+    _machine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def machine(self) -> Machine | None:
+        """The VM (or lone disk) the source is, resolved once per source: an OVA's disks are
+        unpacked once, into a private directory held until the source changes or the wizard
+        ends, and the inspection, the commands panel and the conversion all read them there."""
+        if not self.source or self.source == "/":
+            return None
+        with self._machine_lock:
+            if self._machine and self._machine[0] == (self.source, self.options.snapshot):
+                return self._machine[2]
+            self._forget_machine()
+            session = Session("wizard", self.source)
+            session.__enter__()
+            try:
+                vm = open_machine(self.source, session, self.options.snapshot)
+            except BaseException:
+                session.close()
+                raise
+            self._machine = ((self.source, self.options.snapshot), session, vm)
+            return vm
+
+    def _forget_machine(self) -> None:
+        if self._machine is not None:
+            session, self._machine = self._machine[1], None
+            session.close()
+
+    def close(self) -> None:
+        """The wizard ends: the conversion released, an unpacked OVA removed."""
+        self.release()
+        with self._machine_lock:
+            self._forget_machine()
 
     def options_key(self) -> tuple:
         o = self.options
