@@ -285,3 +285,15 @@ def pytest_runtest_setup(item) -> None:
     if UNIT in Path(item.path).parents and HEAVY_FIXTURES & set(item.fixturenames):
         pytest.fail(f"{item.name} is in the unit tier but uses {sorted(HEAVY_FIXTURES & set(item.fixturenames))}: "
                     "move it to tests/integration")
+
+
+@pytest.fixture(scope="session")
+def remote_host(dockerd, tmp_path_factory):
+    """A real machine over SSH (tests/remotehost.py): sshd in a container of a Debian tree."""
+    from remotehost import RemoteHost
+
+    host = RemoteHost(CACHE, tmp_path_factory.mktemp("remote"), dockerd)
+    try:
+        yield host.start()
+    finally:
+        host.stop()

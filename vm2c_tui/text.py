@@ -111,3 +111,18 @@ def render_inspection(insp: Inspection) -> str:
     for w in insp.warnings:
         out += f"WARNING: {safe(w, 400)}\n"
     return out
+
+
+def render_remote(insp) -> str:
+    """A machine over SSH (inspect/remote.py): what the Partitions step shows for a disk."""
+    out = [f"Machine: {safe(insp.source)}  {safe(insp.os.pretty_name) if insp.os else 'unknown OS'}",
+           f"tar: {safe(insp.tar, 80)}", "", f"{'Mount point':<24} {'Type':<10} {'Size':>6} {'Used':>6}  Device / why not"]
+    for m in insp.mounts:
+        why = safe(m.device, 40) if m.archived else f"skipped: {m.why}"
+        mark = "*" if m.archived else " "
+        out.append(f"{mark}{safe(m.mountpoint, 23):<23} {m.fstype:<10} {human(m.size):>6} {human(m.used):>6}  {why}")
+    out.append("")
+    out.append(f"* archived, each on its own (tar --one-file-system): {human(sum(m.used for m in insp.archived))} used")
+    for w in insp.warnings:
+        out.append(f"WARNING: {safe(w, 400)}")
+    return "\n".join(out) + "\n"

@@ -110,23 +110,57 @@ def widen_pipe(fd: int, size: int = CHUNK) -> None:
         pass
 
 
+class ListingCursor:
+    """Where a remote tar is, from its --verbose listing: one line per entry it archived."""
+
+    scan = None
+
+    def __init__(self) -> None:
+        self.done, self.current = 0, ""
+
+    def saw(self, line: bytes) -> None:
+        self.done += 1
+        self.current = line[1:].rstrip(b"\n").decode("utf-8", "replace") or "/"
+
+    def poll(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
 class TarProcess:
     """tar running over a tree; where it is comes from a TarCursor (treescan.py), so
     tar is not asked for a line per file (--verbose cost it ~15 %, benchmarks/)."""
 
-    def __init__(self, spec: TarSpec, output: str, scan: TreeScan | None, stdout=None):
-        self.proc = spawn(tar_command(spec, output), stdout=stdout, stderr=subprocess.PIPE,
+    def __init__(self, spec: TarSpec, output: str, scan: TreeScan | None, stdout=None, remote=None):
+        """REMOTE (source/ssh.Remote): tar runs there, over ssh, and says where it is on stderr
+        (--verbose: its open files are on another machine)."""
+        cmd = tar_command(spec, output)
+        if remote is not None:
+            cmd = remote.argv([cmd[0], "--verbose", *cmd[1:]])
+        self.remote = remote
+        self.proc = spawn(cmd, stdout=stdout, stderr=subprocess.PIPE,
                           stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         if stdout == subprocess.PIPE:
             widen_pipe(self.proc.stdout.fileno())
-        self.cursor = TarCursor(self.proc.pid, spec.tree, scan)
+        self.cursor = ListingCursor() if remote is not None else TarCursor(self.proc.pid, spec.tree, scan)
         self._sampled = self._reported = float("-inf")
         self._stderr = b""
         self._err_reader = threading.Thread(target=self._read_err, daemon=True)
         self._err_reader.start()
 
     def _read_err(self) -> None:
-        self._stderr = self.proc.stderr.read() if self.proc.stderr else b""
+        if not isinstance(self.cursor, ListingCursor):
+            self._stderr = self.proc.stderr.read() if self.proc.stderr else b""
+            return
+        other: list[bytes] = []  # tar's and ssh's messages among the listing
+        for line in self.proc.stderr:
+            if line.startswith(b"./"):
+                self.cursor.saw(line)
+            else:
+                other = [*other[-40:], line]
+        self._stderr = b"".join(other)
 
     def tick(self, done_bytes: Callable[[], int], total: int, start: float, on_progress: ProgressFn,
              interval: float) -> None:
@@ -148,6 +182,8 @@ class TarProcess:
     def wait(self) -> None:
         rc = self.proc.wait()
         self._err_reader.join(5)
+        if rc == 255 and self.remote is not None:  # ssh itself: the connection dropped, or never was
+            raise self.remote.explain(self._stderr.decode(errors="replace"))
         if rc not in (0, 1):  # 1: a file changed while read (live system), still a complete archive
             err = self._stderr.decode(errors="replace")
             lines = [l for l in err.splitlines() if l.strip()]
@@ -182,7 +218,7 @@ def read_ahead(spec: TarSpec, position: Callable[[], int]) -> ReadAhead | None:
 
 
 def write_tar(spec: TarSpec, dest: Path, *, total: int, scan: TreeScan | None = None,
-              on_progress: ProgressFn | None = None, interval: float = 0.2) -> Progress:
+              on_progress: ProgressFn | None = None, interval: float = 0.2, remote=None) -> Progress:
     """tar straight to DEST (no copy through Python): its stdout is DEST.partial, made by
     outfile.OutputFile (no symlink followed, 0600); progress from the file's size."""
     start = time.monotonic()
@@ -190,8 +226,8 @@ def write_tar(spec: TarSpec, dest: Path, *, total: int, scan: TreeScan | None = 
     with OutputFile(dest) as out:
         try:
             with signals_held():  # a Ctrl-C now would come between starting tar or find and holding them
-                tar = TarProcess(spec, "-", scan, stdout=out.fd)
-                reader = read_ahead(spec, out.size)  # tar's position, for the read-ahead and the progress
+                tar = TarProcess(spec, "-", scan, stdout=out.fd, remote=remote)
+                reader = read_ahead(spec, out.size) if remote is None else None  # tar's position
             _progress_loop(tar, out.size, total, on_progress, interval, start)
             tar.wait()
             size = out.size()
@@ -216,7 +252,7 @@ class TarPipe:
     close() always, once done with it: it stops tar and the read-ahead."""
 
     def __init__(self, spec: TarSpec, *, total: int, scan: TreeScan | None = None,
-                 on_progress: ProgressFn | None = None, interval: float = 0.2):
+                 on_progress: ProgressFn | None = None, interval: float = 0.2, remote=None):
         self.total, self.on_progress, self.interval = total, on_progress, interval
         self.done = 0
         self.start = time.monotonic()
@@ -224,8 +260,8 @@ class TarPipe:
         self.reader: ReadAhead | None = None
         try:
             with signals_held():
-                self.tar = TarProcess(spec, "-", scan, stdout=subprocess.PIPE)
-                self.reader = read_ahead(spec, self._streamed)
+                self.tar = TarProcess(spec, "-", scan, stdout=subprocess.PIPE, remote=remote)
+                self.reader = read_ahead(spec, self._streamed) if remote is None else None
         except BaseException:
             self.close()
             raise

@@ -93,3 +93,38 @@ class ReaderTree:
 
     def stream(self, *, total: int, on_progress: ProgressFn | None = None):
         return usertar.stream_tar(self.tree, total=total, on_progress=on_progress)
+
+
+@dataclass
+class RemoteTree:
+    """A running machine over SSH: GNU tar runs there (source/ssh.py quotes every word of its
+    command line) and its stream comes back through ssh, into img.tar or straight into the
+    daemon; nothing is written on the remote."""
+
+    spec: TarSpec
+    remote: object  # source.ssh.Remote
+    session: Session
+    engine: str = "remote"
+
+    def savings(self, rules) -> int:
+        return 0  # sizes need a walk of the remote tree: not estimated
+
+    def estimates(self, mountpoints: list[str]) -> dict[str, int]:
+        return {}
+
+    def sizes(self, path: str) -> list[tuple[str, int, bool]]:
+        return []
+
+    def whiteouts(self) -> list[str]:
+        return []
+
+    def settle(self) -> None:
+        pass
+
+    def write(self, dest: Path, *, total: int, on_progress: ProgressFn | None = None) -> Progress:
+        return gnutar.write_tar(self.spec, dest, total=total, on_progress=on_progress, remote=self.remote)
+
+    def stream(self, *, total: int, on_progress: ProgressFn | None = None) -> gnutar.TarPipe:
+        pipe = gnutar.TarPipe(self.spec, total=total, on_progress=on_progress, remote=self.remote)
+        self.session.callback(pipe.close)
+        return pipe

@@ -90,6 +90,8 @@ def require_root(what: str, args) -> None:
     from vm2c_tui.source.vm.resolve import definition_in
 
     first = args.source[0]
+    if first.startswith("ssh://"):
+        return  # tar runs on the remote; here only ssh and the output file
     if os.path.isdir(first) and definition_in(Path(first)) is None:  # a live tree, not a VM folder
         require_kernel_root("kernel", what)
     else:

@@ -126,7 +126,8 @@ def _cmd_convert(args) -> int:
         image.save(args.tag, save)  # by tag, so `docker load` restores the name
         timings["save"] = round(time.monotonic() - t5, 3)
     timings["total"] = round(time.monotonic() - t0, 3)
-    os_info = insp.root_volume.os.to_json() if insp and insp.root_volume and insp.root_volume.os else None
+    found = getattr(insp, "root_volume", None)
+    os_info = found.os.to_json() if found and found.os else getattr(getattr(insp, "os", None), "to_json", lambda: None)()
     _report(args, built.result, built.smoke, {"source": conv.source, "root": root_id, "os": os_info})
     return 0 if built.smoke is None or built.smoke.ok else 3
 

@@ -16,13 +16,13 @@ from vm2c_tui.errors import Vm2cError
 def _cmd_inspect(args) -> int:
     from vm2c_tui.cli.common import sources
     from vm2c_tui.read import engine
-    from vm2c_tui.text import render_inspection
+    from vm2c_tui.text import render_inspection, render_remote
 
     insp = engine.inspect(sources(args), args.engine, method=args.view, snapshot=args.snapshot)
     if args.json:
         print(json.dumps(insp.to_json(), indent=2))
     else:
-        print(render_inspection(insp), end="")
+        print(render_remote(insp) if hasattr(insp, "mounts") else render_inspection(insp), end="")
     return 0
 
 
@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-dir", action="append", default=[], metavar="DIR",
                    help="let an image's backing files and extents lie in DIR too (repeatable): only for images "
                         "you trust, since an image names the files qemu opens")
+    p.add_argument("--ssh-config", metavar="FILE",
+                   help="the ssh client configuration for ssh:// sources (ssh -F FILE; default: ~/.ssh/config)")
     sub = p.add_subparsers(dest="command")
 
     s = sub.add_parser("inspect", help="show format, partitions, LVM volumes and the root filesystem")
@@ -114,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.trust_dir:
         os.environ["VM2C_TRUST_DIRS"] = os.pathsep.join(os.path.realpath(d) for d in args.trust_dir)
+    if args.ssh_config:  # read by source/ssh.py, in this process and the wizard's workers
+        if not os.path.isfile(args.ssh_config):
+            print(f"vm2c: --ssh-config {args.ssh_config}: not a file", file=sys.stderr)
+            return 2
+        os.environ["VM2C_SSH_CONFIG"] = os.path.realpath(args.ssh_config)
     if args.command is None:
         args.func, args.source = _cmd_tui, None
     try:

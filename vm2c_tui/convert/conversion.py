@@ -17,6 +17,7 @@ from vm2c_tui.archive.gnutar import ProgressFn
 from vm2c_tui.archive.trees import Tree
 from vm2c_tui.convert.engines import ENGINES, Request
 from vm2c_tui.convert.options import Options
+from vm2c_tui.convert.remote import plans as remote_plans
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.outdir import make as outdir_make
 from vm2c_tui.host.outfile import refuse_odd, write_new
@@ -24,9 +25,11 @@ from vm2c_tui.host.session import Session
 from vm2c_tui.host.system import free_space
 from vm2c_tui.image.dockerfile import dockerfile_text, pick_shell
 from vm2c_tui.inspect.model import Inspection
+from vm2c_tui.inspect.remote import inspect_remote
 from vm2c_tui.plan.mounts import MountPlan, plan_mounts
 from vm2c_tui.read import engine
 from vm2c_tui.read.kernel.joincopy import JoinedCopies
+from vm2c_tui.source.ssh import Remote, is_remote
 from vm2c_tui.source.vm.model import Machine
 from vm2c_tui.source.vm.resolve import definition_in, open_machine
 
@@ -69,10 +72,14 @@ class Conversion:
                  inspection: Inspection | None = None, machine: Machine | None = None):
         """SOURCE: a disk image, a VM (definition, OVA, folder), a live tree, or a list of one
         machine's disk images."""
-        self.sources = [os.path.abspath(s) for s in source] if isinstance(source, list) else [os.path.abspath(source)]
+        self.remote = Remote.parse(source) if is_remote(source) else None  # ssh://[user@]host[:port]
+        if self.remote is not None:
+            self.sources = [self.remote.url]
+        else:
+            self.sources = [os.path.abspath(s) for s in (source if isinstance(source, list) else [source])]
         self.source = self.sources[0]
         self.options = options or Options()
-        self.live = os.path.isdir(self.source) and definition_in(Path(self.source)) is None
+        self.live = self.remote is None and os.path.isdir(self.source) and definition_in(Path(self.source)) is None
         self.machine: Machine | None = machine  # the VM (or lone disk) the source is, resolved once
         # (given: resolved by a face that keeps its files, the wizard's unpacked OVA)
         self.session = Session("convert", self.source)
@@ -82,7 +89,8 @@ class Conversion:
         self.plan_notes: list[str] = []
         self.prepared: Prepared | None = None
         self._estimates: dict[str, int] | None = None
-        self.engine = "kernel" if self.live else engine.resolved(self.options.engine, inspection)
+        self.engine = ("remote" if self.remote else "kernel" if self.live
+                       else engine.resolved(self.options.engine, inspection))
 
     def __enter__(self) -> Conversion:
         self.session.__enter__()
@@ -114,6 +122,10 @@ class Conversion:
     def inspect(self, progress=None) -> Inspection | None:
         if self.live:  # a running system (/) or a tree already on this machine
             return None
+        if self.remote is not None:
+            if self.inspection is None:
+                self.inspection = inspect_remote(self.remote)
+            return self.inspection
         if self.inspection is None:
             self.disks  # noqa: B018 (resolves the machine)
             self.inspection = engine.inspect(self.sources, self.options.engine, method=self.options.view,
@@ -128,6 +140,9 @@ class Conversion:
             return []
         insp = self.inspect()
         assert insp is not None
+        if self.remote is not None:
+            self.plans = remote_plans(insp)
+            return self.plans
         self.plans, self.plan_notes = given or plan_mounts(insp, self.options.root, self.options.use_fstab,
                                                            self.options.disabled)
         self.joined.keep_only({p.fs_id for p in self.plans if p.enabled})
@@ -136,10 +151,11 @@ class Conversion:
     def prepare(self, progress=None, output_dir: Path | None = None) -> Prepared:
         """Assemble the tree (attach and mount, or open the readers); estimate sizes; sanitise."""
         plans = self.plans or self.plan()
-        disks = [] if self.live else self.disks
+        disks = [] if self.live or self.remote else self.disks
         req = Request(self.session, disks[0] if disks else self.source, self.live, plans, self.options, self.joined,
                       output_dir, progress or (lambda m: None), disks,
-                      self.machine.disk_snapshot if self.machine else "")
+                      self.machine.disk_snapshot if self.machine else "", self.remote,
+                      self.inspection if self.remote else None)
         a = ENGINES[self.engine].prepare(req)
         facts = a.facts
         self.prepared = Prepared(a.tree, a.mounted, a.used_bytes, a.saving, max(a.used_bytes - a.saving, 0),

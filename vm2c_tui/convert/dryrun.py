@@ -36,6 +36,10 @@ WORK = "/tmp/vm2c-work"
 
 
 def render_commands(conv: Conversion, outdir: str) -> list[str]:
+    if conv.remote is not None:
+        from vm2c_tui.convert.remote import render
+
+        return render(conv, outdir)
     if conv.live:
         excl = rules(conv.options.preset, []) + (list(SANITIZE) if conv.options.sanitize else [])
         excl += live_rules(Path(conv.source), Path(outdir), conv.options.sanitize)

@@ -47,6 +47,8 @@ class Request:
     note: Callable[[str], None]
     disks: list[str] = field(default_factory=list)  # the VM's disk images in order (SOURCE's first)
     disk_snapshot: str = ""  # a lone qcow2's internal snapshot to read (source.vm.model.Machine)
+    remote: object = None  # source.ssh.Remote: a running machine over SSH
+    remote_inspection: object = None  # its inspect.remote.RemoteInspection
 
 
 @dataclass
@@ -149,4 +151,10 @@ class UserspaceEngine:
         return Assembled(reader, mounted, tree.used_bytes(), saving, sanitized, notes, facts)
 
 
-ENGINES: dict[str, Engine] = {"kernel": KernelEngine(), "userspace": UserspaceEngine()}
+def _engines() -> dict[str, Engine]:
+    from vm2c_tui.convert.remote import RemoteEngine
+
+    return {"kernel": KernelEngine(), "userspace": UserspaceEngine(), "remote": RemoteEngine()}
+
+
+ENGINES: dict[str, Engine] = _engines()

@@ -10,7 +10,9 @@ import os
 from vm2c_tui.errors import NeedsRoot, Vm2cError
 from vm2c_tui.host.run import which
 from vm2c_tui.host.session import Session
+from vm2c_tui.inspect.remote import inspect_remote
 from vm2c_tui.read import userspace
+from vm2c_tui.source.ssh import Remote, is_remote
 from vm2c_tui.source.vdi import read_header
 from vm2c_tui.source.vdichain import STALE
 from vm2c_tui.source.vm.model import Machine
@@ -51,6 +53,8 @@ def inspect(source, engine: str | None = None, *, method: str | None = None, pro
             joined=None, machine: Machine | None = None, snapshot: str | None = None):
     """SOURCE: a disk image, or a VM (definition, OVA, folder: source/vm) whose disk is read;
     MACHINE: SOURCE already resolved by a caller that keeps its unpacked files (a conversion)."""
+    if is_remote(source):  # a running machine over SSH: its mount table, not a disk's
+        return inspect_remote(Remote.parse(source))
     if machine is None:
         machine = describe(source, snapshot)
         if machine.kind == "ova":  # its disks, unpacked for as long as the inspection reads them

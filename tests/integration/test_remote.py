@@ -1,0 +1,108 @@
+"""Remote machines over SSH (issue 23): a real sshd in a container of a Debian tree."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import vm2c
+
+
+def _vm2c(host, *args, **kw):
+    return vm2c("--ssh-config", host.config, *args, **kw)
+
+
+def test_remote_inspect_lists_its_filesystems(remote_host):
+    doc = json.loads(_vm2c(remote_host, "inspect", remote_host.url, "--json", check=True).stdout)
+    by_mp = {m["mountpoint"]: m for m in doc["mounts"]}
+    assert doc["os"]["id"] == "debian" and "GNU tar" in doc["tar"]
+    assert by_mp["/"]["archived"] and by_mp["/srv"]["archived"] and by_mp["/srv"]["fstype"] == "ext4"
+    assert not by_mp["/proc"]["archived"] and by_mp["/run"]["why"]
+    assert by_mp["/srv"]["used"] > 0
+
+
+DOCKER_OWN = (b"./proc", b"./sys", b"./dev", b"./run", b"./etc/hosts", b"./etc/hostname", b"./etc/resolv.conf",
+              b"./.dockerenv", b"./etc/mtab", b"./root/.ssh/authorized_keys")
+TOUCHED = {b".", b"./etc", b"./root/.ssh"}  # directories Docker adds its files to when it starts the container
+
+
+def _ignore(p: bytes) -> bool:
+    """Docker's own files in the container (bind mounts, its marker) and kernel mounts: not the
+    machine's; the root directory's time (Docker touches it); fsck's lost+found."""
+    return p in TOUCHED or any(p == d or p.startswith(d + b"/") for d in DOCKER_OWN) or p.endswith(b"lost+found")
+
+
+def test_remote_archive_equals_the_machine_entry_by_entry(remote_host, tmp_path, no_leaks):
+    from manifest import compare, tar_manifest, tree_manifest
+
+    out = tmp_path / "out"
+    proc = _vm2c(remote_host, "archive", remote_host.url, "-o", out, "--preset", "none", "--no-sanitize", check=True)
+    got = tar_manifest(out / "img.tar")
+    expected = tree_manifest({"/": remote_host.tree, "/srv": remote_host.srv_tree})
+    diffs = compare(expected, got, ignore=_ignore)
+    assert diffs == [], "\n".join(diffs)
+    assert got[b"./usr/bin/ping"]["xattrs"]["security.capability"]  # ping keeps its capability
+    assert got[b"./home/deploy/notes.txt"]["uid"] == 1000
+    assert got[b"./srv/site/index.html"]["type"] == "file"  # the second filesystem, its own tree
+    assert "mounted" not in proc.stderr or "/srv" in proc.stderr
+
+
+def test_remote_convert_streams_into_the_daemon(remote_host, tmp_path, no_leaks):
+    from conftest import docker_client
+
+    _vm2c(remote_host, "convert", remote_host.url, "--tag", "vm2c-test/remote:conv", check=True)
+    c = docker_client()
+    out = c.containers.run("vm2c-test/remote:conv", ["cat", "/srv/site/index.html"], remove=True, network_mode="none")
+    assert b"served from /srv" in out
+    assert not (tmp_path / "img.tar").exists()  # no tar on either side
+
+
+def test_remote_dry_run_shows_the_exact_ssh_line(remote_host, tmp_path):
+    out = tmp_path / "out"
+    lines = _vm2c(remote_host, "archive", remote_host.url, "-o", out, "--dry-run", check=True).stdout.splitlines()
+    ssh = lines[-1]
+    assert ssh.startswith("ssh -F ") and " -- 127.0.0.1 'tar --verbose --create --file=-" in ssh
+    assert "'--exclude=./proc/*'" in ssh and ssh.endswith(f"> {out}/img.tar")
+    assert not out.exists()
+
+
+def _one_line(proc) -> str:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def test_unknown_host_key_is_refused_with_its_fingerprint(remote_host, tmp_path):
+    cfg = tmp_path / "config"
+    (tmp_path / "empty").write_text("")
+    cfg.write_text(remote_host.config.read_text().replace(str(remote_host.home / ".ssh/known_hosts"),
+                                                          str(tmp_path / "empty")))
+    line = _one_line(vm2c("--ssh-config", cfg, "inspect", remote_host.url))
+    assert "host key is not in known_hosts" in line and "SHA256:" in line and "ssh-keyscan -p" in line
+
+
+def test_connection_refused_is_one_line(remote_host, tmp_path):
+    from remotehost import _free_port
+
+    line = _one_line(_vm2c(remote_host, "inspect", f"ssh://root@127.0.0.1:{_free_port()}"))
+    assert "Connection refused" in line
+
+
+def test_connection_dropped_midway_leaves_nothing(remote_host, tmp_path, no_leaks):
+    import subprocess
+    import time
+
+    from conftest import VM2C
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*VM2C, "--ssh-config", str(remote_host.config), "archive", remote_host.url, "-o",
+                             str(out), "--preset", "none", "--limit-rate", "1M"], stderr=subprocess.PIPE, text=True)
+    for _ in range(300):
+        if (out / "img.tar.partial").exists() and (out / "img.tar.partial").stat().st_size > (2 << 20):
+            break
+        time.sleep(0.05)
+    subprocess.run(["docker", "exec", remote_host.name, "pkill", "-KILL", "-f", "sshd: root"], env=remote_host.env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert "closed by remote host" in err.strip().splitlines()[-1], err  # the error is the last line
+    assert not (out / "img.tar.partial").exists() and not (out / "img.tar").exists()

@@ -1,0 +1,117 @@
+"""A real remote machine for the SSH tests (issue 23): a debootstrap'ed Debian 12 tree (cached
+by this file's content), imported into the test dockerd and run with --network host, sshd on a
+free port of 127.0.0.1, a second filesystem (a loop-mounted ext4) at /srv. The client side is a
+private HOME with its own key, ssh config and known_hosts: the operator's setup, in miniature."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+PACKAGES = "openssh-server,iputils-ping,libcap2-bin"
+
+
+def _key() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+
+
+def _mirror() -> str:
+    for f in ("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"):
+        try:
+            for line in Path(f).read_text().splitlines():
+                if line.startswith("URIs:"):
+                    return line.split()[1]
+                if line.startswith("deb ") and "debian" in line:
+                    return line.split()[1]
+        except OSError:
+            continue
+    return "http://deb.debian.org/debian"
+
+
+def debian_tree(cache: Path) -> Path:
+    """Debian 12 minbase with sshd, ping (setcap'd by its package) and a user; built once."""
+    root = cache / f"remote-{_key()}"
+    tree = root / "tree"
+    if (root / ".done").exists():
+        return tree
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    subprocess.run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", str(tree), _mirror()],
+                   check=True, capture_output=True)
+    subprocess.run(["chroot", str(tree), "useradd", "-m", "-u", "1000", "-U", "-s", "/bin/bash", "deploy"], check=True)
+    (tree / "home/deploy/notes.txt").write_text("the operator's notes\n")
+    os.chown(tree / "home/deploy/notes.txt", 1000, 1000)
+    (tree / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
+    for junk in tree.glob("var/cache/apt/archives/*.deb"):
+        junk.unlink()
+    (root / ".done").touch()
+    return tree
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RemoteHost:
+    def __init__(self, cache: Path, work: Path, docker_host: str):
+        self.tree, self.work, self.env = debian_tree(cache), work, {**os.environ, "DOCKER_HOST": docker_host}
+        self.port, self.name = _free_port(), f"vm2c-remote-{os.getpid()}"
+        self.home = work / "home"
+        self.srv_img, self.srv = work / "srv.img", work / "srv"
+        self.srv_tree = work / "srv-tree"
+
+    def _docker(self, *args, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", *args], env=self.env, check=True, capture_output=True, **kw)
+
+    def start(self) -> RemoteHost:
+        self.srv_tree.mkdir()
+        (self.srv_tree / "site").mkdir()
+        (self.srv_tree / "site/index.html").write_text("<h1>served from /srv</h1>\n")
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(self.srv_tree), str(self.srv_img), "16M"], check=True)
+        self.srv.mkdir()
+        subprocess.run(["mount", "-o", "loop", str(self.srv_img), str(self.srv)], check=True)
+        tar = subprocess.Popen(["tar", "-C", str(self.tree), "--numeric-owner", "--xattrs", "--xattrs-include=*",
+                                "-cf", "-", "."], stdout=subprocess.PIPE)
+        self._docker("import", "-", "vm2c-test/remote:1", stdin=tar.stdout)
+        tar.wait()
+        self._client()
+        self._docker("run", "-d", "--rm", "--name", self.name, "--network", "host", "--tmpfs", "/run",
+                     "-v", f"{self.srv}:/srv", "-v", f"{self.home}/.ssh/id_ed25519.pub:/root/.ssh/authorized_keys:ro",
+                     "vm2c-test/remote:1", "sh", "-c",
+                     f"mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -p {self.port} -o ListenAddress=127.0.0.1 "
+                     f"-o PermitRootLogin=prohibit-password -o UsePAM=no")
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError("the remote's sshd did not start")
+
+    def _client(self) -> None:
+        ssh = self.home / ".ssh"
+        ssh.mkdir(parents=True, mode=0o700)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh / "id_ed25519")], check=True)
+        host_key = (self.tree / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
+        (ssh / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {host_key[0]} {host_key[1]}\n")
+        (ssh / "config").write_text(f"Host *\n  IdentitiesOnly yes\n  IdentityFile {ssh / 'id_ed25519'}\n"
+                                    f"  UserKnownHostsFile {ssh / 'known_hosts'}\n")
+
+    @property
+    def url(self) -> str:
+        return f"ssh://root@127.0.0.1:{self.port}"
+
+    @property
+    def config(self) -> Path:
+        """ssh -F: ssh reads ~ from the password database, not $HOME, so the tests name the file."""
+        return self.home / ".ssh" / "config"
+
+    def stop(self) -> None:
+        subprocess.run(["docker", "rm", "-f", self.name], env=self.env, capture_output=True)
+        subprocess.run(["umount", str(self.srv)], capture_output=True)
