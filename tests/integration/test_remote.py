@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import vm2c
+from conftest import validated, vm2c
 
 
 def _vm2c(host, *args, **kw):
@@ -12,12 +12,14 @@ def _vm2c(host, *args, **kw):
 
 
 def test_remote_inspect_lists_its_filesystems(remote_host):
-    doc = json.loads(_vm2c(remote_host, "inspect", remote_host.url, "--json", check=True).stdout)
+    doc = validated("inspect_remote", json.loads(_vm2c(remote_host, "inspect", remote_host.url, "--json",
+                                                       check=True).stdout))
     by_mp = {m["mountpoint"]: m for m in doc["mounts"]}
     assert doc["os"]["id"] == "debian" and "GNU tar" in doc["tar"]
     assert by_mp["/"]["archived"] and by_mp["/srv"]["archived"] and by_mp["/srv"]["fstype"] == "ext4"
     assert not by_mp["/proc"]["archived"] and by_mp["/run"]["why"]
     assert by_mp["/srv"]["used"] > 0
+    assert 100 << 20 < by_mp["/"]["used"] < 1 << 30  # the container's own tree (du), not its host's df
 
 
 DOCKER_OWN = (b"./proc", b"./sys", b"./dev", b"./run", b"./etc/hosts", b"./etc/hostname", b"./etc/resolv.conf",

@@ -99,7 +99,21 @@ def inspect_remote(remote: Remote) -> RemoteInspection:
                             (parts.get("tar") or [""])[0], int((parts.get("uid") or ["0"])[0] or 0),
                             parts.get("shells", []), parts.get("services", []), _writers(parts.get("writers", [])))
     _conclude(insp)
+    _overlay_root(remote, insp)
     return insp
+
+
+def _overlay_root(remote: Remote, insp: RemoteInspection) -> None:
+    """A root on an overlay (the machine is itself a container) reports its host's usage to df:
+    count what the root holds instead (du -x stays on it), for the progress to measure against."""
+    root = next((m for m in insp.mounts if m.mountpoint == "/"), None)
+    if root is None or root.fstype not in ("overlay", "aufs"):
+        return
+    try:
+        out = remote.run(["du", "-sx", "-B1", "/"], timeout=300).split()
+        root.used = int(out[0])
+    except (Vm2cError, ValueError, IndexError):
+        pass  # du refused somewhere: the progress bar is only less exact
 
 
 def _sections(text: str) -> dict[str, list[str]]:

@@ -161,7 +161,7 @@ class Vm2cApp(App):
             s.conversion = conv
             try:
                 conv.inspect()
-                conv.plan(given=None if conv.live else s.mount_plan())
+                conv.plan(given=None if conv.live or conv.remote else s.mount_plan())
                 prep = conv.prepare(output_dir=s.output_dir)
             except BaseException:
                 s.release()

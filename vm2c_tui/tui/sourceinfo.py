@@ -32,3 +32,17 @@ def describe_source(vm, info) -> Text:
     for b in info.backing_chain:
         _row(out, "Backing", safe(b))
     return out
+
+
+def describe_remote(insp) -> Text:
+    """A machine over SSH: its OS and which of its filesystems are archived (and why not the rest)."""
+    out = Text()
+    _row(out, "Machine", safe(insp.source))
+    _row(out, "OS", safe(insp.os.pretty_name, 60) if insp.os else "unknown")
+    for m in insp.mounts:
+        if m.archived:
+            _row(out, "Archived", f"{safe(m.mountpoint, 30)}  {m.fstype}  {human(m.used)} used", style="green")
+    skipped = [m for m in insp.mounts if not m.archived]
+    if skipped:
+        _row(out, "Skipped", f"{len(skipped)} mounts (proc, tmpfs, network ...): `vm2c inspect` lists why")
+    return out

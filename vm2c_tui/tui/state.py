@@ -40,7 +40,7 @@ class WizardState:
         """The VM (or lone disk) the source is, resolved once per source: an OVA's disks are
         unpacked once, into a private directory held until the source changes or the wizard
         ends, and the inspection, the commands panel and the conversion all read them there."""
-        if not self.source or self.source == "/":
+        if not self.source or self.source == "/" or self.source.startswith("ssh://"):
             return None
         with self._machine_lock:
             if self._machine and self._machine[0] == (self.source, self.options.snapshot):

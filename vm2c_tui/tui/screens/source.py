@@ -12,13 +12,15 @@ from textual.widgets import Button, DirectoryTree, Input, Static
 
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.system import holder_warning
+from vm2c_tui.inspect.remote import inspect_remote
 from vm2c_tui.source.identify import identify
 from vm2c_tui.source.magic import looks_like_disk
+from vm2c_tui.source.ssh import Remote, is_remote
 from vm2c_tui.source.vdichain import STALE
 from vm2c_tui.source.vm.resolve import describe, kind_of
 from vm2c_tui.text import safe
 from vm2c_tui.tui.screens.base import StepScreen
-from vm2c_tui.tui.sourceinfo import describe_source
+from vm2c_tui.tui.sourceinfo import describe_remote, describe_source
 
 
 class DiskImageTree(DirectoryTree):
@@ -35,7 +37,7 @@ class SourceScreen(StepScreen):
     TITLES = {"#tree": "Files that look like disks", "#source-info": "The image"}
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder="path to a disk image or partition dump (Enter to check it)", id="path")
+        yield Input(placeholder="a disk image, a VM, or ssh://user@host[:port] (Enter to check it)", id="path")
         with Horizontal(id="source-main"):
             yield DiskImageTree(self.app.browse_root, id="tree")
             with Vertical(id="source-info"):
@@ -63,6 +65,14 @@ class SourceScreen(StepScreen):
 
     @work(thread=True, exclusive=True, group="identify")
     def check(self, path: str) -> None:
+        if is_remote(path):  # a machine over SSH: its mount table is what the partitions are for a disk
+            try:
+                insp = inspect_remote(Remote.parse(path))
+            except Vm2cError as exc:
+                self.app.call_from_thread(self.identified, None, None, exc.message)
+                return
+            self.app.call_from_thread(self.remote_found, insp)
+            return
         try:
             vm = describe(path)
             info = None if vm.kind == "ova" else identify(Path(vm.disks[0].path))  # an OVA's is unpacked later
@@ -97,9 +107,27 @@ class SourceScreen(StepScreen):
         if go_on:  # a holder's warning is shown again on the partitions step
             self.app.go("partitions")
 
+    def remote_found(self, insp) -> None:
+        state = self.app.state
+        self.show_error(None)
+        if state.source != insp.source:
+            state.choose_root(None)
+        state.source, state.info, state.inspection = insp.source, None, insp
+        self.query_one("#info", Static).update(describe_remote(insp))
+        holder = self.query_one("#holder", Static)
+        warning = "\n".join(insp.warnings)
+        holder.update(Text(safe(warning, 600), style="bold red") if warning else "")
+        holder.set_class(not warning, "hidden")
+        self.query_one("#next", Button).disabled = False
+        self.primary_changed()
+        self.refresh_commands()
+        go_on, self.go_on = getattr(self, "go_on", False), False
+        if go_on:
+            self.next_step()
+
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        self.app.go("partitions")
+        self.app.go("mount" if is_remote(self.app.state.source or "") else "partitions")
 
     @on(Button.Pressed, "#live")
     def live(self) -> None:
