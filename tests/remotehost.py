@@ -13,7 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
-PACKAGES = "openssh-server,iputils-ping,libcap2-bin"
+PACKAGES = "openssh-server,iputils-ping,libcap2-bin,sudo"
+USERS = {"deploy": "NOPASSWD: ALL", "guest": "ALL"}  # sudo without a password; sudo that wants one
 
 
 def _key() -> str:
@@ -43,7 +44,13 @@ def debian_tree(cache: Path) -> Path:
     root.mkdir(parents=True)
     subprocess.run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", str(tree), _mirror()],
                    check=True, capture_output=True)
-    subprocess.run(["chroot", str(tree), "useradd", "-m", "-u", "1000", "-U", "-s", "/bin/bash", "deploy"], check=True)
+    for uid, (name, rule) in enumerate(USERS.items(), 1000):
+        subprocess.run(["chroot", str(tree), "useradd", "-m", "-u", str(uid), "-U", "-s", "/bin/bash", "-p", "*", name],
+                       check=True)
+        (tree / f"home/{name}/.ssh").mkdir(mode=0o700)
+        os.chown(tree / f"home/{name}/.ssh", uid, uid)
+        (tree / f"etc/sudoers.d/{name}").write_text(f"{name} ALL=(ALL) {rule}\n")
+        os.chmod(tree / f"etc/sudoers.d/{name}", 0o440)
     (tree / "home/deploy/notes.txt").write_text("the operator's notes\n")
     os.chown(tree / "home/deploy/notes.txt", 1000, 1000)
     (tree / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
@@ -83,7 +90,7 @@ class RemoteHost:
         tar.wait()
         self._client()
         self._docker("run", "-d", "--rm", "--name", self.name, "--network", "host", "--tmpfs", "/run",
-                     "-v", f"{self.srv}:/srv", "-v", f"{self.home}/.ssh/id_ed25519.pub:/root/.ssh/authorized_keys:ro",
+                     "-v", f"{self.srv}:/srv", *self._keys(),
                      "vm2c-test/remote:1", "sh", "-c",
                      f"mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -p {self.port} -o ListenAddress=127.0.0.1 "
                      f"-o PermitRootLogin=prohibit-password -o UsePAM=no")
@@ -93,6 +100,11 @@ class RemoteHost:
                     return self
             time.sleep(0.1)
         raise RuntimeError("the remote's sshd did not start")
+
+    def _keys(self) -> list[str]:
+        pub = f"{self.home}/.ssh/id_ed25519.pub"
+        return [a for home in ["/root", *(f"/home/{u}" for u in USERS)]
+                for a in ("-v", f"{pub}:{home}/.ssh/authorized_keys:ro")]
 
     def _client(self) -> None:
         ssh = self.home / ".ssh"
@@ -105,7 +117,10 @@ class RemoteHost:
 
     @property
     def url(self) -> str:
-        return f"ssh://root@127.0.0.1:{self.port}"
+        return self.url_as("root")
+
+    def url_as(self, user: str) -> str:
+        return f"ssh://{user}@127.0.0.1:{self.port}"
 
     @property
     def config(self) -> Path:

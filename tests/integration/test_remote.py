@@ -23,8 +23,9 @@ def test_remote_inspect_lists_its_filesystems(remote_host):
 
 
 DOCKER_OWN = (b"./proc", b"./sys", b"./dev", b"./run", b"./etc/hosts", b"./etc/hostname", b"./etc/resolv.conf",
-              b"./.dockerenv", b"./etc/mtab", b"./root/.ssh/authorized_keys")
-TOUCHED = {b".", b"./etc", b"./root/.ssh"}  # directories Docker adds its files to when it starts the container
+              b"./.dockerenv", b"./etc/mtab", b"./root/.ssh/authorized_keys", b"./home/deploy/.ssh/authorized_keys",
+              b"./home/guest/.ssh/authorized_keys")
+TOUCHED = {b".", b"./etc", b"./root/.ssh", b"./home/deploy/.ssh", b"./home/guest/.ssh"}  # Docker adds its files there
 
 
 def _ignore(p: bytes) -> bool:
@@ -108,3 +109,22 @@ def test_connection_dropped_midway_leaves_nothing(remote_host, tmp_path, no_leak
     assert proc.returncode == 2 and "Traceback" not in err, err
     assert "closed by remote host" in err.strip().splitlines()[-1], err  # the error is the last line
     assert not (out / "img.tar.partial").exists() and not (out / "img.tar").exists()
+
+
+def test_sudo_reads_the_machine_as_root(remote_host, tmp_path, no_leaks):
+    plain = json.loads(_vm2c(remote_host, "inspect", remote_host.url_as("deploy"), "--json", check=True).stdout)
+    assert plain["uid"] == 1000 and any("not root" in w for w in plain["warnings"])
+    doc = json.loads(_vm2c(remote_host, "inspect", remote_host.url_as("deploy"), "--sudo", "--json",
+                           check=True).stdout)
+    assert doc["uid"] == 0 and not any("not root" in w for w in doc["warnings"])
+    out = tmp_path / "out"
+    _vm2c(remote_host, "archive", remote_host.url_as("deploy"), "--sudo", "-o", out, "--preset", "none", check=True)
+    import tarfile
+
+    with tarfile.open(out / "img.tar") as tar:
+        assert b"root:" in tar.extractfile("./etc/shadow").read()  # only root may read it
+
+
+def test_sudo_wanting_a_password_is_one_line(remote_host, tmp_path):
+    line = _one_line(_vm2c(remote_host, "inspect", remote_host.url_as("guest"), "--sudo"))
+    assert "sudo wants a password" in line

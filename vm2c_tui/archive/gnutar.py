@@ -184,6 +184,8 @@ class TarProcess:
         self._err_reader.join(5)
         if rc == 255 and self.remote is not None:  # ssh itself: the connection dropped, or never was
             raise self.remote.explain(self._stderr.decode(errors="replace"))
+        if rc not in (0, 1) and self.remote is not None and self.remote.sudo:
+            raise self.remote.failed("tar", self._stderr.decode(errors="replace"), rc)
         if rc not in (0, 1):  # 1: a file changed while read (live system), still a complete archive
             err = self._stderr.decode(errors="replace")
             lines = [l for l in err.splitlines() if l.strip()]

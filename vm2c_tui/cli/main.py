@@ -18,7 +18,7 @@ def _cmd_inspect(args) -> int:
     from vm2c_tui.read import engine
     from vm2c_tui.text import render_inspection, render_remote
 
-    insp = engine.inspect(sources(args), args.engine, method=args.view, snapshot=args.snapshot)
+    insp = engine.inspect(sources(args), args.engine, method=args.view, snapshot=args.snapshot, sudo=args.sudo)
     if args.json:
         print(json.dumps(insp.to_json(), indent=2))
     else:
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("source", nargs="+", help="disk image, partition dump, VM (.vbox, .vmx, .ovf, .ova, libvirt XML, "
                                              "folder), or several disk images of one machine")
     s.add_argument("--snapshot", metavar="NAME", help="a VM's snapshot by name (default: its current state)")
+    s.add_argument("--sudo", action="store_true", help="ssh:// sources: read the machine through sudo -n")
     s.add_argument("--json", action="store_true")
     s.add_argument("--view", choices=["direct", "nbd", "fuse", "copy"], help="force a raw-view mechanism")
     s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",

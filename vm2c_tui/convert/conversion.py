@@ -72,13 +72,14 @@ class Conversion:
                  inspection: Inspection | None = None, machine: Machine | None = None):
         """SOURCE: a disk image, a VM (definition, OVA, folder), a live tree, or a list of one
         machine's disk images."""
-        self.remote = Remote.parse(source) if is_remote(source) else None  # ssh://[user@]host[:port]
+        self.options = options or Options()
+        # ssh://[user@]host[:port], through sudo -n there when asked
+        self.remote = Remote.parse(source, self.options.sudo) if is_remote(source) else None
         if self.remote is not None:
             self.sources = [self.remote.url]
         else:
             self.sources = [os.path.abspath(s) for s in (source if isinstance(source, list) else [source])]
         self.source = self.sources[0]
-        self.options = options or Options()
         self.live = self.remote is None and os.path.isdir(self.source) and definition_in(Path(self.source)) is None
         self.machine: Machine | None = machine  # the VM (or lone disk) the source is, resolved once
         # (given: resolved by a face that keeps its files, the wizard's unpacked OVA)

@@ -21,6 +21,7 @@ class Options:
     view: str | None = None
     engine: str | None = None  # auto | kernel | userspace (read/engine.py)
     limit_rate: int = 0  # bytes/s the archive may read at most (a busy host stays responsive); 0: no limit
+    sudo: bool = False  # a machine over SSH: run tar there through sudo -n
     snapshot: str | None = None  # a VM's snapshot by name instead of its current state
     sparse: bool = False  # GNU sparse members: a tar to keep, not for Docker (no Dockerfile then)
 

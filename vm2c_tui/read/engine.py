@@ -50,11 +50,11 @@ def require_kernel_root(engine: str, what: str) -> None:
 
 
 def inspect(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True,
-            joined=None, machine: Machine | None = None, snapshot: str | None = None):
+            joined=None, machine: Machine | None = None, snapshot: str | None = None, sudo: bool = False):
     """SOURCE: a disk image, or a VM (definition, OVA, folder: source/vm) whose disk is read;
     MACHINE: SOURCE already resolved by a caller that keeps its unpacked files (a conversion)."""
     if is_remote(source):  # a running machine over SSH: its mount table, not a disk's
-        return inspect_remote(Remote.parse(source))
+        return inspect_remote(Remote.parse(source, sudo))
     if machine is None:
         machine = describe(source, snapshot)
         if machine.kind == "ova":  # its disks, unpacked for as long as the inspection reads them

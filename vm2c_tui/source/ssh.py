@@ -36,9 +36,10 @@ class Remote:
     host: str
     user: str = ""
     port: int = 0
+    sudo: bool = False  # run the remote commands through sudo -n (never a password prompt)
 
     @classmethod
-    def parse(cls, url: str) -> Remote:
+    def parse(cls, url: str, sudo: bool = False) -> Remote:
         m = URL.match(url)
         if not m:
             raise Vm2cError(f"{url}: not an ssh://[user@]host[:port] address (a remote disk image path is not "
@@ -49,7 +50,7 @@ class Remote:
         user = unquote(m.group("user") or "")
         if user.startswith("-") or m.group("host").startswith("-"):
             raise Vm2cError(f"{url}: a user or host starting with '-' would be read by ssh as an option")
-        return cls(m.group("host").strip("[]"), user, port)
+        return cls(m.group("host").strip("[]"), user, port, sudo)
 
     @property
     def url(self) -> str:
@@ -66,6 +67,8 @@ class Remote:
             opts += ["-p", str(self.port)]
         if self.user:
             opts += ["-l", self.user]
+        if self.sudo:
+            remote_cmd = ["sudo", "-n", "--", *remote_cmd]
         return ["ssh", *opts, "--", self.host, shlex.join(remote_cmd)]
 
     def run(self, remote_cmd: list[str], *, timeout: float = 120, input: bytes | None = None) -> bytes:
@@ -76,9 +79,16 @@ class Remote:
         if proc.returncode == 255:
             raise self.explain(proc.stderr.decode(errors="replace"))
         if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise Vm2cError(f"{self.url}: {remote_cmd[0]} failed on the remote: {err[-1] if err else proc.returncode}")
+            raise self.failed(remote_cmd[0], proc.stderr.decode(errors="replace"), proc.returncode)
         return proc.stdout
+
+    def failed(self, what: str, stderr: str, rc: int) -> Vm2cError:
+        """A remote command's failure as one line (sudo wanting a password said as such)."""
+        if self.sudo and "a password is required" in stderr:
+            return Vm2cError(f"{self.url}: sudo wants a password there; vm2c runs sudo -n and never types one: let "
+                             f"this user run it without (NOPASSWD), or log in as root")
+        err = [l for l in stderr.strip().splitlines() if l.strip()]
+        return Vm2cError(f"{self.url}: {what} failed on the remote: {err[-1] if err else f'exit status {rc}'}")
 
     def explain(self, stderr: str) -> SshError:
         """ssh's own failure (exit 255) as one line that says what to do."""

@@ -67,7 +67,7 @@ class SourceScreen(StepScreen):
     def check(self, path: str) -> None:
         if is_remote(path):  # a machine over SSH: its mount table is what the partitions are for a disk
             try:
-                insp = inspect_remote(Remote.parse(path))
+                insp = inspect_remote(Remote.parse(path, self.app.state.options.sudo))
             except Vm2cError as exc:
                 self.app.call_from_thread(self.identified, None, None, exc.message)
                 return
