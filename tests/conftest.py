@@ -288,11 +288,12 @@ def pytest_runtest_setup(item) -> None:
 
 
 @pytest.fixture(scope="session")
-def remote_host(dockerd, tmp_path_factory):
-    """A real machine over SSH (tests/remotehost.py): sshd in a container of a Debian tree."""
+def remote_host(disks, dockerd, tmp_path_factory):
+    """A real machine over SSH (tests/remotehost.py): sshd in a container of a Debian tree,
+    with a disk image at /srv/images/bare.qcow2 for ssh://host/path sources."""
     from remotehost import RemoteHost
 
-    host = RemoteHost(CACHE, tmp_path_factory.mktemp("remote"), dockerd)
+    host = RemoteHost(CACHE, tmp_path_factory.mktemp("remote"), dockerd, disks.get("bare", "qcow2"))
     try:
         yield host.start()
     finally:

@@ -67,12 +67,13 @@ def _free_port() -> int:
 
 
 class RemoteHost:
-    def __init__(self, cache: Path, work: Path, docker_host: str):
+    def __init__(self, cache: Path, work: Path, docker_host: str, disk: Path):
         self.tree, self.work, self.env = debian_tree(cache), work, {**os.environ, "DOCKER_HOST": docker_host}
         self.port, self.name = _free_port(), f"vm2c-remote-{os.getpid()}"
         self.home = work / "home"
         self.srv_img, self.srv = work / "srv.img", work / "srv"
         self.srv_tree = work / "srv-tree"
+        self.disk = disk  # put at /srv/images/ on the remote
 
     def _docker(self, *args, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(["docker", *args], env=self.env, check=True, capture_output=True, **kw)
@@ -81,7 +82,9 @@ class RemoteHost:
         self.srv_tree.mkdir()
         (self.srv_tree / "site").mkdir()
         (self.srv_tree / "site/index.html").write_text("<h1>served from /srv</h1>\n")
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(self.srv_tree), str(self.srv_img), "16M"], check=True)
+        (self.srv_tree / "images").mkdir()
+        shutil.copy2(self.disk, self.srv_tree / "images" / self.disk.name)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(self.srv_tree), str(self.srv_img), "24M"], check=True)
         self.srv.mkdir()
         subprocess.run(["mount", "-o", "loop", str(self.srv_img), str(self.srv)], check=True)
         tar = subprocess.Popen(["tar", "-C", str(self.tree), "--numeric-owner", "--xattrs", "--xattrs-include=*",

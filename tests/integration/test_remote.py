@@ -128,3 +128,18 @@ def test_sudo_reads_the_machine_as_root(remote_host, tmp_path, no_leaks):
 def test_sudo_wanting_a_password_is_one_line(remote_host, tmp_path):
     line = _one_line(_vm2c(remote_host, "inspect", remote_host.url_as("guest"), "--sudo"))
     assert "sudo wants a password" in line
+
+
+def test_remote_disk_image_is_copied_then_read(remote_host, disks, tmp_path, no_leaks):
+    """ssh://host/path/disk.qcow2: copied through ssh into a private file, then inspected and
+    archived as a local image; the same tar as from the local copy of that image."""
+    from manifest import tar_manifest
+
+    url = remote_host.url + "/srv/images/" + remote_host.disk.name
+    doc = json.loads(_vm2c(remote_host, "inspect", url, "--json", check=True).stdout)
+    assert doc["machine"]["kind"] == "ssh-disk" and doc["format"] == "qcow2" and doc["root"] == "fs"
+    _vm2c(remote_host, "archive", url, "-o", tmp_path / "r", "--preset", "none", check=True)
+    vm2c("archive", remote_host.disk, "-o", tmp_path / "l", "--preset", "none", check=True)
+    assert tar_manifest(tmp_path / "r" / "img.tar") == tar_manifest(tmp_path / "l" / "img.tar")
+    line = _one_line(_vm2c(remote_host, "inspect", remote_host.url + "/srv/nope.qcow2"))
+    assert "stat failed on the remote" in line and "No such file" in line

@@ -90,10 +90,11 @@ def require_root(what: str, args) -> None:
     """Early, before any work: the kernel route needs root (the user-space engine does not)."""
 
     from vm2c_tui.read.engine import choose, require_kernel_root
+    from vm2c_tui.source.ssh import is_remote_machine
     from vm2c_tui.source.vm.resolve import definition_in
 
     first = args.source[0]
-    if first.startswith("ssh://"):
+    if is_remote_machine(first):
         return  # tar runs on the remote; here only ssh and the output file
     if os.path.isdir(first) and definition_in(Path(first)) is None:  # a live tree, not a VM folder
         require_kernel_root("kernel", what)

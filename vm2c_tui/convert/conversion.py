@@ -29,7 +29,7 @@ from vm2c_tui.inspect.remote import inspect_remote
 from vm2c_tui.plan.mounts import MountPlan, plan_mounts
 from vm2c_tui.read import engine
 from vm2c_tui.read.kernel.joincopy import JoinedCopies
-from vm2c_tui.source.ssh import Remote, is_remote
+from vm2c_tui.source.ssh import Remote, is_remote, is_remote_machine
 from vm2c_tui.source.vm.model import Machine
 from vm2c_tui.source.vm.resolve import definition_in, open_machine
 
@@ -74,9 +74,9 @@ class Conversion:
         machine's disk images."""
         self.options = options or Options()
         # ssh://[user@]host[:port], through sudo -n there when asked
-        self.remote = Remote.parse(source, self.options.sudo) if is_remote(source) else None
-        if self.remote is not None:
-            self.sources = [self.remote.url]
+        self.remote = Remote.parse(source, self.options.sudo) if is_remote_machine(source) else None
+        if self.remote is not None or is_remote(source):  # a disk image there: copied by the machine layer
+            self.sources = [self.remote.url if self.remote else source]
         else:
             self.sources = [os.path.abspath(s) for s in (source if isinstance(source, list) else [source])]
         self.source = self.sources[0]

@@ -12,7 +12,7 @@ from vm2c_tui.host.run import which
 from vm2c_tui.host.session import Session
 from vm2c_tui.inspect.remote import inspect_remote
 from vm2c_tui.read import userspace
-from vm2c_tui.source.ssh import Remote, is_remote
+from vm2c_tui.source.ssh import Remote, is_remote_machine
 from vm2c_tui.source.vdi import read_header
 from vm2c_tui.source.vdichain import STALE
 from vm2c_tui.source.vm.model import Machine
@@ -53,11 +53,11 @@ def inspect(source, engine: str | None = None, *, method: str | None = None, pro
             joined=None, machine: Machine | None = None, snapshot: str | None = None, sudo: bool = False):
     """SOURCE: a disk image, or a VM (definition, OVA, folder: source/vm) whose disk is read;
     MACHINE: SOURCE already resolved by a caller that keeps its unpacked files (a conversion)."""
-    if is_remote(source):  # a running machine over SSH: its mount table, not a disk's
+    if is_remote_machine(source):  # a running machine over SSH: its mount table, not a disk's
         return inspect_remote(Remote.parse(source, sudo))
     if machine is None:
         machine = describe(source, snapshot)
-        if machine.kind == "ova":  # its disks, unpacked for as long as the inspection reads them
+        if machine.needs_unpack:  # its disks, copied here for as long as the inspection reads them
             with Session("unpack", str(source)) as session:
                 return _inspect_machine(open_machine(source, session, snapshot), engine, method, progress,
                                         look_inside, joined)

@@ -19,7 +19,8 @@ from urllib.parse import unquote
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.run import run, which
 
-URL = re.compile(r"^ssh://(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>\d{1,5}))?/?$")
+URL = re.compile(r"^ssh://(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>\d{1,5}))?"
+                 r"(?P<path>/[^\0]*)?$")
 CONNECT_TIMEOUT = 15
 
 
@@ -28,7 +29,13 @@ class SshError(Vm2cError):
 
 
 def is_remote(source) -> bool:
+    """An ssh:// source: a running machine, or (with a path) a disk image on one."""
     return isinstance(source, str) and source.startswith("ssh://")
+
+
+def is_remote_machine(source) -> bool:
+    """ssh://[user@]host[:port]: the running machine itself (a path names a disk image there)."""
+    return is_remote(source) and not Remote.parse(source).path
 
 
 @dataclass(frozen=True)
@@ -37,25 +44,26 @@ class Remote:
     user: str = ""
     port: int = 0
     sudo: bool = False  # run the remote commands through sudo -n (never a password prompt)
+    path: str = ""  # a disk image on the remote (ssh://host/srv/vm.qcow2), "" for the machine itself
 
     @classmethod
     def parse(cls, url: str, sudo: bool = False) -> Remote:
         m = URL.match(url)
         if not m:
-            raise Vm2cError(f"{url}: not an ssh://[user@]host[:port] address (a remote disk image path is not "
-                            f"read yet)")
+            raise Vm2cError(f"{url}: not an ssh://[user@]host[:port][/path/to/disk] address")
         port = int(m.group("port") or 0)
         if port > 65535:
             raise Vm2cError(f"{url}: port {port} is out of range")
         user = unquote(m.group("user") or "")
         if user.startswith("-") or m.group("host").startswith("-"):
             raise Vm2cError(f"{url}: a user or host starting with '-' would be read by ssh as an option")
-        return cls(m.group("host").strip("[]"), user, port, sudo)
+        path = unquote(m.group("path") or "").rstrip("/") if (m.group("path") or "/") != "/" else ""
+        return cls(m.group("host").strip("[]"), user, port, sudo, path)
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ssh://{self.user + '@' if self.user else ''}{host}{':' + str(self.port) if self.port else ''}"
+        return f"ssh://{self.user + '@' if self.user else ''}{host}{':' + str(self.port) if self.port else ''}{self.path}"
 
     def argv(self, remote_cmd: list[str]) -> list[str]:
         """ssh running REMOTE_CMD (each word quoted for the remote shell)."""

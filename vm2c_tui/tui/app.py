@@ -63,7 +63,7 @@ class Vm2cApp(App):
                 from vm2c_tui.source.vm.resolve import describe
 
                 vm = describe(self.initial_source)  # an OVA's disk is identified once unpacked
-                self.state.info = None if vm.kind == "ova" else identify(Path(vm.disks[0].path))
+                self.state.info = None if vm.needs_unpack else identify(Path(vm.disks[0].path))
             except Vm2cError as exc:
                 self.screen.show_error(exc.message)
                 return

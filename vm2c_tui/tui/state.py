@@ -13,6 +13,7 @@ from vm2c_tui.image.daemon import ImageResult, Smoke
 from vm2c_tui.inspect.model import Inspection
 from vm2c_tui.plan.mounts import plan_mounts
 from vm2c_tui.source.magic import ImageInfo
+from vm2c_tui.source.ssh import is_remote_machine
 from vm2c_tui.source.vm.model import Machine
 from vm2c_tui.source.vm.resolve import open_machine
 
@@ -40,7 +41,7 @@ class WizardState:
         """The VM (or lone disk) the source is, resolved once per source: an OVA's disks are
         unpacked once, into a private directory held until the source changes or the wizard
         ends, and the inspection, the commands panel and the conversion all read them there."""
-        if not self.source or self.source == "/" or self.source.startswith("ssh://"):
+        if not self.source or self.source == "/" or is_remote_machine(self.source):
             return None
         with self._machine_lock:
             if self._machine and self._machine[0] == (self.source, self.options.snapshot):

@@ -26,7 +26,7 @@ class Snapshot:
 
 @dataclass
 class Machine:
-    kind: str  # disk, vbox, vmx, ovf, ova, libvirt
+    kind: str  # disk, disks, vbox, vmx, ovf, ova, libvirt, ssh-disk
     definition: str  # the file that defines it (the disk image itself for kind disk)
     name: str
     disks: list[VmDisk]
@@ -35,9 +35,14 @@ class Machine:
     state: str = "current"  # or the snapshot's name read instead (--snapshot)
 
     @property
+    def needs_unpack(self) -> bool:
+        """Its disks are copied to be read: an OVA's members, a disk image on a machine over SSH."""
+        return self.kind in ("ova", "ssh-disk")
+
+    @property
     def disk_snapshot(self) -> str:
         """A lone image's internal snapshot to read (--snapshot on a qcow2), "" for the current state."""
-        return self.state if self.kind == "disk" and self.state != "current" else ""
+        return self.state if self.kind in ("disk", "ssh-disk") and self.state != "current" else ""
 
     @property
     def is_vm(self) -> bool:

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 from vm2c_tui.errors import Vm2cError
+from vm2c_tui.source.fetch import fetch
+from vm2c_tui.source.ssh import Remote, is_remote
 from vm2c_tui.source.vm import libvirt as virt
 from vm2c_tui.source.vm import ova, vbox, vmx
 from vm2c_tui.source.vm.model import Machine, VmDisk
@@ -62,7 +64,13 @@ def describe(path: str | os.PathLike | list, snapshot: str | None = None, unpack
     member names unless UNPACK_TO (a private directory) is given, where they are copied to be read."""
     if isinstance(path, list) and len(path) > 1:
         return _several(path, snapshot)
-    path = Path(os.path.abspath(path[0] if isinstance(path, list) else path))
+    path = path[0] if isinstance(path, list) else path
+    if is_remote(str(path)):  # a disk image on a machine over SSH: copied to be read
+        remote = Remote.parse(str(path))
+        where = fetch(remote, unpack_to) if unpack_to else remote.url
+        return Machine("ssh-disk", remote.url, os.path.basename(remote.path), [VmDisk(where, "disk")],
+                       state=snapshot or "current")
+    path = Path(os.path.abspath(path))
     if path.is_dir():
         found = definition_in(path)
         if found is None:
@@ -121,6 +129,6 @@ def _ovf(path: Path, snapshot: str | None) -> Machine:
 def open_machine(path: str | os.PathLike, session, snapshot: str | None = None) -> Machine:
     """describe(), an OVA's disks unpacked into a private directory of SESSION (removed with it)."""
     vm = describe(path, snapshot)
-    if vm.kind == "ova":
-        vm = describe(path, snapshot, unpack_to=session.tempdir("ova"))
+    if vm.needs_unpack:
+        vm = describe(path, snapshot, unpack_to=session.tempdir("ova" if vm.kind == "ova" else "fetch"))
     return vm

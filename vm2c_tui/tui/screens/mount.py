@@ -24,7 +24,7 @@ from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.system import free_space
 from vm2c_tui.plan.presets import PRESETS
 from vm2c_tui.read import engine, userspace
-from vm2c_tui.source.ssh import is_remote
+from vm2c_tui.source.ssh import is_remote_machine
 from vm2c_tui.text import human, safe
 from vm2c_tui.tui.messages import Estimated
 from vm2c_tui.tui.screens.base import StepScreen
@@ -49,7 +49,7 @@ class MountScreen(StepScreen):
                     with Horizontal(classes="switch-row"):
                         yield Switch(value=state.options.sanitize, id="sanitize")
                         yield Label("sanitise (empty machine-id, no host keys)")
-                    if state.source != "/" and not is_remote(state.source or "") and userspace.available():
+                    if state.source != "/" and not is_remote_machine(state.source or "") and userspace.available():
                         with Horizontal(classes="switch-row"):
                             # held when there is no kernel route; for an LV in pieces the
                             # kernel route is a choice too, its joined copy named in #read-with
@@ -78,7 +78,7 @@ class MountScreen(StepScreen):
             self.query_one("#root-line", Static).update(Text(
                 "This running machine: tar of / with --one-file-system (stop services first: "
                 "the copy may be inconsistent)", style="bold"))
-        elif is_remote(state.source or ""):
+        elif is_remote_machine(state.source or ""):
             kept = ", ".join(m.mountpoint for m in state.inspection.archived)
             self.query_one("#root-line", Static).update(Text(
                 f"{safe(state.source, 60)}: GNU tar runs there over ssh and streams back (nothing is written "

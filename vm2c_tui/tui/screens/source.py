@@ -15,7 +15,7 @@ from vm2c_tui.host.system import holder_warning
 from vm2c_tui.inspect.remote import inspect_remote
 from vm2c_tui.source.identify import identify
 from vm2c_tui.source.magic import looks_like_disk
-from vm2c_tui.source.ssh import Remote, is_remote
+from vm2c_tui.source.ssh import Remote, is_remote_machine
 from vm2c_tui.source.vdichain import STALE
 from vm2c_tui.source.vm.resolve import describe, kind_of
 from vm2c_tui.text import safe
@@ -65,7 +65,7 @@ class SourceScreen(StepScreen):
 
     @work(thread=True, exclusive=True, group="identify")
     def check(self, path: str) -> None:
-        if is_remote(path):  # a machine over SSH: its mount table is what the partitions are for a disk
+        if is_remote_machine(path):  # a machine over SSH: its mount table is what the partitions are for a disk
             try:
                 insp = inspect_remote(Remote.parse(path, self.app.state.options.sudo))
             except Vm2cError as exc:
@@ -75,7 +75,7 @@ class SourceScreen(StepScreen):
             return
         try:
             vm = describe(path)
-            info = None if vm.kind == "ova" else identify(Path(vm.disks[0].path))  # an OVA's is unpacked later
+            info = None if vm.needs_unpack else identify(Path(vm.disks[0].path))  # an OVA's is unpacked later
             warnings = [w for w in [holder_warning(vm.disks[0].path)] + (info.warnings if info else []) if w
                         if STALE in w or w.startswith(vm.disks[0].path + " is open")]
         except Vm2cError as exc:
@@ -127,7 +127,7 @@ class SourceScreen(StepScreen):
 
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        self.app.go("mount" if is_remote(self.app.state.source or "") else "partitions")
+        self.app.go("mount" if is_remote_machine(self.app.state.source or "") else "partitions")
 
     @on(Button.Pressed, "#live")
     def live(self) -> None:
