@@ -4,9 +4,11 @@ differencing VDI, read with its parent by both engines, never as the stale base.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
+import tarfile
 
 import pytest
 import vmfixtures
@@ -48,8 +50,6 @@ def test_differencing_vdi_reads_as_the_current_state(vbox):
             assert _sha_of(disk) == hashlib.file_digest(f, "sha256").hexdigest()
     finally:
         disk.close()
-    import json
-
     auto = json.loads(vm2c("inspect", vbox["current"], "--json", check=True).stdout)  # 3x faster in place
     assert any("differencing VDI" in w and "read in user space" in w for w in auto["warnings"])
     dry = vm2c("archive", vbox["current"], "-o", "/nonexistent/out", "--engine", "kernel", "--dry-run", check=True)
@@ -72,8 +72,6 @@ def test_vm_archive_is_the_current_state(vbox, engine, source, tmp_path, no_leak
 
 def test_base_with_children_warns_and_names_the_current_image(vbox):
     proc = vm2c("inspect", vbox["base"], "--json", check=True)
-    import json
-
     warnings = json.loads(proc.stdout)["warnings"]
     stale = [w for w in warnings if STALE in w]
     assert stale and os.path.basename(vbox["current"]) in stale[0]
@@ -108,8 +106,6 @@ def test_vmware_folder_is_read_at_its_newest_delta(vmware, engine, tmp_path, no_
     expected = tree_manifest({mp: vmware["trees"] / d for mp, d in DEMO_MOUNTS.items()})
     assert compare(expected, got, ignore=_ignore_mkfs_and_wh) == []
     proc = vm2c("inspect", vmware["vmx"], "--json", check=True)
-    import json
-
     doc = json.loads(proc.stdout)
     assert doc["machine"]["kind"] == "vmx" and doc["backing_chain"] == [str(vmware["base"])]
     assert [d["slot"] for d in doc["disks"]] == ["scsi0:0"]  # the CD-ROM is no disk
@@ -134,8 +130,6 @@ def _hostile_ova(tmp_path, member) -> str:
 
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "hardlink"])
 def test_ova_with_a_hostile_member_is_refused(kind, tmp_path, no_leaks):
-    import tarfile
-
     subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(tmp_path / "tiny.vmdk"), "1M"], check=True)
     m = tarfile.TarInfo({"dotdot": "../../etc/cron.d/x", "absolute": "/etc/cron.d/x", "symlink": "link.vmdk",
                          "hardlink": "hard.vmdk"}[kind])
@@ -180,8 +174,6 @@ def test_hyperv_checkpoint_is_refused_not_read_alone(tmp_path):
 
 
 def test_qcow2_internal_snapshots_are_listed(disks, tmp_path):
-    import json
-
     img = tmp_path / "snap.qcow2"
     shutil.copy(disks.get("demo", "qcow2"), img)
     subprocess.run(["qemu-img", "snapshot", "-c", "before-upgrade", str(img)], check=True)
@@ -194,8 +186,6 @@ def test_qcow2_internal_snapshots_are_listed(disks, tmp_path):
 def test_libvirt_domain_paths_stay_in_its_folder(disks, tmp_path):
     """A domain names host paths; vm2c reads a disk only inside the XML's folder (or a
     --trust-dir), or copied beside it, and refuses the rest in one line."""
-    import json
-
     src = disks.get("demo", "qcow2")
     xml = tmp_path / "web.xml"
     xml.write_text(f"""<domain type='kvm'><name>web</name><devices>
@@ -232,8 +222,6 @@ TWO_MOUNTS = {"/": "root", "/srv": "srv", "/var": "var"}
 @pytest.mark.parametrize("engine", ["kernel", "userspace"])
 def test_two_disk_vm_is_read_as_one_machine(two_disks, engine, tmp_path, no_leaks):
     """/srv on the second disk, /var an LV linear across PVs on both: placed from the fstab."""
-    import json
-
     doc = json.loads(vm2c("inspect", two_disks["xml"], "--engine", engine, "--json", check=True).stdout)
     ids = {v["id"] for p in doc["partitions"] for v in [p, *p["volumes"]]}
     assert {"d1/p1", "d1/p2", "d2/p1", "d2/p2"} <= ids and any(i.endswith("/data/var") for i in ids)
@@ -244,8 +232,6 @@ def test_two_disk_vm_is_read_as_one_machine(two_disks, engine, tmp_path, no_leak
 
 
 def test_several_disk_files_given_together(two_disks, tmp_path):
-    import json
-
     doc = json.loads(vm2c("inspect", two_disks["vda"], two_disks["vdb"], "--json", check=True).stdout)
     assert doc["machine"]["kind"] == "disks" and len(doc["disks"]) == 2
     lone = json.loads(vm2c("inspect", two_disks["vda"], "--json", check=True).stdout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from vm2c_tui.host.copyrange import copy_range
 from vm2c_tui.host.session import Session
 from vm2c_tui.source.magic import ImageInfo
 from vm2c_tui.source.vdi import open_chain
@@ -25,7 +26,7 @@ def flatten_vdi(session: Session, info: ImageInfo) -> str:
     try:
         os.ftruncate(fd, disk.size)
         for fd_in, host, at, n in _coalesced(disk.runs(0, disk.size)):
-            _copy(fd_in, host, fd, at, n)
+            copy_range(fd_in, fd, n, host, at)  # an image ending early leaves a hole: zeros
     finally:
         os.close(fd)
         disk.close()
@@ -47,11 +48,3 @@ def _coalesced(runs):
         at += n
     if cur:
         yield tuple(cur)
-
-
-def _copy(src: int, src_at: int, dst: int, dst_at: int, n: int) -> None:
-    while n > 0:
-        done = os.copy_file_range(src, dst, n, src_at, dst_at)
-        if done == 0:  # the image file ends early: the rest reads as zeros (already a hole)
-            return
-        src_at, dst_at, n = src_at + done, dst_at + done, n - done

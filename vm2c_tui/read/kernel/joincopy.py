@@ -7,16 +7,14 @@ read. The user-space engine reads such an LV in place, and `--engine auto` prefe
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from pathlib import Path
 
 from vm2c_tui.errors import Vm2cError
+from vm2c_tui.host.copyrange import copy_range
 from vm2c_tui.host.pagecache import data_runs
 from vm2c_tui.host.session import Session
-
-STEP = 8 << 20
 
 
 def _data(fd: int, off: int, n: int) -> list[tuple[int, int]]:
@@ -28,17 +26,8 @@ def _data(fd: int, off: int, n: int) -> list[tuple[int, int]]:
 
 
 def _copy(src: int, dst: int, n: int, at: int, to: int) -> None:
-    while n > 0:
-        try:
-            done = os.copy_file_range(src, dst, min(n, STEP), at, to)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-                raise
-            data = os.pread(src, min(n, STEP), at)  # across filesystems on older kernels
-            done = os.pwrite(dst, data, to) if data else 0
-        if not done:
-            raise Vm2cError("the disk image ended inside an LV's piece (truncated image?)")
-        n, at, to = n - done, at + done, to + done
+    if copy_range(src, dst, n, at, to) < n:
+        raise Vm2cError("the disk image ended inside an LV's piece (truncated image?)")
 
 
 def joined_copy(session: Session, pieces: list[tuple[str, int, int]], fs_id: str) -> Path:

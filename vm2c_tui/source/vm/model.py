@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vm2c_tui.errors import Vm2cError
+
 
 @dataclass
 class VmDisk:
@@ -22,6 +24,15 @@ class Snapshot:
     def to_json(self) -> dict:
         return {"name": self.name, "date": self.date or None, "depth": self.depth, "current": self.current,
                 "disks": list(self.disks)}
+
+
+def pick(snaps: list[tuple[Snapshot, object]], name: str, definition) -> object:
+    """What the definition records for snapshot NAME (its attachments), or a one-line refusal."""
+    found = [what for s, what in snaps if s.name == name]
+    if not found:
+        names = ", ".join(repr(s.name) for s, _ in snaps) or "none"
+        raise Vm2cError(f"{definition}: no snapshot named {name!r} (it has: {names})")
+    return found[0]
 
 
 @dataclass

@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 from vm2c_tui.errors import Vm2cError
+from vm2c_tui.host.copyrange import copy_range
 from vm2c_tui.source.imagerefs import shown
 from vm2c_tui.source.vm.ovf import disk_files
 
@@ -84,13 +85,8 @@ def unpack(path: Path, member: tarfile.TarInfo, compression: str, dest_dir: Path
                 shutil.copyfileobj(g, out, 1 << 20)
         elif compression:
             raise Vm2cError(f"{path}: {member.name} is compressed with {compression!r}, which vm2c cannot read")
-        else:
-            left, at = member.size, member.offset_data
-            while left:
-                n = os.copy_file_range(src.fileno(), fd, left, at)
-                if n == 0:
-                    raise Vm2cError(f"{path}: truncated OVA ({member.name} ends early)")
-                left, at = left - n, at + n
+        elif copy_range(src.fileno(), fd, member.size, member.offset_data, 0) < member.size:
+            raise Vm2cError(f"{path}: truncated OVA ({member.name} ends early)")
     return str(dest)
 
 

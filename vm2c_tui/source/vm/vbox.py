@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.source.vm import xmltext as x
-from vm2c_tui.source.vm.model import Machine, Snapshot, VmDisk
+from vm2c_tui.source.vm.model import Machine, Snapshot, VmDisk, pick
 from vm2c_tui.source.vm.paths import inside
 
 
@@ -77,11 +77,7 @@ def parse(definition: Path, snapshot: str | None = None) -> Machine:
     if snapshot is None:
         vm.disks = disks_of(_attached(machine))
     else:
-        chosen = [a for s, a in snaps if s.name == snapshot]
-        if not chosen:
-            names = ", ".join(repr(s.name) for s, _ in snaps) or "none"
-            raise Vm2cError(f"{definition}: no snapshot named {snapshot!r} (it has: {names})")
-        vm.disks, vm.state = disks_of(chosen[0]), snapshot
+        vm.disks, vm.state = disks_of(pick(snaps, snapshot, definition)), snapshot
     if not vm.disks:
         raise Vm2cError(f"{definition}: the VM has no hard disk attached")
     return vm

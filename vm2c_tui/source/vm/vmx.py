@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from vm2c_tui.errors import Vm2cError
-from vm2c_tui.source.vm.model import Machine, Snapshot, VmDisk
+from vm2c_tui.source.vm.model import Machine, Snapshot, VmDisk, pick
 from vm2c_tui.source.vm.paths import inside
 
 LINE = re.compile(r'^\s*([A-Za-z0-9_:.]+)\s*=\s*"(.*)"\s*$')
@@ -76,11 +76,7 @@ def parse(definition: Path, snapshot: str | None = None) -> Machine:
     vm = Machine("vmx", str(definition), vmx.get("displayname", definition.stem), [], [s for s, _ in snaps])
     chosen = None
     if snapshot is not None:
-        match = [d for s, d in snaps if s.name == snapshot]
-        if not match:
-            names = ", ".join(repr(s.name) for s, _ in snaps) or "none"
-            raise Vm2cError(f"{definition}: no snapshot named {snapshot!r} (it has: {names})")
-        chosen, vm.state = match[0], snapshot
+        chosen, vm.state = pick(snaps, snapshot, definition), snapshot
     for _, slot, name in slots:
         if chosen is not None:
             name = chosen.get(slot, name)
