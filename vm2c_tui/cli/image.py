@@ -126,8 +126,9 @@ def _cmd_convert(args) -> int:
         image.save(args.tag, save)  # by tag, so `docker load` restores the name
         timings["save"] = round(time.monotonic() - t5, 3)
     timings["total"] = round(time.monotonic() - t0, 3)
-    found = getattr(insp, "root_volume", None)
-    os_info = found.os.to_json() if found and found.os else getattr(getattr(insp, "os", None), "to_json", lambda: None)()
+    root = getattr(insp, "root_volume", None)
+    found = root.os if root else getattr(insp, "os", None)  # a disk's root filesystem, or a remote machine's
+    os_info = found.to_json() if found else None
     _report(args, built.result, built.smoke, {"source": conv.source, "root": root_id, "os": os_info})
     return 0 if built.smoke is None or built.smoke.ok else 3
 
