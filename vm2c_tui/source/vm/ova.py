@@ -18,12 +18,8 @@ from vm2c_tui.source.vm.ovf import disk_files
 MAX_MEMBERS = 4096
 
 
-def is_ova(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
-        return False
+def is_ova(head: bytes) -> bool:
+    """A file's first bytes are an OVA's: a tar whose first member is the .ovf."""
     return head[257:262] == b"ustar" and b".ovf" in head[:100].lower()
 
 

@@ -18,20 +18,21 @@ MAX_LISTED = 256
 
 
 def kind_of(path: Path) -> str:
-    """vbox, vmx, ovf, libvirt or ova by content; 'disk' for anything else (a disk image)."""
-    if ova.is_ova(path):
-        return "ova"
-    if vmx.looks_like_vmx(path):
-        return "vmx"
+    """vbox, vmx, ovf, libvirt or ova by content; 'disk' for anything else (a disk image).
+    One read of the file's start serves every test (the wizard asks this of each file it lists)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(4096)
+            head = f.read(8192)
     except OSError:
         return "disk"
+    if ova.is_ova(head):
+        return "ova"
+    if vmx.looks_like_vmx(head):
+        return "vmx"
     if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return "disk"
     for marker, kind in ((b"<VirtualBox", "vbox"), (b"Envelope", "ovf"), (b"<domain", "libvirt")):
-        if marker in head:
+        if marker in head[:4096]:
             return kind
     return "disk"
 

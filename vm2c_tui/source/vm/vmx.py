@@ -27,12 +27,9 @@ def read_pairs(path: Path) -> dict[str, str]:
     return out
 
 
-def looks_like_vmx(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8192).lower()
-    except OSError:
-        return False
+def looks_like_vmx(head: bytes) -> bool:
+    """A file's first bytes are a VMware VM's configuration."""
+    head = head.lower()
     return b"virtualhw.version" in head or b'config.version = "8"' in head
 
 
