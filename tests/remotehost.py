@@ -5,7 +5,9 @@ private HOME with its own key, ssh config and known_hosts: the operator's setup,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import os
 import shutil
 import socket
@@ -13,12 +15,14 @@ import subprocess
 import time
 from pathlib import Path
 
-PACKAGES = "openssh-server,iputils-ping,libcap2-bin,sudo"
+PACKAGES = "openssh-server,iputils-ping,libcap2-bin,sudo,zstd"
 USERS = {"deploy": "NOPASSWD: ALL", "guest": "ALL"}  # sudo without a password; sudo that wants one
 
 
 def _key() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    """The tree's cache key: what builds it (not the rest of this file, whose edits need no new tree)."""
+    recipe = inspect.getsource(debian_tree) + PACKAGES + repr(USERS)
+    return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
 def _mirror() -> str:
@@ -129,6 +133,21 @@ class RemoteHost:
     def config(self) -> Path:
         """ssh -F: ssh reads ~ from the password database, not $HOME, so the tests name the file."""
         return self.home / ".ssh" / "config"
+
+    def exec(self, *cmd: str) -> subprocess.CompletedProcess:
+        return self._docker("exec", self.name, *cmd)
+
+    @contextlib.contextmanager
+    def replaced(self, path: str, script: str | None):
+        """PATH on the remote replaced by a shell SCRIPT (None: gone) for the test's time; the
+        real one is at PATH.real meanwhile (a script can still call it)."""
+        self.exec("mv", path, path + ".real")
+        try:
+            if script is not None:
+                self.exec("sh", "-c", 'printf "%s\\n" "$1" > "$2" && chmod 755 "$2"', "sh", script, path)
+            yield
+        finally:
+            self.exec("sh", "-c", 'rm -f "$1" && mv "$1.real" "$1"', "sh", path)
 
     def stop(self) -> None:
         subprocess.run(["docker", "rm", "-f", self.name], env=self.env, capture_output=True)

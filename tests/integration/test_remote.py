@@ -143,3 +143,127 @@ def test_remote_disk_image_is_copied_then_read(remote_host, disks, tmp_path, no_
     assert tar_manifest(tmp_path / "r" / "img.tar") == tar_manifest(tmp_path / "l" / "img.tar")
     line = _one_line(_vm2c(remote_host, "inspect", remote_host.url + "/srv/nope.qcow2"))
     assert "stat failed on the remote" in line and "No such file" in line
+
+
+def test_compressed_stream_gives_the_same_tar(remote_host, tmp_path, no_leaks):
+    """--compress zstd|gzip: the remote's tar compresses, vm2c unpacks on the way in: the same
+    entries as the plain stream; a compressor the remote lacks is one line."""
+    from manifest import tar_manifest
+
+    plain = tmp_path / "plain"
+    _vm2c(remote_host, "archive", remote_host.url, "-o", plain, "--preset", "minimal", check=True)
+    for tool in ("zstd", "gzip"):
+        _vm2c(remote_host, "archive", remote_host.url, "-o", tmp_path / tool, "--preset", "minimal",
+              "--compress", tool, check=True)
+        assert tar_manifest(tmp_path / tool / "img.tar") == tar_manifest(plain / "img.tar"), tool
+    dry = _vm2c(remote_host, "archive", remote_host.url, "-o", tmp_path / "d", "--compress", "zstd", "--dry-run",
+                check=True).stdout.splitlines()[-1]
+    assert " --zstd " in dry and dry.endswith(f"| zstd -dc > {tmp_path}/d/img.tar")
+    with remote_host.replaced("/usr/bin/zstd", None):
+        line = _one_line(_vm2c(remote_host, "archive", remote_host.url, "-o", tmp_path / "n", "--compress", "zstd"))
+    assert "the remote has no zstd" in line
+    assert "only for a machine over SSH" in _one_line(vm2c("archive", "/", "-o", tmp_path / "l", "--compress",
+                                                           "gzip"))
+
+
+BUSYBOX_TAR = 'case "$1" in --version) echo "tar (busybox) 1.36.1";; *) echo "tar: unknown option" >&2; exit 1;; esac'
+OLD_TAR = ('case "$*" in *--xattrs*) echo "tar: unrecognized option --xattrs" >&2; exit 64;; '
+           '--version) echo "tar (GNU tar) 1.26";; *) exec /usr/bin/tar.real "$@";; esac')
+
+
+def test_a_remote_tar_that_cannot_is_one_line(remote_host, tmp_path):
+    """No GNU tar there, or one that cannot read xattrs: said before anything is read, exit 2."""
+    with remote_host.replaced("/usr/bin/tar", BUSYBOX_TAR):
+        line = _one_line(_vm2c(remote_host, "archive", remote_host.url, "-o", tmp_path / "a"))
+    assert "the remote has no GNU tar (tar (busybox) 1.36.1)" in line
+    with remote_host.replaced("/usr/bin/tar", OLD_TAR):
+        line = _one_line(_vm2c(remote_host, "inspect", remote_host.url))
+    assert "cannot read xattrs" in line and "(GNU tar) 1.26" in line
+    assert not (tmp_path / "a").exists()
+
+
+def test_convert_dropped_midway_tags_no_image(remote_host, tmp_path, no_leaks):
+    """The connection killed while the stream goes into `docker import`: one line, exit 2, and
+    the daemon's half-received layer is not tagged (vm2c never ends the upload it could not finish)."""
+    import subprocess
+    import time
+
+    from conftest import VM2C, docker_client
+
+    tag = "vm2c-test/remote:dropped"
+    proc = subprocess.Popen([*VM2C, "--ssh-config", str(remote_host.config), "convert", remote_host.url, "--tag", tag,
+                             "--preset", "none", "--limit-rate", "1M"], stderr=subprocess.PIPE, text=True)
+    for _ in range(300):
+        if subprocess.run(["docker", "exec", remote_host.name, "pgrep", "-f", "tar --verbose"], env=remote_host.env,
+                          capture_output=True).returncode == 0:
+            break
+        time.sleep(0.05)
+    time.sleep(3)  # a few MiB into the daemon
+    subprocess.run(["docker", "exec", remote_host.name, "pkill", "-KILL", "-f", "sshd: root"], env=remote_host.env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert "closed by remote host" in err.strip().splitlines()[-1], err
+    assert not docker_client().images.list(name=tag)
+
+
+WRITER = """#!/bin/sh
+# a service that writes while it runs: what --stop-services is for
+case "$1" in
+start) start-stop-daemon --start --background --make-pidfile --pidfile /run/vm2c-writer.pid --exec /bin/sh -- \\
+         -c 'exec >> /var/log/vm2c-writer.log; while :; do date +%s.%N; sleep 0.05; done';;
+stop) start-stop-daemon --stop --pidfile /run/vm2c-writer.pid --remove-pidfile --retry 5;;
+*) exit 3;;
+esac"""
+
+
+def _writer_pid(host) -> str:
+    return host.exec("sh", "-c", "kill -0 $(cat /run/vm2c-writer.pid) && cat /run/vm2c-writer.pid").stdout.decode().strip()
+
+
+def test_stop_services_quiesces_the_tar_and_starts_them_again(remote_host, tmp_path, no_leaks):
+    """--stop-services: stopped before tar reads, started after it, also when the run is
+    interrupted; the log the service writes is still in the tar while it is not written."""
+    import signal
+    import subprocess
+    import tarfile
+    import time
+
+    from conftest import VM2C
+
+    remote_host.exec("sh", "-c", 'printf "%s\\n" "$1" > /etc/init.d/vm2c-writer && chmod 755 /etc/init.d/vm2c-writer '
+                     '&& /etc/init.d/vm2c-writer start', "sh", WRITER)
+    try:
+        before = _writer_pid(remote_host)
+        doc = json.loads(_vm2c(remote_host, "inspect", remote_host.url, "--json", check=True).stdout)
+        assert any(w["path"] == "/var/log/vm2c-writer.log" for w in doc["writers"])
+        out = tmp_path / "out"
+        proc = _vm2c(remote_host, "archive", remote_host.url, "-o", out, "--stop-services", "vm2c-writer",
+                     check=True)  # the container preset keeps /var/log
+        assert "vm2c-writer stopped while tar read" in proc.stderr
+        after = _writer_pid(remote_host)
+        assert after and after != before  # running again, a new process
+        with tarfile.open(out / "img.tar") as tar:
+            logged = tar.extractfile("./var/log/vm2c-writer.log").read()
+        current = remote_host.exec("cat", "/var/log/vm2c-writer.log").stdout
+        assert current.startswith(logged) and len(current) > len(logged)  # it went on once started again
+
+        slow = subprocess.Popen([*VM2C, "--ssh-config", str(remote_host.config), "archive", remote_host.url, "-o",
+                                 str(tmp_path / "int"), "--preset", "none", "--limit-rate", "1M",
+                                 "--stop-services", "vm2c-writer"], stderr=subprocess.PIPE, text=True)
+        for _ in range(300):
+            if (tmp_path / "int" / "img.tar.partial").exists():
+                break
+            time.sleep(0.05)
+        time.sleep(1)
+        assert remote_host.exec("sh", "-c", "test -f /run/vm2c-writer.pid || echo stopped").stdout == b"stopped\n"
+        slow.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = slow.communicate(timeout=60)
+        assert slow.returncode != 0 and "Traceback" not in err, err
+        assert _writer_pid(remote_host) not in ("", after)  # started again although the run was interrupted
+        bad = _vm2c(remote_host, "archive", remote_host.url, "-o", tmp_path / "x", "--stop-services", "no-such-service")
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert "could not stop no-such-service" in bad.stderr.strip().splitlines()[-1]  # the error is the last line
+        assert not (tmp_path / "x" / "img.tar").exists()
+    finally:
+        remote_host.exec("sh", "-c", "/etc/init.d/vm2c-writer stop; rm -f /etc/init.d/vm2c-writer "
+                         "/var/log/vm2c-writer.log")

@@ -33,6 +33,7 @@ from vm2c_tui.plan.excludes import Filters, anchored_patterns
 from vm2c_tui.plan.presets import Rule
 
 CHUNK = 1 << 20  # also tar's record (--blocking-factor=2048)
+COMPRESS = {"zstd": "--zstd", "gzip": "--gzip"}  # --compress: tar's flag there, `NAME -dc` here
 SAMPLE = 0.02  # where tar is, looked up 50 times a second (~0.1 ms each): small files are open briefly
 
 
@@ -73,6 +74,7 @@ class TarSpec:
     one_file_system: bool = False
     sparse: bool = False  # GNU sparse members: only for a tar kept as a file, never for Docker
     limit_rate: int = 0  # bytes/s at most (--limit-rate), in whole MiB records; 0: as fast as it goes
+    compress: str = ""  # zstd | gzip: a remote tar's stream compressed on the wire, unpacked here
 
 
 def tar_command(spec: TarSpec, output: str = "-") -> list[str]:
@@ -93,6 +95,8 @@ def tar_command(spec: TarSpec, output: str = "-") -> list[str]:
     cmd.append("--exclude=.wh.*")  # would turn into whiteouts in a Docker layer
     for pat in spec.user_excludes:
         cmd.append(f"--exclude={pat}")
+    if spec.compress:
+        cmd.append(COMPRESS[spec.compress])
     if spec.limit_rate:  # a second's pause after each RATE's worth of 1 MiB records: at most RATE/s
         cmd += [f"--checkpoint={max(spec.limit_rate >> 20, 1)}", "--checkpoint-action=sleep=1"]
     cmd.append(".")
@@ -139,16 +143,26 @@ class TarProcess:
         cmd = tar_command(spec, output)
         if remote is not None:
             cmd = remote.argv([cmd[0], "--verbose", *cmd[1:]])
-        self.remote = remote
-        self.proc = spawn(cmd, stdout=stdout, stderr=subprocess.PIPE,
+        self.remote, self.unpack = remote, None
+        wire = subprocess.PIPE if spec.compress else stdout
+        self.proc = spawn(cmd, stdout=wire, stderr=subprocess.PIPE,
                           stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        if spec.compress:  # the stream arrives compressed: unpacked here, on its way to STDOUT
+            self.unpack = spawn([spec.compress, "-dc"], stdin=self.proc.stdout, stdout=stdout,
+                                stderr=subprocess.PIPE, preexec_fn=die_with_parent)
+            self.proc.stdout.close()  # the unpacker holds it now
         if stdout == subprocess.PIPE:
-            widen_pipe(self.proc.stdout.fileno())
+            widen_pipe(self.stdout.fileno())
         self.cursor = ListingCursor() if remote is not None else TarCursor(self.proc.pid, spec.tree, scan)
         self._sampled = self._reported = float("-inf")
         self._stderr = b""
         self._err_reader = threading.Thread(target=self._read_err, daemon=True)
         self._err_reader.start()
+
+    @property
+    def stdout(self):
+        """The tar stream (unpacked when it came compressed)."""
+        return (self.unpack or self.proc).stdout
 
     def _read_err(self) -> None:
         if not isinstance(self.cursor, ListingCursor):
@@ -182,6 +196,7 @@ class TarProcess:
     def wait(self) -> None:
         rc = self.proc.wait()
         self._err_reader.join(5)
+        self._wait_unpack(rc)
         if rc == 255 and self.remote is not None:  # ssh itself: the connection dropped, or never was
             raise self.remote.explain(self._stderr.decode(errors="replace"))
         if rc not in (0, 1) and self.remote is not None and self.remote.sudo:
@@ -195,10 +210,19 @@ class TarProcess:
             raise Vm2cError(f"tar failed: {tail}")
         self.cursor.finish()
 
+    def _wait_unpack(self, rc: int) -> None:
+        if self.unpack is None:
+            return
+        err = self.unpack.communicate()[1].decode(errors="replace").strip().splitlines()
+        if self.unpack.returncode != 0 and rc in (0, 1):  # tar's own failure is the one to tell
+            raise Vm2cError(f"{self.unpack.args[0]} -d failed on the stream from {self.remote.url}: "
+                            f"{err[-1] if err else f'exit status {self.unpack.returncode}'}")
+
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        for p in (self.proc, self.unpack):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 def _progress_loop(tar: TarProcess, done_bytes: Callable[[], int], total: int,
@@ -260,6 +284,7 @@ class TarPipe:
         self.start = time.monotonic()
         self.tar: TarProcess | None = None
         self.reader: ReadAhead | None = None
+        self._after: list[Callable[[], None]] = []
         try:
             with signals_held():
                 self.tar = TarProcess(spec, "-", scan, stdout=subprocess.PIPE, remote=remote)
@@ -272,7 +297,7 @@ class TarPipe:
         return self.done
 
     def fileno(self) -> int:
-        return self.tar.proc.stdout.fileno()
+        return self.tar.stdout.fileno()
 
     def moved(self, n: int) -> None:
         self.done += n
@@ -286,15 +311,21 @@ class TarPipe:
         if self.on_progress:
             self.on_progress(self.tar.progress(self.done, self.done, self.start))
 
+    def after_close(self, fn: Callable[[], None]) -> None:
+        """FN once, when tar has ended or been stopped (remote services started again)."""
+        self._after.append(fn)
+
     def close(self) -> None:
         if self.reader:
             self.reader.stop()
             self.reader = None
         if self.tar:
             self.tar.kill()
+        while self._after:
+            self._after.pop()()
 
     def __iter__(self) -> Iterator[bytes]:
-        out = self.tar.proc.stdout
+        out = self.tar.stdout
         while chunk := out.read1(CHUNK):
             self.moved(len(chunk))
             yield chunk

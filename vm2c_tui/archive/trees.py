@@ -8,7 +8,8 @@ one and never asks which.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -105,6 +106,7 @@ class RemoteTree:
     remote: object  # source.ssh.Remote
     session: Session
     engine: str = "remote"
+    stop: list[str] = field(default_factory=list)  # services stopped while tar runs (--stop-services)
 
     def savings(self, rules) -> int:
         return 0  # sizes need a walk of the remote tree: not estimated
@@ -121,10 +123,27 @@ class RemoteTree:
     def settle(self) -> None:
         pass
 
+    def quiesced(self):
+        """The services stopped for the block's time and started again after it, success or
+        failure (in the state file meanwhile: `vm2c cleanup` names them if vm2c is killed)."""
+        if not self.stop:
+            return contextlib.nullcontext()
+        self.remote.services("stop", self.stop)
+        return self.session.holding("services", self.remote.url, lambda: self.remote.services("start", self.stop),
+                                    names=list(self.stop))
+
     def write(self, dest: Path, *, total: int, on_progress: ProgressFn | None = None) -> Progress:
-        return gnutar.write_tar(self.spec, dest, total=total, on_progress=on_progress, remote=self.remote)
+        with self.quiesced():
+            return gnutar.write_tar(self.spec, dest, total=total, on_progress=on_progress, remote=self.remote)
 
     def stream(self, *, total: int, on_progress: ProgressFn | None = None) -> gnutar.TarPipe:
-        pipe = gnutar.TarPipe(self.spec, total=total, on_progress=on_progress, remote=self.remote)
+        held = self.quiesced()
+        held.__enter__()
+        try:
+            pipe = gnutar.TarPipe(self.spec, total=total, on_progress=on_progress, remote=self.remote)
+        except BaseException:
+            held.__exit__(None, None, None)
+            raise
+        pipe.after_close(lambda: held.__exit__(None, None, None))  # started again once tar has ended
         self.session.callback(pipe.close)
         return pipe

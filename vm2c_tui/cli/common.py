@@ -27,6 +27,11 @@ def conversion_args(s) -> None:
     s.add_argument("--view", choices=["direct", "nbd", "fuse", "copy"], help="force a raw-view mechanism")
     s.add_argument("--sudo", action="store_true",
                    help="ssh:// sources: run tar there through sudo -n (the login user is not root)")
+    s.add_argument("--compress", choices=["zstd", "gzip"], default="",
+                   help="ssh:// sources: compress the stream on the wire (the remote needs the tool; a slow link)")
+    s.add_argument("--stop-services", type=lambda v: [n for n in v.split(",") if n], default=[], metavar="A,B",
+                   help="ssh:// sources: stop these services there while tar reads, start them again after "
+                        "(success or failure)")
     s.add_argument("--limit-rate", type=rate, default=0, metavar="RATE",
                    help="read at most RATE a second (8M, 1G; whole MiB): keeps a busy host or disk responsive")
     s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",
@@ -56,7 +61,8 @@ def options(args):
     return Options(root=args.root, use_fstab=not args.no_fstab, preset=args.preset, excludes=args.exclude,
                    sanitize=not args.no_sanitize, view=args.view, engine=args.engine,
                    sparse=getattr(args, "sparse", False), snapshot=args.snapshot, limit_rate=args.limit_rate,
-                   sudo=args.sudo)
+                   sudo=args.sudo, compress=args.compress,
+                   stop_services=args.stop_services)
 
 
 class ProgressLine:

@@ -80,6 +80,12 @@ class Conversion:
         else:
             self.sources = [os.path.abspath(s) for s in (source if isinstance(source, list) else [source])]
         self.source = self.sources[0]
+        if self.options.compress and self.remote is None:
+            raise Vm2cError(f"--compress {self.options.compress}: only for a machine over SSH (ssh://host), whose "
+                            f"stream crosses a network")
+        if self.options.stop_services and self.remote is None:
+            raise Vm2cError("--stop-services: only for a machine over SSH (ssh://host); on this machine, stop them "
+                            "yourself")
         self.live = self.remote is None and os.path.isdir(self.source) and definition_in(Path(self.source)) is None
         self.machine: Machine | None = machine  # the VM (or lone disk) the source is, resolved once
         # (given: resolved by a face that keeps its files, the wizard's unpacked OVA)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from vm2c_tui.archive import gnutar
 from vm2c_tui.archive.trees import RemoteTree
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.host.run import which
 from vm2c_tui.inspect.guestinfo import GuestFacts
 from vm2c_tui.inspect.remote import RemoteInspection, used_bytes
 from vm2c_tui.plan.mounts import MountPlan
@@ -32,7 +34,14 @@ def spec_for(insp: RemoteInspection, options) -> gnutar.TarSpec:
     excl += live_rules(Path("/"), None, options.sanitize)  # machine-id left out, as on a live system
     excl += [Rule(f".{_glob_escape(m.mountpoint)}/*", f"{m.mountpoint}: {m.why}") for m in insp.mounts
              if not m.archived and m.mountpoint != "/"]
-    return gnutar.TarSpec(Path("/"), excl, list(options.excludes), limit_rate=options.limit_rate)
+    if options.compress and options.compress not in insp.compressors:
+        raise Vm2cError(f"{insp.source}: --compress {options.compress}: the remote has no {options.compress} "
+                        f"(it has {', '.join(insp.compressors) or 'neither zstd nor gzip'})")
+    if options.compress and not which(options.compress):
+        raise Vm2cError(f"--compress {options.compress}: {options.compress} is not installed here to unpack the "
+                        f"stream (apt-get install {options.compress})")
+    return gnutar.TarSpec(Path("/"), excl, list(options.excludes), limit_rate=options.limit_rate,
+                          compress=options.compress)
 
 
 def _glob_escape(path: str) -> str:
@@ -45,10 +54,12 @@ class RemoteEngine:
         from vm2c_tui.convert.engines import Assembled
 
         insp: RemoteInspection = req.remote_inspection
-        tree = RemoteTree(spec_for(insp, req.options), req.remote, req.session)
+        tree = RemoteTree(spec_for(insp, req.options), req.remote, req.session, stop=list(req.options.stop_services))
         sanitized = ["/etc/ssh/ssh_host_* left out", "/etc/machine-id left out"] if req.options.sanitize else []
         facts = GuestFacts(insp.os, [], False, False, [], insp.shells)
-        return Assembled(tree, plans(insp), used_bytes(insp), 0, sanitized, [*insp.warnings, NOTE], facts)
+        stop = req.options.stop_services
+        notes = [f"{', '.join(stop)} stopped while tar reads, started again after"] if stop else [NOTE]
+        return Assembled(tree, plans(insp), used_bytes(insp), 0, sanitized, [*insp.warnings, *notes], facts)
 
 
 def render(conv, outdir: str) -> list[str]:
@@ -59,6 +70,10 @@ def render(conv, outdir: str) -> list[str]:
     spec = spec_for(insp, conv.options)
     cmd = gnutar.tar_command(spec, "-")
     ssh = conv.remote.argv([cmd[0], "--verbose", *cmd[1:]])
+    stop = conv.options.stop_services
+    quiesce = [shell_line(conv.remote.argv(["systemctl", act, "--", *stop])) for act in ("stop", "start")] if stop \
+        else []  # systemctl shown; the remote's own tool is used (service, rc-service where no systemd)
     return [f"# vm2c: {insp.source} ({insp.os.pretty_name if insp.os else 'unknown OS'}), archiving "
             + ", ".join(m.mountpoint for m in insp.archived) + "; nothing is written on the remote",
-            shell_line(ssh) + " > " + shell_line([f"{outdir}/img.tar"])]
+            *quiesce[:1], shell_line(ssh) + (f" | {spec.compress} -dc" if spec.compress else "") + " > "
+            + shell_line([f"{outdir}/img.tar"]), *quiesce[1:]]

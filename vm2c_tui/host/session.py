@@ -111,6 +111,25 @@ class Session(contextlib.ExitStack):
         self.callback(_release)
         return res
 
+    @contextlib.contextmanager
+    def holding(self, kind: str, ident: str, release: Callable[[], None], **extra) -> Iterator[Resource]:
+        """A resource for a block's time, not the session's (remote services stopped for one tar):
+        in the state file while held; released when the block ends, however it ends."""
+        res = Resource(kind, ident, extra)
+        self.resources.append(res)
+        self._save()
+        try:
+            yield res
+        finally:
+            try:
+                release()
+            except BaseException as exc:
+                res.extra["error"] = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                self._save()
+                raise
+            self.resources.remove(res)
+            self._save()
+
     # -- common resources --------------------------------------------------
     def tempdir(self, label: str = "work", base: str | None = None) -> Path:
         with signals_held():
@@ -305,6 +324,10 @@ def cleanup(include_live: bool = False) -> list[str]:
         remaining = []
         for r in reversed(entries):
             what = f"{r.get('kind')} {r.get('id')!s:.200}"
+            if r.get("kind") == "services":  # stopped on a remote by a run that died before starting them
+                done.append(f"not restarted: {', '.join(map(str, r.get('names', [])))[:300]} on {what[9:]}, stopped "
+                            f"by run {st.path.stem}: start them there")
+                continue
             if why := validate(r, tempdirs):
                 done.append(f"refused {what} (run {st.path.stem}): {why}")
                 continue  # not ours: never acted on, and not kept either

@@ -16,6 +16,8 @@ echo @@os; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/nul
 echo @@mounts; cat /proc/self/mountinfo
 echo @@df; df -P -B1 2>/dev/null || { echo @@dfk; df -Pk; }
 echo @@tar; tar --version 2>/dev/null | head -n 1
+echo @@xattrs; tar --xattrs --xattrs-include='*' --create --file=/dev/null --files-from=/dev/null >/dev/null 2>&1 && echo yes
+echo @@compressors; for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done
 echo @@uid; id -u
 echo @@shells; for s in /bin/bash /usr/bin/bash /bin/sh /usr/bin/sh /bin/ash; do [ -x "$s" ] && echo "$s"; done
 echo @@services
@@ -72,6 +74,8 @@ class RemoteInspection:
     services: list[str] = field(default_factory=list)
     writers: list[tuple[int, str, str]] = field(default_factory=list)  # (pid, command, path)
     warnings: list[str] = field(default_factory=list)
+    xattrs: bool = True  # its tar reads xattrs (capabilities, ACLs, SELinux labels)
+    compressors: list[str] = field(default_factory=list)  # zstd, gzip: there for --compress
 
     @property
     def archived(self) -> list[RemoteMount]:
@@ -82,7 +86,7 @@ class RemoteInspection:
                 "mounts": [m.to_json() for m in self.mounts], "tar": self.tar or None, "uid": self.uid,
                 "services": list(self.services),
                 "writers": [{"pid": p, "command": c, "path": f} for p, c, f in self.writers],
-                "warnings": list(self.warnings)}
+                "xattrs": self.xattrs, "compressors": list(self.compressors), "warnings": list(self.warnings)}
 
 
 def inspect_remote(remote: Remote) -> RemoteInspection:
@@ -97,7 +101,8 @@ def inspect_remote(remote: Remote) -> RemoteInspection:
         _sizes(mounts, parts.get("df", []), 1)
     insp = RemoteInspection(remote.url, parse_os_release("\n".join(parts.get("os", [])).encode()), mounts,
                             (parts.get("tar") or [""])[0], int((parts.get("uid") or ["0"])[0] or 0),
-                            parts.get("shells", []), parts.get("services", []), _writers(parts.get("writers", [])))
+                            parts.get("shells", []), parts.get("services", []), _writers(parts.get("writers", [])),
+                            xattrs=parts.get("xattrs") == ["yes"], compressors=parts.get("compressors", []))
     _conclude(insp)
     _overlay_root(remote, insp)
     return insp
@@ -197,6 +202,9 @@ def _conclude(insp: RemoteInspection) -> None:
     if "GNU tar" not in insp.tar:
         raise Vm2cError(f"{insp.source}: the remote has no GNU tar ({insp.tar or 'no tar at all'}); vm2c runs GNU tar "
                         f"there for owners, xattrs and --one-file-system (apt-get install tar)")
+    if not insp.xattrs:
+        raise Vm2cError(f"{insp.source}: the remote's tar ({insp.tar}) cannot read xattrs (--xattrs refused): file "
+                        f"capabilities, ACLs and SELinux labels would be lost; vm2c needs GNU tar 1.27 or newer there")
     if insp.uid != 0:
         insp.warnings.append(f"logged in as uid {insp.uid}, not root: files only root may read are left out "
                              f"(log in as root)")

@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote
 
 from vm2c_tui.errors import Vm2cError
@@ -22,6 +23,21 @@ from vm2c_tui.host.run import run, which
 URL = re.compile(r"^ssh://(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>\d{1,5}))?"
                  r"(?P<path>/[^\0]*)?$")
 CONNECT_TIMEOUT = 15
+SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:+-]{0,254}$")  # a unit or init script's name
+
+# stop|start each named service with what the remote has: systemd, SysV's service (also an init
+# script where no init runs), OpenRC. The names arrive as arguments, never inside the script.
+SERVICES = r"""
+act=$1; shift
+for s in "$@"; do
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl "$act" -- "$s"
+  elif command -v rc-service >/dev/null 2>&1; then rc-service "$s" "$act"
+  elif command -v service >/dev/null 2>&1; then service "$s" "$act"
+  elif [ -x "/etc/init.d/$s" ]; then "/etc/init.d/$s" "$act"
+  else echo "no systemctl, rc-service or service to $act $s with" >&2; exit 3
+  fi || { echo "could not $act $s" >&2; exit 4; }
+done
+"""
 
 
 class SshError(Vm2cError):
@@ -79,7 +95,7 @@ class Remote:
             remote_cmd = ["sudo", "-n", "--", *remote_cmd]
         return ["ssh", *opts, "--", self.host, shlex.join(remote_cmd)]
 
-    def run(self, remote_cmd: list[str], *, timeout: float = 120, input: bytes | None = None) -> bytes:
+    def run(self, remote_cmd: list[str], *, timeout: float = 120, input: bytes | None = None, what: str = "") -> bytes:
         """REMOTE_CMD's stdout; an ssh failure (exit 255) or the command's is one clear line."""
         if not which("ssh"):
             raise Vm2cError("ssh (the OpenSSH client) is not installed: apt-get install openssh-client")
@@ -87,8 +103,13 @@ class Remote:
         if proc.returncode == 255:
             raise self.explain(proc.stderr.decode(errors="replace"))
         if proc.returncode != 0:
-            raise self.failed(remote_cmd[0], proc.stderr.decode(errors="replace"), proc.returncode)
+            raise self.failed(what or remote_cmd[0], proc.stderr.decode(errors="replace"), proc.returncode)
         return proc.stdout
+
+    def services(self, action: str, names: list[str]) -> None:
+        """Stop or start NAMES there (--stop-services), in order; a failure is one line."""
+        assert action in ("stop", "start")
+        self.run(["sh", "-c", SERVICES, "sh", action, *names], timeout=300, what=f"{action}ping {', '.join(names)}")
 
     def failed(self, what: str, stderr: str, rc: int) -> Vm2cError:
         """A remote command's failure as one line (sudo wanting a password said as such)."""
@@ -107,22 +128,56 @@ class Remote:
                             f"({self.fingerprint() or 'fingerprint unavailable'}); refusing to connect (a different "
                             f"machine, or someone in between)")
         if "Host key verification failed" in text or "No host key is known" in text:
-            fp = self.fingerprint() or "fingerprint unavailable"
+            keys = self.scan()
+            fp = fingerprints(keys) or "fingerprint unavailable"
             scan = shlex.join(["ssh-keyscan", *(["-p", str(self.port)] if self.port else []), self.host])
-            return SshError(f"{self.url}: its host key is not in known_hosts ({fp}); check it, then add it: "
-                            f"{scan} >> ~/.ssh/known_hosts")
+            return UnknownHostKey(f"{self.url}: its host key is not in known_hosts ({fp}); check it, then add it: "
+                                  f"{scan} >> ~/.ssh/known_hosts", keys, fp)
         if "Permission denied" in text:
             return SshError(f"{self.url}: authentication refused ({lines[-1]}); vm2c uses your ssh keys and agent, "
                             f"never a password")
         return SshError(f"{self.url}: ssh failed: {lines[-1] if lines else 'exit status 255'}")
 
     def fingerprint(self) -> str:
-        """The host's key fingerprints as ssh-keyscan sees them (for the operator to compare)."""
-        if not which("ssh-keyscan") or not which("ssh-keygen"):
-            return ""
+        return fingerprints(self.scan())
+
+    def scan(self) -> bytes:
+        """The host's public keys as ssh-keyscan gets them (known_hosts lines)."""
+        if not which("ssh-keyscan"):
+            return b""
         scan = ["ssh-keyscan", "-T", "5", *(["-p", str(self.port)] if self.port else []), "--", self.host]
-        keys = run(scan, check=False, timeout=20).stdout
-        if not keys:
-            return ""
-        fps = run(["ssh-keygen", "-l", "-f", "-"], input=keys, check=False, timeout=20).stdout
-        return "; ".join(" ".join(l.split()[1:2] + l.split()[-1:]) for l in fps.decode().splitlines()[:3])
+        return run(scan, check=False, timeout=20).stdout
+
+    def trust(self, keys: bytes) -> Path:
+        """Add KEYS (the very lines whose fingerprints the operator was shown) to the known_hosts
+        file ssh reads for this host; that file."""
+        cmd = ["ssh", *(["-F", os.environ["VM2C_SSH_CONFIG"]] if os.environ.get("VM2C_SSH_CONFIG") else []),
+               "-G", *(["-p", str(self.port)] if self.port else []), "--", self.host]
+        conf = run(cmd, check=False, timeout=20).stdout.decode(errors="replace")
+        files = [l.split()[1:] for l in conf.splitlines() if l.startswith("userknownhostsfile ")]
+        path = Path(os.path.expanduser(files[0][0] if files and files[0] else "~/.ssh/known_hosts"))
+        lines = [l for l in keys.splitlines() if l.strip() and not l.startswith(b"#")]
+        if not lines:
+            raise SshError(f"{self.url}: no host key to add (ssh-keyscan found none)")
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "ab") as f:
+            f.write(b"\n".join(lines) + b"\n")
+        return path
+
+
+class UnknownHostKey(SshError):
+    """The host's key is not in known_hosts: KEYS are what ssh-keyscan saw, for the wizard to
+    show (FINGERPRINTS) and, if the operator says so, to add (Remote.trust)."""
+
+    def __init__(self, message: str, keys: bytes, fingerprints: str):
+        super().__init__(message)
+        self.keys, self.fingerprints = keys, fingerprints
+
+
+def fingerprints(keys: bytes) -> str:
+    """known_hosts lines as `SHA256:... (ED25519)`, for the operator to compare."""
+    if not keys or not which("ssh-keygen"):
+        return ""
+    fps = run(["ssh-keygen", "-l", "-f", "-"], input=keys, check=False, timeout=20).stdout
+    return "; ".join(" ".join(l.split()[1:2] + l.split()[-1:]) for l in fps.decode().splitlines()[:3])
