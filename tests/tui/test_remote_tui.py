@@ -35,3 +35,50 @@ async def test_wizard_archives_a_machine_over_ssh(remote_host, tmp_path, monkeyp
     with tarfile.open(tmp_path / "out" / "img.tar") as tar:
         names = set(tar.getnames())
     assert "./srv/site/index.html" in names and "./usr/bin/ping" in names
+
+
+async def test_wizard_ssh_form_asks_about_an_unknown_host_key(remote_host, tmp_path, monkeypatch, no_leaks):
+    """"A machine over SSH": host, user, port; an unknown host key is a question with its
+    fingerprint, added to known_hosts only on yes; services to stop are asked about too; the
+    preset chosen on the Mount step is the one the tar gets."""
+    from textual.widgets import RadioButton
+
+    known = tmp_path / "known_hosts"
+    cfg = tmp_path / "config"
+    cfg.write_text(remote_host.config.read_text().replace(str(remote_host.home / ".ssh/known_hosts"), str(known)))
+    monkeypatch.setenv("VM2C_SSH_CONFIG", str(cfg))
+    app = Vm2cApp(browse_root=str(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await tour.reach(pilot, "SourceScreen", "#ssh")
+        await press_button(pilot, "#ssh")
+        await tour.reach(pilot, "SshForm", "#ssh-host")
+        for ident, value in (("host", "127.0.0.1"), ("user", "root"), ("port", str(remote_host.port))):
+            app.screen.query_one(f"#ssh-{ident}", Input).value = value
+        await press_button(pilot, "#connect")
+        await tour.reach(pilot, "Confirm", "#yes")
+        assert "SHA256:" in str(app.screen.query_one("#dialog > Static", Static).render())
+        assert not known.exists()  # nothing written before the answer
+        await pilot.press("y")
+        await tour.reach(pilot, "MountScreen", "#stop")
+        assert f"[127.0.0.1]:{remote_host.port} ssh-" in known.read_text()
+        app.screen.query_one("#stop", Input).value = "cron"
+        app.screen.query_one("#outdir", Input).value = str(tmp_path / "out")
+        await press_button(pilot, "#next")
+        await tour.reach(pilot, "Confirm", "#no")
+        assert "Stop cron on ssh://root@127.0.0.1" in str(app.screen.query_one("#dialog > Static", Static).render())
+        await pilot.press("escape")  # no: stays on the Mount step, nothing stopped
+        await tour.reach(pilot, "MountScreen", "#stop")
+        app.screen.query_one("#stop", Input).value = ""
+        minimal = next(b for b in app.screen.query(RadioButton) if b.name == "minimal")
+        await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared)
+        minimal.value = True  # chosen after the estimate prepared the tree
+        await pilot.pause(0.1)
+        await press_button(pilot, "#next")
+        await tour.reach(pilot, "ArchiveScreen", "#start")
+        await press_button(pilot, "#start")
+        await wait_until(pilot, lambda: app.state.archive is not None, timeout=120)
+        await pilot.press("q")
+    assert app.return_code == 0
+    with tarfile.open(tmp_path / "out" / "img.tar") as tar:
+        names = set(tar.getnames())
+    assert "./usr/bin/ping" in names and not any(n.startswith("./usr/share/doc/") for n in names)

@@ -20,7 +20,7 @@ async def wait_until(pilot: Pilot, cond, timeout: float = 60) -> None:
 def _shown_error(pilot: Pilot) -> str:
     """What the screen says went wrong, for a timeout's message."""
     errors = [w for w in pilot.app.screen.query("#error") if not w.has_class("hidden")]
-    return f" (on {type(pilot.app.screen).__name__}: {errors[0].render()})" if errors else ""
+    return f" (on {type(pilot.app.screen).__name__}{': ' + str(errors[0].render()) if errors else ''})"
 
 
 async def press_button(pilot: Pilot, selector: str) -> None:

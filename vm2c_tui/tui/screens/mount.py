@@ -24,10 +24,11 @@ from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.system import free_space
 from vm2c_tui.plan.presets import PRESETS
 from vm2c_tui.read import engine, userspace
-from vm2c_tui.source.ssh import is_remote_machine
+from vm2c_tui.source.ssh import SERVICE, is_remote_machine
 from vm2c_tui.text import human, safe
 from vm2c_tui.tui.messages import Estimated
 from vm2c_tui.tui.screens.base import StepScreen
+from vm2c_tui.tui.screens.confirm import Confirm
 from vm2c_tui.tui.screens.explore import ExploreScreen
 
 
@@ -58,6 +59,12 @@ class MountScreen(StepScreen):
                                          id="engine", disabled=only)
                             yield Label("read in user space (no mounts)")
                     yield Static(id="estimate")
+            if is_remote_machine(state.source or "") and state.inspection is not None:
+                running = ", ".join(state.inspection.services[:8]) or "none seen"
+                with Horizontal(id="stop-row"):
+                    yield Label("Stop while tar reads ")
+                    yield Input(", ".join(state.options.stop_services), id="stop",
+                                placeholder=f"services, comma-separated (running: {safe(running, 120)})")
             with Vertical(id="output"):
                 with Horizontal(id="out-row"):
                     yield Label("Output dir ")
@@ -216,6 +223,26 @@ class MountScreen(StepScreen):
 
         self.app.push_screen(ExploreScreen(conv.prepared.tree), back)
 
+    @on(Input.Changed, "#stop")
+    def stop_changed(self, event: Input.Changed | None = None) -> bool:
+        """The services typed, into the options; False (and said) when one is not a name."""
+        field = self.query("#stop")
+        names = [n.strip() for n in field.first(Input).value.split(",") if n.strip()] if field else []
+        bad = [n for n in names if not SERVICE.match(n)]
+        self.show_error(f"{safe(bad[0], 60)}: not a service name" if bad else None)
+        self.app.state.options.stop_services = [] if bad else names
+        self.refresh_commands()
+        return not bad
+
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
-        self.app.go("archive")
+        if not self.stop_changed():  # what the field says now (its Changed may still be queued)
+            return
+        stop = self.app.state.options.stop_services
+        if not stop:
+            self.app.go("archive")
+            return
+        self.app.push_screen(Confirm(f"Stop {safe(', '.join(stop), 200)} on {safe(self.app.state.source, 60)} while "
+                                     f"tar reads it? They are started again when the copy ends, whether it "
+                                     f"succeeds, fails or is cancelled."),
+                             lambda yes: self.app.go("archive") if yes else None)

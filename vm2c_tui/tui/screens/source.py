@@ -15,11 +15,13 @@ from vm2c_tui.host.system import holder_warning
 from vm2c_tui.inspect.remote import inspect_remote
 from vm2c_tui.source.identify import identify
 from vm2c_tui.source.magic import looks_like_disk
-from vm2c_tui.source.ssh import Remote, is_remote_machine
+from vm2c_tui.source.ssh import Remote, UnknownHostKey, is_remote_machine
 from vm2c_tui.source.vdichain import STALE
 from vm2c_tui.source.vm.resolve import describe, kind_of
 from vm2c_tui.text import safe
 from vm2c_tui.tui.screens.base import StepScreen
+from vm2c_tui.tui.screens.confirm import Confirm
+from vm2c_tui.tui.screens.sshform import SshForm
 from vm2c_tui.tui.sourceinfo import describe_remote, describe_source
 
 
@@ -45,6 +47,7 @@ class SourceScreen(StepScreen):
                 yield Static(id="holder", classes="hidden")
         with Horizontal(classes="buttons"):
             yield Button("This running machine", id="live")
+            yield Button("A machine over SSH", id="ssh")
             yield Button("Inspect ▸", id="next", variant="primary", disabled=True)
 
     def on_mount(self) -> None:
@@ -68,6 +71,9 @@ class SourceScreen(StepScreen):
         if is_remote_machine(path):  # a machine over SSH: its mount table is what the partitions are for a disk
             try:
                 insp = inspect_remote(Remote.parse(path, self.app.state.options.sudo))
+            except UnknownHostKey as exc:  # a question for the operator, not an error
+                self.app.call_from_thread(self.ask_host_key, path, exc)
+                return
             except Vm2cError as exc:
                 self.app.call_from_thread(self.identified, None, None, exc.message)
                 return
@@ -128,6 +134,43 @@ class SourceScreen(StepScreen):
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
         self.app.go("mount" if is_remote_machine(self.app.state.source or "") else "partitions")
+
+    def ask_host_key(self, path: str, exc: UnknownHostKey) -> None:
+        """An unknown host key: shown, and added to known_hosts only if the operator says so."""
+        self.show_error(None)
+        host = Remote.parse(path)
+        if not exc.keys:
+            self.show_error(exc.message)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.trust(path, exc.keys)
+            else:
+                self.show_error(f"{host.url}: its host key was not trusted; nothing was read")
+
+        self.app.push_screen(Confirm(f"{host.url} is not in your known_hosts. Its host key:\n\n"
+                                     f"{safe(exc.fingerprints, 300)}\n\nCompare it with what the machine's owner "
+                                     f"says it is. Trust it and add it to known_hosts?"), answered)
+
+    @work(thread=True, exclusive=True, group="identify")
+    def trust(self, path: str, keys: bytes) -> None:
+        try:
+            Remote.parse(path).trust(keys)
+        except (Vm2cError, OSError) as exc:
+            self.app.call_from_thread(self.show_error, getattr(exc, "message", None) or str(exc))
+            return
+        self.app.call_from_thread(self.check, path)
+
+    @on(Button.Pressed, "#ssh")
+    def ssh(self) -> None:
+        def given(url: str | None) -> None:
+            if url:
+                self.query_one("#path", Input).value = url
+                self.go_on = True
+                self.check(url)
+
+        self.app.push_screen(SshForm(), given)
 
     @on(Button.Pressed, "#live")
     def live(self) -> None:
