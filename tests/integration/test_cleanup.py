@@ -120,3 +120,13 @@ def test_a_release_that_fails_stays_on_record(state):
     time.sleep(0.1)
     done = vm2c("cleanup", check=True).stdout
     assert f"released tempdir {work}" in done and not work.exists() and not session.state_file.exists()
+
+
+def test_remote_services_left_stopped_are_named_never_acted_on(state, tmp_path):
+    """--stop-services whose run was killed: cleanup says which to start and where; it runs
+    nothing on a remote because a state file says so."""
+    f = _plant(state, [{"kind": "services", "id": "ssh://root@web01", "names": ["nginx", "php8.2-fpm"]}])
+    out = vm2c("cleanup", check=True, env={**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                                           "VM2C_SSH_CONFIG": str(tmp_path / "no-such-config")})
+    assert "not restarted: nginx, php8.2-fpm on ssh://root@web01" in out.stdout + out.stderr
+    assert not f.exists()
