@@ -276,7 +276,7 @@ def bounded(fn, cpu_s: int = 5, memory: int = 1 << 30) -> str:
 
 
 UNIT = REPO / "tests" / "unit"
-HEAVY_FIXTURES = {"disks", "dockerd", "no_leaks"}
+HEAVY_FIXTURES = {"disks", "dockerd", "no_leaks", "remote_host", "debian_dump"}
 
 
 def pytest_runtest_setup(item) -> None:
@@ -298,3 +298,18 @@ def remote_host(disks, dockerd, tmp_path_factory):
         yield host.start()
     finally:
         host.stop()
+
+
+@pytest.fixture(scope="session")
+def debian_dump():
+    """The remote tests' Debian tree (systemd, nginx, sshd) as an ext4 partition dump: a real
+    guest for `vm2c services` (issue 24); cached beside the tree."""
+    from remotehost import debian_tree
+
+    tree = debian_tree(CACHE)
+    dump = tree.parent / "root.ext4"
+    if not dump.exists():
+        part = dump.with_suffix(".partial")
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "debian-root", "-d", str(tree), str(part), "1G"], check=True)
+        part.rename(dump)
+    return dump

@@ -126,3 +126,19 @@ def render_remote(insp) -> str:
     for w in insp.warnings:
         out.append(f"WARNING: {safe(w, 400)}")
     return "\n".join(out) + "\n"
+
+
+def render_services(found) -> str:
+    """What the guest runs (inspect/services): its init, the services it starts, ports, data."""
+    out = [f"Init: {found.init}" + (f" ({safe(found.init_path, 60)})" if found.init_path else ""), ""]
+    if found.services:
+        out.append(f"{'Service':<28} {'Ports':<12} {'User':<10} Runs")
+    for s in found.services:
+        runs = s.exec_start[-1] if s.exec_start else s.unit
+        ports = ",".join(map(str, s.ports)) or "-"
+        out.append(f"{safe(s.name, 27):<28} {ports:<12} {safe(s.user or 'root', 10):<10} {safe(runs, 70)}")
+    if found.data_dirs:
+        out += ["", "Data that should outlive a container (a volume each):"]
+        out += [f"  {safe(p, 40):<40} {human(b):>7}  {safe(why, 40)}" for p, b, why in found.data_dirs]
+    out += ["", "Ways to run it: " + ", ".join(found.run_modes)]
+    return "\n".join(out) + "\n"

@@ -16,10 +16,12 @@ from typing import Protocol
 from vm2c_tui.archive import gnutar, usertar
 from vm2c_tui.archive.gnutar import Progress, ProgressFn, TarSpec
 from vm2c_tui.archive.treescan import TreeScan
+from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.session import Session
 from vm2c_tui.inspect.guestpath import GuestRoot
 from vm2c_tui.plan import presets
 from vm2c_tui.read.userspace import prepare as reader_plan
+from vm2c_tui.read.userspace.guest import ReaderRoot
 from vm2c_tui.read.userspace.tree import UserspaceTree
 
 
@@ -31,6 +33,7 @@ class Tree(Protocol):
     def sizes(self, path: str) -> list[tuple[str, int, bool]]: ...
     def whiteouts(self) -> list[str]: ...
     def settle(self) -> None: ...
+    def guest(self): ...  # the assembled root through the GuestRoot interface
     def write(self, dest: Path, *, total: int, on_progress: ProgressFn | None = None) -> Progress: ...
     def stream(self, *, total: int, on_progress: ProgressFn | None = None): ...
 
@@ -57,6 +60,9 @@ class MountedTree:
 
     def settle(self) -> None:
         self.scan.join()  # its whiteouts are reported after the tree is gone
+
+    def guest(self) -> GuestRoot:
+        return GuestRoot(str(self.path))
 
     def write(self, dest: Path, *, total: int, on_progress: ProgressFn | None = None) -> Progress:
         return gnutar.write_tar(self.spec, dest, total=total, scan=self.scan, on_progress=on_progress)
@@ -85,6 +91,10 @@ class ReaderTree:
 
     def whiteouts(self) -> list[str]:
         return self.tree.filters.whiteouts
+
+    def guest(self):
+        """The root filesystem through the GuestRoot interface (read, listdir ...)."""
+        return ReaderRoot(self.tree.mounts[0].reader)
 
     def settle(self) -> None:
         pass
@@ -122,6 +132,10 @@ class RemoteTree:
 
     def settle(self) -> None:
         pass
+
+    def guest(self):
+        raise Vm2cError(f"{self.remote.url}: reading its services over SSH is not done yet; archive it and read "
+                        f"the tar's tree, or run vm2c on its disk image")
 
     def quiesced(self):
         """The services stopped for the block's time and started again after it, success or

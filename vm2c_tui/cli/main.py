@@ -26,6 +26,19 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
+def _cmd_services(args) -> int:
+    from vm2c_tui.cli.common import options, require_root, sources
+    from vm2c_tui.convert.conversion import Conversion
+    from vm2c_tui.convert.services import guest_services
+    from vm2c_tui.text import render_services
+
+    require_root("services", args)
+    with Conversion(sources(args), options(args)) as conv:
+        found = guest_services(conv)
+    print(json.dumps(found.to_json(), indent=2) if args.json else render_services(found), end="\n" if args.json else "")
+    return 0
+
+
 def _cmd_doctor(args) -> int:
     from vm2c_tui.convert.doctor import checks
 
@@ -75,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",
                    help="userspace reads the image in Python (no root); auto picks it when not root")
     s.set_defaults(func=_cmd_inspect)
+
+    s = sub.add_parser("services", help="what the guest runs: its init, enabled services, their ports, its data")
+    from vm2c_tui.cli.common import conversion_args
+
+    conversion_args(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_services)
 
     s = sub.add_parser("doctor", help="what this machine offers")
     s.add_argument("--json", action="store_true")

@@ -1,0 +1,14 @@
+"""`vm2c services SOURCE`: the assembled guest (both engines) read for what it runs (issue 24)."""
+
+from __future__ import annotations
+
+from vm2c_tui.inspect.services import GuestServices, read_services
+
+
+def guest_services(conv) -> GuestServices:
+    """CONV: an entered Conversion; its tree is prepared (mounted read-only, or opened)."""
+    conv.inspect()
+    conv.plan()
+    tree = conv.prepare().tree
+    guest = tree.guest()
+    return read_services(guest, lambda path: sum(size for _, size, _ in tree.sizes(path)))

@@ -1,0 +1,97 @@
+"""What the guest runs (issue 24), read from its tree through the GuestRoot interface, so the
+kernel engine's mounts and the user-space readers give the same answer: the init system, the
+services it starts (systemd units with what a container needs of them), the ports their
+configuration declares, the data directories that should outlive a container."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vm2c_tui.inspect.services import init, ports, units
+
+DATA_DIRS = ("/srv", "/home", "/var/www", "/opt")
+
+
+@dataclass
+class Service:
+    name: str  # nginx.service, ssh.socket; a SysV/OpenRC script's name
+    manager: str  # systemd | sysv | openrc
+    unit: str = ""  # the unit file read
+    exec_start: list[str] = field(default_factory=list)
+    exec_start_pre: list[str] = field(default_factory=list)
+    type: str = ""
+    user: str = ""
+    group: str = ""
+    working_directory: str = ""
+    environment: list[str] = field(default_factory=list)
+    environment_files: list[str] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    ports_from: str = ""  # the configuration that declares them
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k) for k in ("name", "manager", "unit", "exec_start", "exec_start_pre", "type",
+                                              "user", "group", "working_directory", "environment",
+                                              "environment_files", "ports", "ports_from")}
+
+
+@dataclass
+class GuestServices:
+    init: str  # systemd | sysvinit | openrc | busybox | none
+    init_path: str
+    services: list[Service]
+    data_dirs: list[tuple[str, int, str]]  # (path, bytes, why)
+
+    @property
+    def run_modes(self) -> list[str]:
+        """system (the guest's init as PID 1), service:NAME (one unit's ExecStart), shell."""
+        modes = ["system"] if self.init != "none" else []
+        modes += [f"service:{s.name.rsplit('.', 1)[0]}" for s in self.services if s.exec_start]
+        return [*modes, "shell"]
+
+    def to_json(self) -> dict:
+        return {"init": self.init, "init_path": self.init_path or None,
+                "services": [s.to_json() for s in self.services],
+                "data_dirs": [{"path": p, "bytes": b, "why": w} for p, b, w in self.data_dirs],
+                "run_modes": self.run_modes}
+
+
+def _systemd(guest, name: str) -> Service:
+    found = units.find(guest, name)
+    path, keys = found if found else ("", {})
+    one = lambda k: (keys.get(k) or [""])[-1]  # noqa: E731
+    s = Service(name, "systemd", path, keys.get("ExecStart", []), keys.get("ExecStartPre", []), one("Type"),
+                one("User"), one("Group"), one("WorkingDirectory"), keys.get("Environment", []),
+                keys.get("EnvironmentFile", []))
+    s.ports, s.ports_from = ports.declared(guest, name.rsplit(".", 1)[0].split("@")[0], keys.get("ListenStream", []))
+    return s
+
+
+def read_services(guest, size_of: Callable[[str], int] = lambda p: 0) -> GuestServices:
+    """GUEST: a GuestRoot-like view of the assembled root; SIZE_OF(path): bytes under a guest path."""
+    kind, path = init.init_system(guest)
+    if kind == "systemd":
+        found = [_systemd(guest, n) for n in init.systemd_enabled(guest)]
+    else:
+        names = init.openrc_enabled(guest) if kind == "openrc" else init.sysv_enabled(guest) if kind == "sysvinit" \
+            else []
+        found = []
+        for n in names:
+            s = Service(n, "openrc" if kind == "openrc" else "sysv", f"/etc/init.d/{n}")
+            s.ports, s.ports_from = ports.declared(guest, n, [])
+            found.append(s)
+    return GuestServices(kind, path, found, _data_dirs(guest, found, size_of))
+
+
+def _data_dirs(guest, found: list[Service], size_of) -> list[tuple[str, int, str]]:
+    want: dict[str, str] = {d: "site data" if d != "/home" else "users' homes" for d in DATA_DIRS}
+    for s in found:
+        base = s.name.rsplit(".", 1)[0].split("@")[0]
+        if base in ports.DATA:
+            want[ports.DATA[base]] = f"{base}'s data"
+        want.setdefault(f"/var/lib/{base}", f"{base}'s state")
+    out = []
+    for d, why in want.items():
+        if guest.listdir(d):  # present and not empty
+            out.append((d, size_of(d), why))
+    return out
