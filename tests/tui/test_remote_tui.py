@@ -26,15 +26,24 @@ async def test_wizard_archives_a_machine_over_ssh(remote_host, tmp_path, monkeyp
         await wait_until(pilot, lambda: "/srv" in str(line.render()))
         assert "nothing is written" in str(line.render())
         app.screen.query_one("#outdir", Input).value = str(tmp_path / "out")
-        await press_button(pilot, "#next")
-        await tour.reach(pilot, "ArchiveScreen", "#start")
-        await press_button(pilot, "#start")
-        await wait_until(pilot, lambda: app.state.archive is not None, timeout=120)
-        await pilot.press("q")
-    assert app.return_code == 0
-    with tarfile.open(tmp_path / "out" / "img.tar") as tar:
-        names = set(tar.getnames())
+        await _archive_and_quit(pilot)
+    names = _names(app, tmp_path / "out")
     assert "./srv/site/index.html" in names and "./usr/bin/ping" in names
+
+
+async def _archive_and_quit(pilot) -> None:
+    """From the Mount step: on to the Archive step, archive, quit."""
+    await press_button(pilot, "#next")
+    await tour.reach(pilot, "ArchiveScreen", "#start")
+    await press_button(pilot, "#start")
+    await wait_until(pilot, lambda: pilot.app.state.archive is not None, timeout=120)
+    await pilot.press("q")
+
+
+def _names(app, out) -> set[str]:
+    assert app.return_code == 0
+    with tarfile.open(out / "img.tar") as tar:
+        return set(tar.getnames())
 
 
 async def test_wizard_ssh_form_asks_about_an_unknown_host_key(remote_host, tmp_path, monkeypatch, no_leaks):
@@ -73,12 +82,6 @@ async def test_wizard_ssh_form_asks_about_an_unknown_host_key(remote_host, tmp_p
         await wait_until(pilot, lambda: app.state.conversion is not None and app.state.conversion.prepared)
         minimal.value = True  # chosen after the estimate prepared the tree
         await pilot.pause(0.1)
-        await press_button(pilot, "#next")
-        await tour.reach(pilot, "ArchiveScreen", "#start")
-        await press_button(pilot, "#start")
-        await wait_until(pilot, lambda: app.state.archive is not None, timeout=120)
-        await pilot.press("q")
-    assert app.return_code == 0
-    with tarfile.open(tmp_path / "out" / "img.tar") as tar:
-        names = set(tar.getnames())
+        await _archive_and_quit(pilot)
+    names = _names(app, tmp_path / "out")
     assert "./usr/bin/ping" in names and not any(n.startswith("./usr/share/doc/") for n in names)

@@ -48,8 +48,9 @@ def systemd_guest(root: Path) -> Path:
     _put(root, f"{units}/cups.socket", "[Socket]\nListenStream=/run/cups/cups.sock\nListenStream=0.0.0.0:631\n")
     _put(root, f"{units}/getty@.service", "[Service]\nExecStart=-/sbin/agetty %I\n")
     _put(root, f"{units}/cron.service", "[Service]\nExecStart=/usr/sbin/cron -f\n")
+    _put(root, f"{units}/reap.service", "[Service]\nType=oneshot\nExecStart=/sbin/e2scrub_all -A -r\n")
     wants = "/etc/systemd/system/multi-user.target.wants"
-    for name in ("nginx.service", "ssh.service", "app.service", "cron.service"):
+    for name in ("nginx.service", "ssh.service", "app.service", "cron.service", "reap.service"):
         _link(root, f"{wants}/{name}", f"{units}/{name}")
     _link(root, "/etc/systemd/system/sockets.target.wants/cups.socket", f"{units}/cups.socket")
     _link(root, "/etc/systemd/system/getty.target.wants/getty@tty1.service", f"{units}/getty@.service")
@@ -68,7 +69,7 @@ def test_systemd_services_with_what_a_container_needs(tmp_path):
     found = read_services(GuestRoot(str(systemd_guest(tmp_path))), lambda p: 1234)
     assert (found.init, found.init_path) == ("systemd", "/lib/systemd/systemd")
     by = {s.name: s for s in found.services}
-    assert set(by) == {"nginx.service", "ssh.service", "app.service", "cups.socket"}  # cron is masked
+    assert set(by) == {"nginx.service", "ssh.service", "app.service", "cups.socket", "reap.service"}  # cron masked
     assert by["nginx.service"].ports == [80, 8443] and by["nginx.service"].type == "forking"
     assert by["nginx.service"].exec_start_pre == ["/usr/sbin/nginx -t -q -g 'daemon on; master_process on;'"]
     assert by["ssh.service"].ports == [2222] and by["ssh.service"].exec_start == ["/usr/sbin/sshd -D $SSHD_OPTS"]
@@ -79,7 +80,7 @@ def test_systemd_services_with_what_a_container_needs(tmp_path):
     assert by["cups.socket"].ports == [631]
     dirs = {p: (b, why) for p, b, why in found.data_dirs}
     assert set(dirs) == {"/srv", "/var/www", "/var/lib/app"} and dirs["/var/www"] == (1234, "nginx's data")
-    assert "system" in found.run_modes and "service:nginx" in found.run_modes and found.run_modes[-1] == "shell"
+    assert found.run_modes == ["system", "service:app", "service:nginx", "service:ssh", "shell"]  # no oneshot
     doc = found.to_json()
     assert doc["init"] == "systemd" and {s["name"] for s in doc["services"]} == set(by)
 

@@ -46,7 +46,8 @@ class GuestServices:
     def run_modes(self) -> list[str]:
         """system (the guest's init as PID 1), service:NAME (one unit's ExecStart), shell."""
         modes = ["system"] if self.init != "none" else []
-        modes += [f"service:{s.name.rsplit('.', 1)[0]}" for s in self.services if s.exec_start]
+        modes += [f"service:{s.name.rsplit('.', 1)[0]}" for s in self.services  # a oneshot ends: no service
+                  if s.exec_start and s.type != "oneshot" and s.name.endswith(".service")]
         return [*modes, "shell"]
 
     def to_json(self) -> dict:
