@@ -260,10 +260,13 @@ def test_stop_services_quiesces_the_tar_and_starts_them_again(remote_host, tmp_p
         _, err = slow.communicate(timeout=60)
         assert slow.returncode != 0 and "Traceback" not in err, err
         assert _writer_pid(remote_host) not in ("", after)  # started again although the run was interrupted
-        bad = _vm2c(remote_host, "archive", remote_host.url, "-o", tmp_path / "x", "--stop-services", "no-such-service")
+        resumed = _writer_pid(remote_host)
+        bad = _vm2c(remote_host, "archive", remote_host.url, "-o", tmp_path / "x", "--stop-services",
+                    "vm2c-writer,no-such-service")
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
         assert "could not stop no-such-service" in bad.stderr.strip().splitlines()[-1]  # the error is the last line
         assert not (tmp_path / "x" / "img.tar").exists()
+        assert _writer_pid(remote_host) not in ("", resumed)  # stopped before the other failed: started again
     finally:
         remote_host.exec("sh", "-c", "/etc/init.d/vm2c-writer stop; rm -f /etc/init.d/vm2c-writer "
                          "/var/log/vm2c-writer.log")

@@ -137,14 +137,25 @@ class RemoteTree:
         raise Vm2cError(f"{self.remote.url}: reading its services over SSH is not done yet; archive it and read "
                         f"the tar's tree, or run vm2c on its disk image")
 
+    @contextlib.contextmanager
     def quiesced(self):
         """The services stopped for the block's time and started again after it, success or
-        failure (in the state file meanwhile: `vm2c cleanup` names them if vm2c is killed)."""
+        failure (in the state file first: `vm2c cleanup` names them if vm2c is killed). One by
+        one, so those that stopped before another failed to are started again."""
         if not self.stop:
-            return contextlib.nullcontext()
-        self.remote.services("stop", self.stop)
-        return self.session.holding("services", self.remote.url, lambda: self.remote.services("start", self.stop),
-                                    names=list(self.stop))
+            yield
+            return
+        stopped: list[str] = []  # started again: those that did stop, the last first
+
+        def start() -> None:
+            if stopped:
+                self.remote.services("start", stopped[::-1])
+
+        with self.session.holding("services", self.remote.url, start, names=list(self.stop)):
+            for name in self.stop:
+                self.remote.services("stop", [name])
+                stopped.append(name)
+            yield
 
     def write(self, dest: Path, *, total: int, on_progress: ProgressFn | None = None) -> Progress:
         with self.quiesced():

@@ -120,15 +120,22 @@ class Session(contextlib.ExitStack):
         self._save()
         try:
             yield res
-        finally:
-            try:
-                release()
-            except BaseException as exc:
-                res.extra["error"] = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                self._save()
-                raise
-            self.resources.remove(res)
+        except BaseException:
+            self._give_back(res, release, raising=False)  # the block's own error is the one to tell
+            raise
+        self._give_back(res, release, raising=True)
+
+    def _give_back(self, res: Resource, release: Callable[[], None], raising: bool) -> None:
+        try:
+            release()
+        except BaseException as exc:  # still held: it stays in the state file, with why
+            res.extra["error"] = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             self._save()
+            if raising:
+                raise
+            return
+        self.resources.remove(res)
+        self._save()
 
     # -- common resources --------------------------------------------------
     def tempdir(self, label: str = "work", base: str | None = None) -> Path:
