@@ -94,30 +94,15 @@ class Session(contextlib.ExitStack):
 
     def track(self, kind: str, ident: str, release: Callable[[], None], **extra) -> Resource:
         """Record a resource, and push its release onto the stack."""
-        res = Resource(kind, ident, extra)
-        self.resources.append(res)
-        self._save()
-
-        def _release() -> None:
-            try:
-                release()
-            except BaseException as exc:  # still held: it stays in the state file, with why
-                res.extra["error"] = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                self._save()
-                raise
-            self.resources.remove(res)
-            self._save()
-
-        self.callback(_release)
+        res = self._record(kind, ident, extra)
+        self.callback(self._give_back, res, release, True)
         return res
 
     @contextlib.contextmanager
     def holding(self, kind: str, ident: str, release: Callable[[], None], **extra) -> Iterator[Resource]:
         """A resource for a block's time, not the session's (remote services stopped for one tar):
         in the state file while held; released when the block ends, however it ends."""
-        res = Resource(kind, ident, extra)
-        self.resources.append(res)
-        self._save()
+        res = self._record(kind, ident, extra)
         try:
             yield res
         except BaseException:
@@ -125,10 +110,18 @@ class Session(contextlib.ExitStack):
             raise
         self._give_back(res, release, raising=True)
 
+    def _record(self, kind: str, ident: str, extra: dict) -> Resource:
+        res = Resource(kind, ident, extra)
+        self.resources.append(res)
+        self._save()
+        return res
+
     def _give_back(self, res: Resource, release: Callable[[], None], raising: bool) -> None:
+        """RELEASE, then RES off the record; if it fails, RES stays in the state file with why
+        (raised again when RAISING)."""
         try:
             release()
-        except BaseException as exc:  # still held: it stays in the state file, with why
+        except BaseException as exc:
             res.extra["error"] = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             self._save()
             if raising:
