@@ -162,13 +162,9 @@ class RemoteTree:
             return gnutar.write_tar(self.spec, dest, total=total, on_progress=on_progress, remote=self.remote)
 
     def stream(self, *, total: int, on_progress: ProgressFn | None = None) -> gnutar.TarPipe:
-        held = self.quiesced()
-        held.__enter__()
-        try:
+        with contextlib.ExitStack() as held:  # given to the pipe once tar runs; released here if it fails to start
+            held.enter_context(self.quiesced())
             pipe = gnutar.TarPipe(self.spec, total=total, on_progress=on_progress, remote=self.remote)
-        except BaseException:
-            held.__exit__(None, None, None)
-            raise
-        pipe.after_close(lambda: held.__exit__(None, None, None))  # started again once tar has ended
+            pipe.after_close(held.pop_all().close)  # started again once tar has ended
         self.session.callback(pipe.close)
         return pipe
