@@ -54,6 +54,25 @@ def walk(path: str, is_link, readlink, *, follow_last: bool = True) -> list[str]
     return parts
 
 
+def guest_target(root, path: str) -> str:
+    """Guest PATH with its symlinks resolved inside the guest ROOT (a GuestRoot, or a reader's
+    root with the same _is_link/_readlink); "" when it does not resolve to something there."""
+    try:
+        found = "/" + "/".join(walk(path, root._is_link, root._readlink))
+    except (GuestPathError, OSError):
+        return ""
+    return found if root.exists(found) else ""
+
+
+def link_text(root, path: str) -> str:
+    """What the symlink at guest PATH says, unresolved ("" when it is not a symlink)."""
+    parts = [p for p in path.split("/") if p]
+    try:
+        return root._readlink(parts) if root._is_link(parts) else ""
+    except OSError:
+        return ""
+
+
 class GuestRoot:
     """A guest filesystem mounted on the host at ROOT."""
 

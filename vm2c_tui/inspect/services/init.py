@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import re
 
-from vm2c_tui.inspect.guestpath import GuestPathError, walk
+from vm2c_tui.inspect.guestpath import guest_target, link_text
 from vm2c_tui.inspect.services.units import UNIT_PATH
 
 SYSTEMD = ("/lib/systemd/systemd", "/usr/lib/systemd/systemd")
 
 
-def target_of(guest, path: str) -> str:
-    """Guest PATH with its symlinks resolved inside the guest ("" when it does not resolve)."""
-    try:
-        parts = walk(path, guest._is_link, guest._readlink)
-    except (GuestPathError, OSError):
-        return ""
-    return "/" + "/".join(parts) if guest.exists("/" + "/".join(parts)) else ""
-
-
 def init_system(guest) -> tuple[str, str]:
     """(systemd | sysvinit | openrc | busybox | none, the init's path)."""
-    init = target_of(guest, "/sbin/init") or target_of(guest, "/usr/sbin/init")
+    init = guest_target(guest, "/sbin/init") or guest_target(guest, "/usr/sbin/init")
     name = init.rsplit("/", 1)[-1]
     if name == "systemd" or (not init and any(guest.exists(p) for p in SYSTEMD)):
         return "systemd", init or next(p for p in SYSTEMD if guest.exists(p))
@@ -30,15 +21,13 @@ def init_system(guest) -> tuple[str, str]:
         return "openrc", init  # Alpine's init is busybox's, and its inittab runs OpenRC
     if name == "busybox":
         return "busybox", init
-    if init and guest.exists("/etc/inittab"):
-        return "sysvinit", init
-    return ("sysvinit", init) if init else ("none", "")
+    return ("sysvinit", init) if init else ("none", "")  # an init that is none of those: SysV's or alike
 
 
 def systemd_enabled(guest) -> list[str]:
     """Services and sockets the default target pulls in (with multi-user's, which graphical
     includes), in the order found, each once."""
-    default = target_of(guest, "/etc/systemd/system/default.target").rsplit("/", 1)[-1] or "multi-user.target"
+    default = guest_target(guest, "/etc/systemd/system/default.target").rsplit("/", 1)[-1] or "multi-user.target"
     targets = dict.fromkeys([default, "multi-user.target", "sockets.target"])
     found: dict[str, None] = {}
     for t in targets:
@@ -50,8 +39,7 @@ def systemd_enabled(guest) -> list[str]:
 
 
 def _masked(guest, name: str) -> bool:
-    parts = ["etc", "systemd", "system", name]
-    return bool(guest._is_link(parts)) and guest._readlink(parts) == "/dev/null"
+    return link_text(guest, f"/etc/systemd/system/{name}") == "/dev/null"
 
 
 def sysv_enabled(guest) -> list[str]:
