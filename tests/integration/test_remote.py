@@ -66,6 +66,11 @@ def test_remote_dry_run_shows_the_exact_ssh_line(remote_host, tmp_path):
     assert ssh.startswith("ssh -F ") and " -- 127.0.0.1 'tar --verbose --create --file=-" in ssh
     assert "'--exclude=./proc/*'" in ssh and ssh.endswith(f"> {out}/img.tar")
     assert not out.exists()
+    text = _vm2c(remote_host, "archive", remote_host.url, "-o", out, "--dry-run", "--stop-services", "cron,nginx",
+                 check=True).stdout
+    tar_at = text.index("'tar --verbose")  # the stop lines before it, one a service, as they run; one start after
+    assert text.index("sh stop cron") < text.index("sh stop nginx") < tar_at < text.index("sh start nginx cron")
+    assert text.count("sh -c '") == 3 and not out.exists()
 
 
 def _one_line(proc) -> str:

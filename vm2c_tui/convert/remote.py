@@ -70,10 +70,10 @@ def render(conv, outdir: str) -> list[str]:
     spec = spec_for(insp, conv.options)
     cmd = gnutar.tar_command(spec, "-")
     ssh = conv.remote.argv([cmd[0], "--verbose", *cmd[1:]])
-    stop = conv.options.stop_services
-    quiesce = [shell_line(conv.remote.argv(["systemctl", act, "--", *stop])) for act in ("stop", "start")] if stop \
-        else []  # systemctl shown; the remote's own tool is used (service, rc-service where no systemd)
+    stop = conv.options.stop_services  # one by one, as RemoteTree.quiesced stops them; started again the last first
+    before = [shell_line(conv.remote.argv(conv.remote.services_command("stop", [n]))) for n in stop]
+    after = [shell_line(conv.remote.argv(conv.remote.services_command("start", stop[::-1])))] if stop else []
     return [f"# vm2c: {insp.source} ({insp.os.pretty_name if insp.os else 'unknown OS'}), archiving "
             + ", ".join(m.mountpoint for m in insp.archived) + "; nothing is written on the remote",
-            *quiesce[:1], shell_line(ssh) + (f" | {spec.compress} -dc" if spec.compress else "") + " > "
-            + shell_line([f"{outdir}/img.tar"]), *quiesce[1:]]
+            *before, shell_line(ssh) + (f" | {spec.compress} -dc" if spec.compress else "") + " > "
+            + shell_line([f"{outdir}/img.tar"]), *after]

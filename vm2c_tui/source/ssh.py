@@ -81,14 +81,21 @@ class Remote:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ssh://{self.user + '@' if self.user else ''}{host}{':' + str(self.port) if self.port else ''}{self.path}"
 
+    @property
+    def port_args(self) -> list[str]:
+        """-p PORT, as ssh, ssh-keyscan and ssh -G all take it."""
+        return ["-p", str(self.port)] if self.port else []
+
+    @staticmethod
+    def config_args() -> list[str]:
+        """-F FILE for vm2c --ssh-config FILE (ssh itself and ssh -G)."""
+        return ["-F", os.environ["VM2C_SSH_CONFIG"]] if os.environ.get("VM2C_SSH_CONFIG") else []
+
     def argv(self, remote_cmd: list[str]) -> list[str]:
         """ssh running REMOTE_CMD (each word quoted for the remote shell)."""
-        opts = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
-                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4", "-T", "-x", "-a"]
-        if os.environ.get("VM2C_SSH_CONFIG"):  # vm2c --ssh-config FILE
-            opts = ["-F", os.environ["VM2C_SSH_CONFIG"], *opts]
-        if self.port:
-            opts += ["-p", str(self.port)]
+        opts = [*self.config_args(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
+                "-T", "-x", "-a", *self.port_args]
         if self.user:
             opts += ["-l", self.user]
         if self.sudo:
@@ -106,10 +113,15 @@ class Remote:
             raise self.failed(what or remote_cmd[0], proc.stderr.decode(errors="replace"), proc.returncode)
         return proc.stdout
 
-    def services(self, action: str, names: list[str]) -> None:
-        """Stop or start NAMES there (--stop-services), in order; a failure is one line."""
+    @staticmethod
+    def services_command(action: str, names: list[str]) -> list[str]:
+        """The remote command that stops or starts NAMES, in order (run, and shown by --dry-run)."""
         assert action in ("stop", "start")
-        self.run(["sh", "-c", SERVICES, "sh", action, *names], timeout=300, what=f"{action}ping {', '.join(names)}")
+        return ["sh", "-c", SERVICES, "sh", action, *names]
+
+    def services(self, action: str, names: list[str]) -> None:
+        """Stop or start NAMES there (--stop-services); a failure is one line."""
+        self.run(self.services_command(action, names), timeout=300, what=f"{action}ping {', '.join(names)}")
 
     def failed(self, what: str, stderr: str, rc: int) -> Vm2cError:
         """A remote command's failure as one line (sudo wanting a password said as such)."""
@@ -130,7 +142,7 @@ class Remote:
         if "Host key verification failed" in text or "No host key is known" in text:
             keys = self.scan()
             fp = fingerprints(keys) or "fingerprint unavailable"
-            scan = shlex.join(["ssh-keyscan", *(["-p", str(self.port)] if self.port else []), self.host])
+            scan = shlex.join(["ssh-keyscan", *self.port_args, self.host])
             return UnknownHostKey(f"{self.url}: its host key is not in known_hosts ({fp}); check it, then add it: "
                                   f"{scan} >> ~/.ssh/known_hosts", keys, fp)
         if "Permission denied" in text:
@@ -145,14 +157,13 @@ class Remote:
         """The host's public keys as ssh-keyscan gets them (known_hosts lines)."""
         if not which("ssh-keyscan"):
             return b""
-        scan = ["ssh-keyscan", "-T", "5", *(["-p", str(self.port)] if self.port else []), "--", self.host]
+        scan = ["ssh-keyscan", "-T", "5", *self.port_args, "--", self.host]
         return run(scan, check=False, timeout=20).stdout
 
     def trust(self, keys: bytes) -> Path:
         """Add KEYS (the very lines whose fingerprints the operator was shown) to the known_hosts
         file ssh reads for this host; that file."""
-        cmd = ["ssh", *(["-F", os.environ["VM2C_SSH_CONFIG"]] if os.environ.get("VM2C_SSH_CONFIG") else []),
-               "-G", *(["-p", str(self.port)] if self.port else []), "--", self.host]
+        cmd = ["ssh", *self.config_args(), "-G", *self.port_args, "--", self.host]
         conf = run(cmd, check=False, timeout=20).stdout.decode(errors="replace")
         files = [l.split()[1:] for l in conf.splitlines() if l.startswith("userknownhostsfile ")]
         path = Path(os.path.expanduser(files[0][0] if files and files[0] else "~/.ssh/known_hosts"))
