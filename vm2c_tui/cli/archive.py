@@ -54,11 +54,23 @@ def _cmd_archive(args) -> int:
     if args.sparse:
         print("no Dockerfile: a tar with sparse members cannot become a Docker layer (archive without --sparse)")
         return 0
-    print(f"{res.dockerfile}: FROM scratch, ADD img.tar /, CMD [\"{prep.shell}\"]")
+    _print_recipe(res, prep, conv.run_plan(), out)
     for s in prep.sanitized:
         print(f"sanitised: {s}")
     print(f"next: docker build -t IMAGE:TAG {out}   (or: vm2c build {out} --tag IMAGE:TAG)")
     return 0
+
+
+def _print_recipe(res, prep, run, out: Path) -> None:
+    from vm2c_tui.text import safe
+
+    if run.mode == "shell":
+        print(f"{res.dockerfile}: FROM scratch, ADD img.tar /, CMD [\"{prep.shell}\"]")
+        return
+    print(f"{res.dockerfile}: FROM scratch, ADD img.tar /, the --run {run.mode} layer ({out}/run/): "
+          + "; ".join(c for c in run.config if not c.startswith("ENV PATH=")))
+    for n in run.notes:
+        print(f"run: {safe(n, 500)}")
 
 
 def _archive_json(conv, res, prep, args) -> None:
@@ -72,6 +84,7 @@ def _archive_json(conv, res, prep, args) -> None:
         "mounted": [{"id": m.fs_id, "mountpoint": m.mountpoint, "fstype": m.fstype,
                      "via": "user space" if conv.engine == "userspace" else m.via} for m in prep.mounted],
         "sanitized": list(prep.sanitized), "notes": list(prep.notes),
+        **({"run": conv.run_plan().to_json()} if args.run != "shell" else {}),
     }, indent=2))
 
 

@@ -34,6 +34,9 @@ def conversion_args(s) -> None:
                         "(success or failure)")
     s.add_argument("--limit-rate", type=rate, default=0, metavar="RATE",
                    help="read at most RATE a second (8M, 1G; whole MiB): keeps a busy host or disk responsive")
+    s.add_argument("--run", default="shell", metavar="MODE",
+                   help="how the image runs: system (the guest's init as PID 1), service:NAME (one of its "
+                        "services, `vm2c services` lists them) or shell (default)")
     s.add_argument("--engine", choices=["auto", "kernel", "userspace"], default="auto",
                    help="kernel: loop devices and mounts, needs root; userspace: reads the image itself, "
                         "no root (optional extra); auto: the kernel route where it can run, userspace otherwise")
@@ -62,7 +65,7 @@ def options(args):
                    sanitize=not args.no_sanitize, view=args.view, engine=args.engine,
                    sparse=getattr(args, "sparse", False), snapshot=args.snapshot, limit_rate=args.limit_rate,
                    sudo=args.sudo, compress=args.compress,
-                   stop_services=args.stop_services)
+                   stop_services=args.stop_services, run=args.run)
 
 
 class ProgressLine:

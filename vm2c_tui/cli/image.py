@@ -12,23 +12,34 @@ from vm2c_tui.errors import Vm2cError
 from vm2c_tui.text import human, safe
 
 
-def _print_result(res, smoke, out=sys.stdout) -> None:
+def _print_result(res, smoke, out=sys.stdout, run=None, cgroup: str = "1") -> None:
+    from vm2c_tui.image.dockerfile import run_commands
+
     tag = res.tags[0] if res.tags else res.image_id
     print(f"image {res.image_id[:19]}  {', '.join(res.tags)}  {human(res.size)}  {res.layers} layer(s)  "
           f"[{res.method}]", file=out)
-    if smoke is not None:
+    if smoke is not None and smoke.mode != "shell":
+        state = "ok" if smoke.ok else "FAILED"
+        print(f"smoke test of --run {smoke.mode}: {state}" + ("" if smoke.ok else " -- the image is kept"), file=out)
+        for line in smoke.detail or [smoke.error]:
+            print(f"  {safe(line, 400)}", file=out)
+    elif smoke is not None:
         if smoke.ok:
             first = next((l for l in smoke.os_release.splitlines() if l.startswith("PRETTY_NAME=")), "")
             print(f"smoke test: ok ({safe(smoke.shell)} runs; {safe(first)})", file=out)
         else:
             print(f"smoke test FAILED ({safe(smoke.shell)}): {safe(smoke.error, 400)} -- the image is kept", file=out)
-    print(f"next: docker run -it --rm {tag} {safe(smoke.shell) if smoke else '/bin/sh'}", file=out)
+    if run is not None and run.mode != "shell":
+        for i, line in enumerate(run_commands(tag, run, "/bin/sh", cgroup)):
+            print(f"{'next: ' if i == 0 else '      '}{line}", file=out)
+    else:
+        print(f"next: docker run -it --rm {tag} {safe(smoke.shell) if smoke else '/bin/sh'}", file=out)
     print(f"      docker save -o image.tar {tag}", file=out)
 
 
 def _cmd_build(args) -> int:
     from vm2c_tui.archive.tarfacts import has_sparse_members
-    from vm2c_tui.image import flow
+    from vm2c_tui.image import flow, runlayer
 
     t0 = time.monotonic()
     ctx = Path(args.dir)
@@ -39,13 +50,16 @@ def _cmd_build(args) -> int:
         raise Vm2cError(f"{tar} holds GNU sparse members (vm2c archive --sparse): Docker cannot save such a "
                         f"layer; archive again without --sparse")
     shell, labels = _dockerfile_settings(dockerfile)
-    recipe = flow.Recipe(args.tag, args.method, shell, labels, smoke=not args.no_smoke)
+    run = runlayer.read_plan(ctx)  # what `vm2c archive --run` decided
+    recipe = flow.Recipe(args.tag, args.method, shell, labels, smoke=not args.no_smoke, run=run,
+                         run_context=ctx / runlayer.DIR if run else None)
     flow.check(recipe, tar.stat().st_size)
     if args.method == "dockerfile":
         _warn_dropped_xattrs(tar)
     built = flow.make(recipe, tar=tar, on_log=_build_log(args.method))
     built.result.timings["total"] = round(time.monotonic() - t0, 3)
-    _report(args, built.result, built.smoke, {"source": str(tar), "labels": labels})
+    _write_run_files(ctx, args.tag, run)
+    _report(args, built.result, built.smoke, {"source": str(tar), "labels": labels}, run)
     return 0 if built.smoke is None or built.smoke.ok else 3
 
 
@@ -54,14 +68,30 @@ def _build_log(method: str):
     return (lambda line: print(line, file=sys.stderr)) if method == "dockerfile" else None
 
 
-def _report(args, res, smoke, source: dict) -> None:
+def _write_run_files(outdir: Path | None, tag: str, run) -> None:
+    """compose.yaml and kubernetes.yaml for a run mode, beside the image's files."""
+    from vm2c_tui.host.outfile import write_new
+    from vm2c_tui.image.compose import compose_text, k8s_text
+    from vm2c_tui.image.runsmoke import cgroup_version
+
+    if outdir is None or run is None or run.mode == "shell":
+        return
+    write_new(outdir / "compose.yaml", compose_text(tag, run, cgroup_version()).encode(), 0o644)
+    write_new(outdir / "kubernetes.yaml", k8s_text(tag, run).encode(), 0o644)
+    print(f"vm2c: wrote {outdir / 'compose.yaml'} and {outdir / 'kubernetes.yaml'}", file=sys.stderr)
+
+
+def _report(args, res, smoke, source: dict, run=None) -> None:
     """--json: one document (the same keys for build and convert); else the lines to read."""
     if args.json:
         print(json.dumps({"image_id": res.image_id, "tags": res.tags, "size": res.size, "method": args.method,
                           **source, "layers": res.layers, "smoke": smoke.to_json() if smoke else None,
+                          **({"run": run.to_json()} if run and run.mode != "shell" else {}),
                           "timings": res.timings}, indent=2))
     else:
-        _print_result(res, smoke)
+        from vm2c_tui.image.runsmoke import cgroup_version
+
+        _print_result(res, smoke, run=run, cgroup=cgroup_version() if run and run.system else "1")
         print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
 
 
@@ -108,6 +138,8 @@ def _cmd_convert(args) -> int:
         require_file_target(save, "--save")
     if args.workdir:
         require_dir(args.workdir, "--workdir")
+    if args.compose:
+        require_dir(args.compose, "--compose")
     with Conversion(sources(args), options(args)) as conv:
         insp = conv.inspect()
         conv.plan()
@@ -120,6 +152,7 @@ def _cmd_convert(args) -> int:
         if not _daemon_up():
             return _save_without_daemon(conv, prep, args, save, timings)
         built = _convert_image(conv, prep, args, timings)
+        run = conv.run_plan()
         root_id = conv.plans[0].fs_id if conv.plans else "/"
     if save:
         t5 = time.monotonic()
@@ -129,7 +162,8 @@ def _cmd_convert(args) -> int:
     root = getattr(insp, "root_volume", None)
     found = root.os if root else getattr(insp, "os", None)  # a disk's root filesystem, or a remote machine's
     os_info = found.to_json() if found else None
-    _report(args, built.result, built.smoke, {"source": conv.source, "root": root_id, "os": os_info})
+    _write_run_files(Path(args.compose) if args.compose else None, args.tag, run)
+    _report(args, built.result, built.smoke, {"source": conv.source, "root": root_id, "os": os_info}, run)
     return 0 if built.smoke is None or built.smoke.ok else 3
 
 
@@ -138,7 +172,8 @@ def _convert_image(conv, prep, args, timings: dict[str, float]):
     import route from tar's stream (the tree is unmounted while the daemon commits the layer)."""
     from vm2c_tui.image import flow
 
-    recipe = flow.Recipe(args.tag, args.method, prep.shell, conv.labels(), smoke=not args.no_smoke)
+    recipe = flow.Recipe(args.tag, args.method, prep.shell, conv.labels(), smoke=not args.no_smoke,
+                         run=conv.run_plan())
     flow.check(recipe, prep.expected_bytes)
     bar = ProgressLine()
     t2 = time.monotonic()
@@ -164,6 +199,9 @@ def _save_without_daemon(conv, prep, args, save: Path | None, timings: dict[str,
 
     if save is None:
         image.client(hint=image.SAVE_HINT)  # raises the clear "no daemon" error
+    if conv.run_plan().mode != "shell":
+        raise Vm2cError(f"--run {conv.options.run}: its run layer is built by a Docker daemon, and none answers "
+                        f"(--save without a daemon writes a shell-mode image; drop --run)")
     bar = ProgressLine()
     t2 = time.monotonic()
     res = conv.write_archive(conv.session.tempdir("tar", base=str(save.parent)), bar)
@@ -211,6 +249,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--method", choices=["import", "dockerfile"], default="import")
     s.add_argument("--save", metavar="PATH", help="also write a loadable image archive (needs no daemon)")
     s.add_argument("--workdir", default=None, help="where the dockerfile route writes img.tar (default /tmp)")
+    s.add_argument("--compose", metavar="DIR", help="with --run system|service:NAME: write compose.yaml and "
+                                                    "kubernetes.yaml for the image there")
     s.add_argument("--no-smoke", action="store_true", help=NO_SMOKE)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_convert)

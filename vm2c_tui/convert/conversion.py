@@ -23,10 +23,12 @@ from vm2c_tui.host.outdir import make as outdir_make
 from vm2c_tui.host.outfile import refuse_odd, write_new
 from vm2c_tui.host.session import Session
 from vm2c_tui.host.system import free_space
+from vm2c_tui.image import runlayer
 from vm2c_tui.image.dockerfile import dockerfile_text, pick_shell
 from vm2c_tui.inspect.model import Inspection
 from vm2c_tui.inspect.remote import inspect_remote
 from vm2c_tui.plan.mounts import MountPlan, plan_mounts
+from vm2c_tui.plan.runplan import RunPlan, plan_run
 from vm2c_tui.read import engine
 from vm2c_tui.read.kernel.joincopy import JoinedCopies
 from vm2c_tui.source.ssh import Remote, is_remote, is_remote_machine
@@ -96,6 +98,7 @@ class Conversion:
         self.plan_notes: list[str] = []
         self.prepared: Prepared | None = None
         self._estimates: dict[str, int] | None = None
+        self._run: RunPlan | None = None
         self.engine = ("remote" if self.remote else "kernel" if self.live
                        else engine.resolved(self.options.engine, inspection))
 
@@ -177,6 +180,16 @@ class Conversion:
             self._estimates = p.tree.estimates([m.mountpoint for m in p.mounted])
         return self._estimates
 
+    def run_plan(self) -> RunPlan:
+        """How the image runs (--run), from what the prepared guest runs; shell mode reads nothing."""
+        from vm2c_tui.convert.services import guest_services
+
+        p = self.prepared or self.prepare()
+        if self._run is None or self._run.mode != self.options.run:
+            guest = guest_services(self) if self.options.run != "shell" else None
+            self._run = plan_run(self.options.run, guest, p.shell, self.options.sanitize)
+        return self._run
+
     def labels(self) -> dict[str, str]:
         p = self.prepared
         fs_id = self.source if self.live else (self.plans[0].fs_id if self.plans else "")
@@ -193,6 +206,8 @@ class Conversion:
         tar, dockerfile = outdir / "img.tar", outdir / "Dockerfile"
         for name in (tar, dockerfile):  # a planted link is refused before the work, not after it
             refuse_odd(name)
+        runlayer.refuse_odd(outdir)
+        run = self.run_plan()  # a mode the guest cannot run is refused before the work too
         final = p.tree.write(tar, total=p.expected_bytes, on_progress=on_progress)
         wh = p.whiteout_note()
         if wh and wh not in p.notes:
@@ -201,7 +216,11 @@ class Conversion:
         if self.options.sparse:  # Docker cannot save a layer with sparse members: no recipe for one
             dockerfile.unlink(missing_ok=True)
         else:
-            write_new(dockerfile, dockerfile_text(p.shell, labels).encode())
+            write_new(dockerfile, dockerfile_text(p.shell, labels, run=run).encode())
+            if run.mode == "shell":
+                runlayer.clear(outdir)
+            else:
+                runlayer.write_context(outdir / runlayer.DIR, run)
         return ArchiveResult(tar, dockerfile, final.bytes_done, final.files_done, final.elapsed, p, labels)
 
     def stream(self, on_progress: ProgressFn | None = None):

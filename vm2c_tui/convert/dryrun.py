@@ -36,6 +36,27 @@ WORK = "/tmp/vm2c-work"
 
 
 def render_commands(conv: Conversion, outdir: str) -> list[str]:
+    return _archive_lines(conv, outdir) + run_lines(conv, outdir)
+
+
+def run_lines(conv: Conversion, outdir: str) -> list[str]:
+    """--run system|service:NAME: the image steps and the `docker run` line. Ports, volumes and
+    the init come from the guest, which a dry run does not read: the plan made so far, or the
+    flags of a systemd guest."""
+    from vm2c_tui.image.compose import default_tag
+    from vm2c_tui.image.dockerfile import image_commands
+    from vm2c_tui.plan.runplan import RunPlan
+
+    mode = conv.options.run
+    if mode == "shell":
+        return []
+    plan = conv.run_plan() if conv.prepared else RunPlan(mode, [], init="systemd" if mode == "system" else "")
+    head = [f"# --run {mode}: {outdir}/run holds the run layer read from the guest"
+            + ("" if conv.prepared else " (ports and volumes too, shown once the guest is read)")]
+    return head + image_commands(outdir, default_tag(conv.source), "import", "/bin/sh", {}, plan)
+
+
+def _archive_lines(conv: Conversion, outdir: str) -> list[str]:
     if conv.remote is not None:
         from vm2c_tui.convert.remote import render
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.plan.presets import PRESETS
+from vm2c_tui.plan.runplan import parse_mode
 from vm2c_tui.source.ssh import SERVICE
 
 RECORD = 1 << 20  # what tar writes at a time (--blocking-factor=2048): the rate limit's step
@@ -27,6 +28,7 @@ class Options:
     sparse: bool = False  # GNU sparse members: a tar to keep, not for Docker (no Dockerfile then)
     compress: str = ""  # a machine over SSH: zstd | gzip on the wire (the remote compresses, vm2c unpacks)
     stop_services: list[str] = field(default_factory=list)  # a machine over SSH: stopped while tar reads it
+    run: str = "shell"  # how the image runs: system | service:NAME | shell (plan/runplan.py)
 
     def __post_init__(self) -> None:
         if self.limit_rate and self.limit_rate < RECORD:
@@ -36,5 +38,6 @@ class Options:
         for name in self.stop_services:
             if not SERVICE.match(name):
                 raise Vm2cError(f"--stop-services: {name!r} is not a service name")
+        parse_mode(self.run)
         if self.preset not in PRESETS:
             raise Vm2cError(f"unknown preset '{self.preset}' (choose from {', '.join(PRESETS)})")

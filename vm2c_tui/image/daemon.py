@@ -76,9 +76,12 @@ class Smoke:
     os_release: str = ""
     shell: str = ""
     error: str = ""
+    mode: str = "shell"  # the run mode tested (runsmoke.py for the others)
+    detail: list[str] = field(default_factory=list)  # what it found: systemd's state, the port's answer
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "os_release": self.os_release, "shell": self.shell, "error": self.error or None}
+        return {"ok": self.ok, "os_release": self.os_release, "shell": self.shell, "error": self.error or None,
+                "mode": self.mode, "detail": self.detail}
 
 
 @dataclass
@@ -199,7 +202,7 @@ def _streamed_context(context: Path) -> Iterator[bytes]:
         tar.stdout.close()
 
 
-def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> str:
+def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None, buildargs: dict | None = None) -> str:
     """The classic recipe: `docker build` of FROM scratch + ADD img.tar /."""
     parse_reference(ref)
     if (context / ".dockerignore").exists():  # its patterns are the SDK's to apply
@@ -210,7 +213,7 @@ def build_dockerfile(context: Path, ref: str, on_log: LogFn | None = None) -> st
         source = {"fileobj": chunks, "custom_context": True}
     image_id = ""
     with daemon("docker build") as c, closing(chunks) if chunks else nullcontext():  # closing stops tar
-        for doc in c.api.build(**source, tag=ref, rm=True, forcerm=True, decode=True):
+        for doc in c.api.build(**source, tag=ref, rm=True, forcerm=True, decode=True, buildargs=buildargs):
             if "error" in doc:
                 raise Vm2cError(f"docker build: {doc['error'].strip()}")
             line = doc.get("stream", "")

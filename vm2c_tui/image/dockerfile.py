@@ -1,10 +1,13 @@
-"""The Dockerfile of the classic recipe, written next to img.tar."""
+"""The Dockerfile of the classic recipe, written next to img.tar, and the same settings as
+`docker import --change` lines; a run mode other than shell adds its layer and config."""
 
 from __future__ import annotations
 
 import json
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+from vm2c_tui.plan.runplan import DEFAULT_PATH, RunPlan, shell_plan
+
+__all__ = ["DEFAULT_PATH", "changes", "dockerfile_text", "image_commands", "pick_shell"]
 
 
 def pick_shell(shells: list[str]) -> str:
@@ -14,25 +17,29 @@ def pick_shell(shells: list[str]) -> str:
     return shells[0] if shells else "/bin/sh"
 
 
-def dockerfile_text(shell: str, labels: dict[str, str], tar_name: str = "img.tar") -> str:
-    lines = ["FROM scratch", f"ADD {tar_name} /", f"ENV PATH={DEFAULT_PATH}"]
-    for k, v in labels.items():
-        lines.append(f"LABEL {k}={json.dumps(v)}")
-    lines.append(f"CMD {json.dumps([shell])}")
+def dockerfile_text(shell: str, labels: dict[str, str], tar_name: str = "img.tar", run: RunPlan | None = None) -> str:
+    from vm2c_tui.image.runlayer import DIR, NAME
+
+    plan = run or shell_plan(shell)
+    lines = ["FROM scratch", f"ADD {tar_name} /", *([f"ADD {DIR}/{NAME} /"] if plan.files else [])]
+    lines += [f"LABEL {k}={json.dumps(v)}" for k, v in labels.items()]
+    lines += plan.config
     return "\n".join(lines) + "\n"
 
 
 def changes(shell: str, labels: dict[str, str]) -> list[str]:
-    """The same settings as `docker import --change` lines."""
-    out = [f"ENV PATH={DEFAULT_PATH}", f"CMD {json.dumps([shell])}"]
+    """The shell mode's settings as `docker import --change` lines (a run mode's are built on top)."""
+    out = list(shell_plan(shell).config)
     out += [f"LABEL {k}={json.dumps(v)}" for k, v in labels.items()]
     return out
 
 
-def image_commands(outdir: str, tag: str, method: str, shell: str, labels: dict[str, str]) -> list[str]:
-    """The build step as shell lines, for the commands panel."""
+def image_commands(outdir: str, tag: str, method: str, shell: str, labels: dict[str, str],
+                   run: RunPlan | None = None, cgroup: str = "1") -> list[str]:
+    """The build step as shell lines, for the commands panel and --dry-run."""
     from vm2c_tui.host.run import shell_line
 
+    plan = run or shell_plan(shell)
     if method == "dockerfile":
         lines = [shell_line(["docker", "build", "-t", tag, outdir])]
     else:
@@ -40,7 +47,26 @@ def image_commands(outdir: str, tag: str, method: str, shell: str, labels: dict[
         for c in changes(shell, labels):
             cmd += ["--change", c]
         lines = [shell_line([*cmd, f"{outdir}/img.tar", tag])]
-    lines.append(shell_line(["docker", "run", "--rm", "--network", "none", "--entrypoint", shell, tag, "-c",
-                             "cat /etc/os-release"]))
-    lines.append(shell_line(["docker", "run", "-it", "--rm", tag, shell]))
+        if plan.mode != "shell":  # the run layer (runlayer.py) on top of the import
+            lines.append(shell_line(["docker", "build", "--build-arg", f"BASE={tag}", "-t", tag, f"{outdir}/run"]))
+    lines += run_commands(tag, plan, shell, cgroup)
     return lines
+
+
+def run_commands(tag: str, plan: RunPlan, shell: str, cgroup: str = "1") -> list[str]:
+    """The smoke test's and the operator's `docker run` lines for PLAN's mode."""
+    from vm2c_tui.host.run import shell_line
+    from vm2c_tui.image.compose import name_of, volume_of
+
+    if plan.mode == "shell":
+        return [shell_line(["docker", "run", "--rm", "--network", "none", "--entrypoint", shell, tag, "-c",
+                            "cat /etc/os-release"]),
+                shell_line(["docker", "run", "-it", "--rm", tag, shell])]
+    ports = [a for p in plan.ports for a in ("-p", f"{p}:{p}")]
+    vols = [a for v in plan.volumes for a in ("-v", f"{volume_of(tag, v)}:{v}")]
+    name = name_of(tag)
+    line = shell_line(["docker", "run", "-d", "--name", name, *plan.run_args(cgroup), *ports, *vols, tag])
+    after = shell_line(["docker", "exec", name, "systemctl", "is-system-running"]) if plan.system else \
+        shell_line(["docker", "logs", name])
+    return [line, after]
+

@@ -100,6 +100,6 @@ class WizardState:
             conv.close()
 
     def default_tag(self) -> str:
-        base = Path(self.source or "vm").name.split(".")[0].lower()
-        clean = "".join(c if c.isalnum() or c in "-_." else "-" for c in base).strip("-._") or "vm"
-        return f"vm2c/{clean}:latest"
+        from vm2c_tui.image.compose import default_tag
+
+        return default_tag(self.source)

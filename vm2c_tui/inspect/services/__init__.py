@@ -11,6 +11,18 @@ from dataclasses import dataclass, field
 from vm2c_tui.inspect.services import init, ports, units
 
 DATA_DIRS = ("/srv", "/home", "/var/www", "/opt")
+# Units a system container does without: consoles, devices, the VM's disks, the network and the
+# clock (Docker gives those), masked in system mode where the guest has them.
+CONTAINERLESS = ("getty@.service", "serial-getty@.service", "console-getty.service", "autovt@.service",
+                 "systemd-udevd.service", "systemd-udev-trigger.service", "systemd-udev-settle.service",
+                 "systemd-remount-fs.service", "systemd-fsck-root.service", "systemd-fsck@.service",
+                 "systemd-networkd.service", "systemd-networkd-wait-online.service", "NetworkManager.service",
+                 "NetworkManager-wait-online.service", "networking.service", "systemd-resolved.service",
+                 "systemd-timesyncd.service", "chrony.service", "ntp.service",
+                 "systemd-modules-load.service", "kmod-static-nodes.service")
+TOOLS = ("/usr/bin/ssh-keygen", "/bin/ssh-keygen")  # what a run mode may call at the start
+GENERATORS = ("/lib/systemd/system-generators/systemd-fstab-generator",
+              "/usr/lib/systemd/system-generators/systemd-fstab-generator")
 
 
 @dataclass
@@ -28,11 +40,13 @@ class Service:
     environment_files: list[str] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
     ports_from: str = ""  # the configuration that declares them
+    runtime_directory: list[str] = field(default_factory=list)  # under /run, made by systemd before the start
 
     def to_json(self) -> dict:
         return {k: getattr(self, k) for k in ("name", "manager", "unit", "exec_start", "exec_start_pre", "type",
                                               "user", "group", "working_directory", "environment",
-                                              "environment_files", "ports", "ports_from")}
+                                              "environment_files", "ports", "ports_from",
+                                              "runtime_directory")}
 
 
 @dataclass
@@ -41,6 +55,8 @@ class GuestServices:
     init_path: str
     services: list[Service]
     data_dirs: list[tuple[str, int, str]]  # (path, bytes, why)
+    masks: list[str] = field(default_factory=list)  # CONTAINERLESS units (and the fstab generator) it has
+    tools: list[str] = field(default_factory=list)  # the TOOLS it holds
 
     @property
     def run_modes(self) -> list[str]:
@@ -54,7 +70,7 @@ class GuestServices:
         return {"init": self.init, "init_path": self.init_path or None,
                 "services": [s.to_json() for s in self.services],
                 "data_dirs": [{"path": p, "bytes": b, "why": w} for p, b, w in self.data_dirs],
-                "run_modes": self.run_modes}
+                "run_modes": self.run_modes, "masks": self.masks}
 
 
 def _systemd(guest, name: str) -> Service:
@@ -64,6 +80,7 @@ def _systemd(guest, name: str) -> Service:
     s = Service(name, "systemd", path, keys.get("ExecStart", []), keys.get("ExecStartPre", []), one("Type"),
                 one("User"), one("Group"), one("WorkingDirectory"), keys.get("Environment", []),
                 keys.get("EnvironmentFile", []))
+    s.runtime_directory = " ".join(keys.get("RuntimeDirectory", [])).split()
     s.ports, s.ports_from = ports.declared(guest, name.rsplit(".", 1)[0].split("@")[0], keys.get("ListenStream", []))
     return s
 
@@ -81,7 +98,11 @@ def read_services(guest, size_of: Callable[[str], int] = lambda p: 0) -> GuestSe
             s = Service(n, "openrc" if kind == "openrc" else "sysv", f"/etc/init.d/{n}")
             s.ports, s.ports_from = ports.declared(guest, n, [])
             found.append(s)
-    return GuestServices(kind, path, found, _data_dirs(guest, found, size_of))
+    masks = [n for n in CONTAINERLESS if units.find(guest, n)] if kind == "systemd" else []
+    if kind == "systemd" and any(map(guest.exists, GENERATORS)):
+        masks.append("systemd-fstab-generator")  # the VM's disks as .mount/.swap units: absent here
+    return GuestServices(kind, path, found, _data_dirs(guest, found, size_of), masks,
+                         [t for t in TOOLS if guest.exists(t)])
 
 
 def _data_dirs(guest, found: list[Service], size_of) -> list[tuple[str, int, str]]:

@@ -7,8 +7,8 @@ import re
 
 UNIT_PATH = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
 KEYS = {"ExecStart", "ExecStartPre", "User", "Group", "WorkingDirectory", "Environment", "EnvironmentFile", "Type",
-        "ListenStream", "Service"}
-LIST_KEYS = {"ExecStart", "ExecStartPre", "Environment", "EnvironmentFile", "ListenStream"}
+        "ListenStream", "Service", "RuntimeDirectory"}
+LIST_KEYS = {"ExecStart", "ExecStartPre", "Environment", "EnvironmentFile", "ListenStream", "RuntimeDirectory"}
 
 
 def parse(text: str, into: dict[str, list[str]] | None = None) -> dict[str, list[str]]:

@@ -1,0 +1,133 @@
+"""How a converted guest runs (issue 24, --run): plans made from trees built here; the start
+script is checked by a real sh, compose/k8s text by reading it back. No root, no daemon."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from test_guest_services import _link, _put, systemd_guest
+
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.image.compose import compose_text, k8s_text
+from vm2c_tui.image.dockerfile import dockerfile_text, run_commands
+from vm2c_tui.image.runlayer import layer_bytes
+from vm2c_tui.inspect.guestpath import GuestRoot
+from vm2c_tui.inspect.services import read_services
+from vm2c_tui.plan.runplan import parse_mode, plan_run
+from vm2c_tui.plan.runservice import sh_word
+
+
+def _guest(tmp_path):
+    root = systemd_guest(tmp_path / "g")
+    _put(root, "/usr/bin/ssh-keygen", "elf")
+    return read_services(GuestRoot(str(root)))
+
+
+def test_system_mode_for_systemd(tmp_path):
+    plan = plan_run("system", _guest(tmp_path), "/bin/bash")
+    assert {"ENV container=docker", "STOPSIGNAL SIGRTMIN+3", 'CMD ["/lib/systemd/systemd"]'} <= set(plan.config)
+    files = {f.path: f for f in plan.files}
+    assert files["/etc/systemd/system/getty@.service"].link == "/dev/null"  # the guest has it: masked
+    assert "/etc/systemd/system/systemd-udevd.service" not in files  # it has no udev: nothing to mask
+    assert files["/etc/machine-id"].text == "" and not files["/etc/machine-id"].link
+    unit = files["/etc/systemd/system/vm2c-ssh-hostkeys.service"].text
+    assert "ExecStart=/usr/bin/ssh-keygen -A" in unit and "Before=ssh.service" in unit
+    assert files["/etc/systemd/system/multi-user.target.wants/vm2c-ssh-hostkeys.service"].link.endswith(
+        "vm2c-ssh-hostkeys.service")
+    assert sorted(plan.active) == ["app.service", "nginx.service", "ssh.service"]  # the oneshot is inactive once done
+    assert plan.ports == [80, 631, 2222, 8443] and "/var/www" in plan.volumes
+    v1 = plan.run_args("1")
+    assert "/sys/fs/cgroup:/sys/fs/cgroup:ro" in v1 and v1.count("--tmpfs") == 3
+    assert "--cgroupns=host" in plan.run_args("2") and "/sys/fs/cgroup:/sys/fs/cgroup:rw" in plan.run_args("2")
+    kept = plan_run("system", _guest(tmp_path / "k"), "/bin/sh", sanitized=False)
+    assert not any("hostkeys" in f.path for f in kept.files)  # keys kept in the image: nothing to make
+
+
+def test_the_run_layer_tar_has_no_directories(tmp_path):
+    import io
+    import tarfile
+
+    plan = plan_run("system", _guest(tmp_path), "/bin/sh")
+    with tarfile.open(fileobj=io.BytesIO(layer_bytes(plan))) as tar:
+        members = tar.getmembers()
+    assert members and not any(m.isdir() for m in members)  # the guest's /etc keeps its owner and mode
+    assert all(m.uid == 0 and m.gid == 0 and not m.name.startswith("/") for m in members)
+    text = dockerfile_text("/bin/sh", {"a": "b"}, run=plan)
+    assert text.splitlines()[:3] == ["FROM scratch", "ADD img.tar /", "ADD run/run.tar /"]
+    assert text.rstrip().endswith('CMD ["/lib/systemd/systemd"]')
+
+
+def test_service_mode_folds_the_unit_into_a_start_script(tmp_path):
+    guest = _guest(tmp_path)
+    plan = plan_run("service:app", guest, "/bin/sh")
+    assert "USER app:app" in plan.config and "WORKDIR /srv/app" in plan.config
+    assert 'ENV MODE="prod"' in plan.config and 'ENV GREETING="hello world"' in plan.config
+    assert 'VOLUME ["/var/lib/app"]' in plan.config
+    assert plan.config[-2:] == ['ENTRYPOINT ["/bin/sh", "/usr/local/sbin/vm2c-start"]', "CMD []"]
+    script = plan.files[0].text
+    assert "if [ -r /etc/default/app ]; then set -a; . /etc/default/app; set +a; fi" in script
+    assert script.rstrip().endswith("exec /srv/app/run2")
+    subprocess.run(["sh", "-n", "-c", script], check=True)  # a real shell parses it
+
+    nginx = plan_run("service:nginx", guest, "/bin/sh")
+    lines = nginx.files[0].text.splitlines()
+    assert lines[-2] == "/usr/sbin/nginx -t -q -g 'daemon on; master_process on;'"  # the config check first
+    assert lines[-1] == "exec /usr/sbin/nginx -g 'daemon off; master_process on;'"  # forking: the foreground form
+    assert "EXPOSE 80" in nginx.config and "EXPOSE 8443" in nginx.config
+
+    ssh = plan_run("service:ssh", guest, "/bin/sh").files[0].text
+    assert "/usr/bin/ssh-keygen -A" in ssh and ssh.rstrip().endswith("exec /usr/sbin/sshd -D $SSHD_OPTS")
+
+
+def test_systemd_words_keep_their_expansions():
+    assert sh_word("$SSHD_OPTS") == "$SSHD_OPTS"  # split into words, as systemd does
+    assert sh_word("--dir=${DATA}") == '"--dir=${DATA}"'  # one word
+    assert sh_word("it's") == "'it'\"'\"'s'"
+    out = subprocess.run(["sh", "-c", f"A='x y'; DATA=/d; printf '[%s]' {sh_word('$A')} {sh_word('--d=${DATA}')}"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == "[x][y][--d=/d]"
+
+
+@pytest.mark.parametrize(("unit", "why"), [
+    ("[Service]\nType=forking\nExecStart=/usr/sbin/mydaemon\n", "Type=forking"),
+    ("[Service]\nExecStart=@/usr/bin/thing thing-name\n", r"argv\[0\]"),
+    ("[Service]\nExecStart=/usr/bin/thing --instance %i\n", "specifier"),
+    ("[Service]\nExecStart=/usr/bin/thing 'unclosed\n", "cannot read"),
+])
+def test_service_mode_refuses_what_it_cannot_fold(tmp_path, unit, why):
+    root = systemd_guest(tmp_path / "g")
+    _put(root, "/lib/systemd/system/odd.service", unit)
+    _link(root, "/etc/systemd/system/multi-user.target.wants/odd.service", "/lib/systemd/system/odd.service")
+    with pytest.raises(Vm2cError, match=why):
+        plan_run("service:odd", read_services(GuestRoot(str(root))), "/bin/sh")
+
+
+def test_modes_the_guest_does_not_offer(tmp_path):
+    guest = _guest(tmp_path)
+    with pytest.raises(Vm2cError, match="no service 'cron'.*offers: system, service:app"):
+        plan_run("service:cron", guest, "/bin/sh")  # masked in the guest
+    bare = tmp_path / "bare"
+    _put(bare, "/bin/sh", "elf")
+    with pytest.raises(Vm2cError, match="the guest has no init"):
+        plan_run("system", read_services(GuestRoot(str(bare))), "/bin/sh")
+    assert plan_run("shell", None, "/bin/sh").config[-1] == 'CMD ["/bin/sh"]'
+    with pytest.raises(Vm2cError, match="one of system"):
+        parse_mode("services")
+    sysv = tmp_path / "sysv"
+    _put(sysv, "/sbin/init", "elf")
+    plan = plan_run("system", read_services(GuestRoot(str(sysv))), "/bin/sh")
+    assert plan.config[-1] == 'CMD ["/sbin/init"]' and plan.files == [] and "not proven" in plan.notes[0]
+
+
+def test_compose_and_kubernetes_say_the_same(tmp_path):
+    plan = plan_run("system", _guest(tmp_path), "/bin/sh")
+    compose = compose_text("registry.example/vm2c/web:1", plan)
+    assert '    image: "registry.example/vm2c/web:1"' in compose and '      - "80:80"' in compose
+    assert '      - "/sys/fs/cgroup:/sys/fs/cgroup:ro"' in compose and '  web-var-www: {}' in compose
+    k8s = k8s_text("registry.example/vm2c/web:1", plan)
+    assert "kind: StatefulSet" in k8s and "kind: Service" in k8s and "containerPort: 80" in k8s
+    run = run_commands("registry.example/vm2c/web:1", plan, "/bin/sh")[0]
+    assert "--tmpfs /run/lock" in run and "-v web-var-www:/var/www" in run and "-p 80:80" in run
+    assert json.loads(compose.splitlines()[3].split(": ", 1)[1]) == "registry.example/vm2c/web:1"

@@ -1,0 +1,128 @@
+"""`--run service:NAME`: one systemd service as the image's process. Its ExecStart becomes the
+entrypoint, in the foreground; what systemd would have done first (EnvironmentFile, the runtime
+directory, ExecStartPre, the SSH host keys) is folded into a small start script where simple,
+and refused with the reason where not."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+from vm2c_tui.errors import Vm2cError
+from vm2c_tui.inspect.services import GuestServices, Service
+from vm2c_tui.plan.runplan import DEFAULT_PATH, RunFile, RunPlan
+from vm2c_tui.plan.runsystem import KEYGEN
+
+SCRIPT = "/usr/local/sbin/vm2c-start"
+VAR = re.compile(r"\$(\w+|\{\w+\})")
+
+
+def _nginx(argv: list[str]) -> list[str]:
+    """nginx forks unless told `daemon off;` (its -g directives, or the config's)."""
+    out, seen = list(argv), False
+    for i, word in enumerate(out[:-1]):
+        if word == "-g":
+            seen = True
+            out[i + 1] = re.sub(r"daemon\s+on\s*;", "daemon off;", out[i + 1])
+            if "daemon off;" not in out[i + 1]:
+                out[i + 1] = "daemon off; " + out[i + 1]
+    return out if seen else [*out, "-g", "daemon off;"]
+
+
+def _apache(argv: list[str]) -> list[str]:
+    return [argv[0], "-D", "FOREGROUND"]  # apachectl start forks; -D FOREGROUND is httpd's own
+
+
+FOREGROUND = {"nginx": _nginx, "apachectl": _apache, "apache2ctl": _apache}
+
+
+def words(line: str, name: str, unit: Service) -> tuple[list[str], bool]:
+    """One Exec line as argv and whether its failure is ignored (a leading '-')."""
+    prefix = re.match(r"[-@:+!]*", line).group(0)
+    if "@" in prefix:
+        raise Vm2cError(f"--run service:{name}: '{line}' sets its own argv[0] (@): not folded; use --run system")
+    spec = {"%n": unit.name, "%N": unit.name.rsplit(".", 1)[0], "%p": unit.name.split("@")[0].split(".")[0],
+            "%%": "%"}
+    text = re.sub(r"%[nNp%]", lambda m: spec[m.group(0)], line[len(prefix):])
+    if "%" in text:
+        raise Vm2cError(f"--run service:{name}: '{line}' uses a systemd specifier vm2c does not resolve; "
+                        f"use --run system")
+    try:
+        return shlex.split(text), "-" in prefix
+    except ValueError as e:
+        raise Vm2cError(f"--run service:{name}: cannot read '{line}' ({e})") from None
+
+
+def sh_word(word: str) -> str:
+    """A word for sh, keeping systemd's $VAR (split into words) and ${VAR} (one word) expansions."""
+    if re.fullmatch(r"\$\w+", word):
+        return word
+    if "$" in word:
+        return '"' + re.sub(r'(["\\`])', r"\\\1", word) + '"'
+    return shlex.quote(word)
+
+
+def _main(unit: Service, name: str) -> list[str]:
+    argv, _ = words(unit.exec_start[-1], name, unit)
+    if not argv:
+        raise Vm2cError(f"--run service:{name}: its ExecStart is empty")
+    if unit.type == "forking":
+        fix = FOREGROUND.get(argv[0].rsplit("/", 1)[-1])
+        if fix is None:
+            raise Vm2cError(f"--run service:{name}: Type=forking ({argv[0]} goes to the background) and vm2c knows "
+                            f"no foreground form of it; use --run system")
+        argv = fix(argv)
+    if len(unit.exec_start) > 1:
+        raise Vm2cError(f"--run service:{name}: {len(unit.exec_start)} ExecStart lines (Type=oneshot steps): "
+                        f"use --run system")
+    return argv
+
+
+def script(unit: Service, name: str, keygen: str) -> str:
+    lines = ["#!/bin/sh", f"# vm2c: {unit.name} ({unit.unit}) as this container's process", "set -e"]
+    for f in unit.environment_files:
+        path = f.lstrip("-")
+        load = f"set -a; . {shlex.quote(path)}; set +a"
+        lines.append(f"if [ -r {shlex.quote(path)} ]; then {load}; fi" if f.startswith("-") else load)
+    for d in unit.runtime_directory:
+        lines.append(f"mkdir -p {shlex.quote('/run/' + d)}")
+    if keygen:
+        lines.append(f"{keygen} -A  # host keys: left out of the image, made by each container")
+    for pre in unit.exec_start_pre:
+        argv, ignore = words(pre, name, unit)
+        lines.append(" ".join(map(sh_word, argv)) + (" || true" if ignore else ""))
+    lines.append("exec " + " ".join(map(sh_word, _main(unit, name))))
+    return "\n".join(lines) + "\n"
+
+
+def _environment(unit: Service) -> list[str]:
+    out = []
+    for line in unit.environment:
+        for pair in shlex.split(line):
+            key, sep, value = pair.partition("=")
+            if sep and re.fullmatch(r"\w+", key):
+                out.append(f"ENV {key}={json.dumps(value)}")
+    return out
+
+
+def plan(guest: GuestServices, name: str, shell: str, sanitized: bool) -> RunPlan:
+    unit = next(s for s in guest.services if s.name in (name, f"{name}.service"))
+    base = name.split("@")[0]
+    keygen = next((k for k in KEYGEN if k in guest.tools), "") if base in ("ssh", "sshd") and sanitized else ""
+    text = script(unit, name, keygen)
+    config = [f"ENV PATH={DEFAULT_PATH}", *_environment(unit)]
+    if unit.user:
+        config.append(f"USER {unit.user}" + (f":{unit.group}" if unit.group else ""))
+    workdir = unit.working_directory.lstrip("-")
+    if workdir.startswith("/"):
+        config.append(f"WORKDIR {workdir}")
+    config += [f"EXPOSE {p}" for p in unit.ports]
+    volumes = [d for d, _, why in guest.data_dirs if why.startswith(f"{base}'s")]
+    config += [f"VOLUME {json.dumps(volumes)}"] if volumes else []
+    config += [f"ENTRYPOINT {json.dumps([shell, SCRIPT])}", 'CMD []']
+    notes = [f"{unit.name}: its start folded into {SCRIPT}"]
+    if unit.user and (unit.exec_start_pre or unit.runtime_directory or keygen):
+        notes.append(f"{SCRIPT} runs as {unit.user}: its steps that need root may fail")
+    return RunPlan(f"service:{name}", config, [RunFile(SCRIPT, text, mode=0o755)], list(unit.ports), volumes,
+                   notes=notes)
