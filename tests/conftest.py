@@ -276,7 +276,7 @@ def bounded(fn, cpu_s: int = 5, memory: int = 1 << 30) -> str:
 
 
 UNIT = REPO / "tests" / "unit"
-HEAVY_FIXTURES = {"disks", "dockerd", "no_leaks", "remote_host", "debian_dump"}
+HEAVY_FIXTURES = {"disks", "dockerd", "no_leaks", "remote_host", "debian_disk"}
 
 
 def pytest_runtest_setup(item) -> None:
@@ -301,15 +301,20 @@ def remote_host(disks, dockerd, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def debian_dump():
-    """The remote tests' Debian tree (systemd, nginx, sshd) as an ext4 partition dump: a real
-    guest for `vm2c services` (issue 24); cached beside the tree."""
+def debian_disk():
+    """The remote tests' Debian tree (systemd, nginx, sshd) as a GPT qcow2 disk made by the disk
+    builder: a real guest for `vm2c services` and `--run` (issue 24); cached beside the tree."""
     from remotehost import debian_tree
 
+    from diskbuilder.layout import Disk, Fs, Part
+
     tree = debian_tree(CACHE)
-    dump = tree.parent / "root.ext4"
-    if not dump.exists():
-        part = dump.with_suffix(".partial")
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "debian-root", "-d", str(tree), str(part), "1G"], check=True)
-        part.rename(dump)
-    return dump
+    disk = tree.parent / "debian.qcow2"
+    if not disk.exists():
+        raw = tree.parent / "debian.raw.partial"
+        b.build_raw(Disk("gpt", [Part(1100, "linux", Fs("ext4", 1024, "debian-root", tree, label="debian-root"))]),
+                    raw)
+        b.convert(raw, "qcow2", disk.with_suffix(".partial"))
+        raw.unlink()
+        disk.with_suffix(".partial").rename(disk)
+    return disk

@@ -1,24 +1,107 @@
-"""`vm2c services` on a real Debian guest (issue 24): debootstrap'ed with systemd, nginx and
-sshd by the tests (tests/remotehost.py), as an ext4 partition dump; both engines."""
+"""What a real Debian guest runs and running it that way (issue 24): debootstrap'ed with
+systemd, nginx and sshd by the tests (tests/remotehost.py), made a GPT qcow2 disk by the disk
+builder; `vm2c services` on both engines, `--run system` booted, `--run service:nginx`
+answering HTTP inside its container, compose.yaml read by docker-compose."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
+import docker
+import jsonschema
+import pytest
 from conftest import validated, vm2c
 
+K8S = json.loads((Path(__file__).parent.parent / "schemas" / "kubernetes.schema.json").read_text())
 
-def test_services_of_a_debian_guest(debian_dump, no_leaks):
-    doc = validated("services", json.loads(vm2c("services", debian_dump, "--json", check=True).stdout))
+
+def test_services_of_a_debian_guest(debian_disk, no_leaks):
+    doc = validated("services", json.loads(vm2c("services", debian_disk, "--json", check=True).stdout))
     assert doc["init"] == "systemd" and doc["init_path"] == "/usr/lib/systemd/systemd"  # merged /usr
     by = {s["name"]: s for s in doc["services"]}
     assert by["nginx.service"]["ports"] == [80] and by["ssh.service"]["ports"] == [22]
     assert by["nginx.service"]["exec_start"][0].startswith("/usr/sbin/nginx")
     assert by["ssh.service"]["exec_start_pre"] == ["/usr/sbin/sshd -t"]
+    assert by["ssh.service"]["runtime_directory"] == ["sshd"]
     dirs = {d["path"]: d for d in doc["data_dirs"]}
     assert "/var/www" in dirs and dirs["/var/www"]["bytes"] > 0 and "/home" in dirs
     assert {"system", "service:nginx", "service:ssh", "shell"} <= set(doc["run_modes"])
-    user = json.loads(vm2c("services", debian_dump, "--json", "--engine", "userspace", check=True).stdout)
+    assert {"getty@.service", "systemd-remount-fs.service", "systemd-fstab-generator"} <= set(doc["masks"])
+    user = json.loads(vm2c("services", debian_disk, "--json", "--engine", "userspace", check=True).stdout)
     assert user == doc  # the user-space engine reads the same guest the same way
-    text = vm2c("services", debian_dump, check=True).stdout
+    text = vm2c("services", debian_disk, check=True).stdout
     assert "Init: systemd" in text and "nginx.service" in text and "/var/www" in text
+
+
+def _yaml(path: Path) -> list:
+    """PATH's YAML documents, read by Debian's PyYAML (docker-compose's own dependency)."""
+    out = subprocess.run(["/usr/bin/python3", "-c", "import json, sys, yaml; "
+                          "print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))", path],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def _check_k8s(path: Path, ports: list[int]) -> None:
+    docs = _yaml(path)
+    for doc in docs:
+        jsonschema.Draft202012Validator(K8S).validate(doc)
+    work, service = docs[0], docs[-1]
+    pod = work["spec"]["template"]["spec"]
+    declared = {v["name"] for v in pod.get("volumes", [])} | \
+        {c["metadata"]["name"] for c in work["spec"].get("volumeClaimTemplates", [])}
+    assert {m["name"] for m in pod["containers"][0].get("volumeMounts", [])} <= declared  # each mount has a source
+    assert work["spec"]["selector"]["matchLabels"] == work["spec"]["template"]["metadata"]["labels"] == \
+        service["spec"]["selector"]
+    assert [p["port"] for p in service["spec"]["ports"]] == ports
+
+
+def test_system_mode_boots_the_guests_init(debian_disk, dockerd, tmp_path, no_leaks):
+    out, tag = tmp_path / "out", "vm2c-test/debian-system:1"
+    doc = validated("archive", json.loads(vm2c("archive", debian_disk, "-o", out, "--run", "system", "--json",
+                                               check=True).stdout))
+    assert doc["run"]["mode"] == "system" and "/etc/machine-id" in doc["run"]["files"]
+    assert (out / "run" / "run.tar").is_file() and "ADD run/run.tar /" in (out / "Dockerfile").read_text()
+    built = vm2c("build", out, "--tag", tag, "--json")
+    assert built.returncode == 0, built.stdout + built.stderr
+    smoke = validated("build", json.loads(built.stdout))["smoke"]
+    assert smoke["ok"] and smoke["mode"] == "system", smoke
+    assert smoke["detail"][0] in ("systemctl is-system-running: running", "systemctl is-system-running: degraded")
+    assert "nginx.service" in smoke["detail"][1] and "ssh.service" in smoke["detail"][1]  # active
+    cfg = docker.from_env().images.get(tag).attrs["Config"]
+    assert cfg["StopSignal"] == "SIGRTMIN+3" and "container=docker" in cfg["Env"]
+    assert cfg["Cmd"] == ["/usr/lib/systemd/systemd"]
+    subprocess.run(["docker-compose", "-f", out / "compose.yaml", "config", "-q"], check=True)  # the real reader
+    compose = _yaml(out / "compose.yaml")[0]["services"]["debian-system"]
+    assert compose["stop_signal"] == "SIGRTMIN+3" and "/run/lock" in compose["tmpfs"]
+    assert "/sys/fs/cgroup:/sys/fs/cgroup:ro" in compose["volumes"] and "80:80" in compose["ports"]
+    _check_k8s(out / "kubernetes.yaml", [22, 80])
+    vm2c("build", out, "--tag", tag + "-df", "--method", "dockerfile", "--no-smoke", check=True)  # ADD run/run.tar
+    assert docker.from_env().images.get(tag + "-df").attrs["Config"]["StopSignal"] == "SIGRTMIN+3"
+
+
+def test_service_mode_answers_on_its_port(debian_disk, dockerd, tmp_path, no_leaks):
+    tag = "vm2c-test/debian-nginx:1"
+    res = vm2c("convert", debian_disk, "--tag", tag, "--run", "service:nginx", "--compose", tmp_path, "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = validated("convert", json.loads(res.stdout))
+    assert doc["smoke"]["ok"] and doc["smoke"]["detail"][0].startswith("port 80 answers inside the container: HTTP/1.1 200")
+    cfg = docker.from_env().images.get(tag).attrs["Config"]
+    assert cfg["Entrypoint"] == ["/bin/bash", "/usr/local/sbin/vm2c-start"] and "80/tcp" in cfg["ExposedPorts"]
+    assert "/var/www" in cfg["Volumes"]
+    subprocess.run(["docker-compose", "-f", tmp_path / "compose.yaml", "config", "-q"], check=True)
+    _check_k8s(tmp_path / "kubernetes.yaml", [80])
+
+
+@pytest.mark.parametrize(("mode", "says"), [("service:nope", "no service 'nope'"), ("daemon", "one of system")])
+def test_a_mode_the_guest_cannot_run_is_one_line(debian_disk, tmp_path, mode, says, no_leaks):
+    res = vm2c("archive", debian_disk, "-o", tmp_path / "out", "--run", mode)
+    assert res.returncode == 2 and says in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path / "out").exists()  # refused before the work
+
+
+def test_the_dry_run_shows_the_run_line(debian_disk):
+    text = vm2c("archive", debian_disk, "-o", "/tmp/never", "--dry-run", "--run", "system", check=True).stdout
+    assert "docker build --build-arg BASE=vm2c/debian:latest -t vm2c/debian:latest /tmp/never/run" in text
+    assert "docker run -d --name debian -v /sys/fs/cgroup:/sys/fs/cgroup:ro --tmpfs /run --tmpfs /run/lock" in text

@@ -31,6 +31,7 @@ def _cmd_archive(args) -> int:
         conv.inspect()
         conv.plan()
         prep = conv.prepare(output_dir=out)
+        conv.run_plan()  # a --run the guest cannot run is refused before anything is said or written
         for n in prep.notes:
             _note(safe(n, 500))
         for m in prep.mounted:

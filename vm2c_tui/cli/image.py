@@ -147,6 +147,7 @@ def _cmd_convert(args) -> int:
         t1 = time.monotonic()
         prep = conv.prepare()
         timings["mount"] = round(time.monotonic() - t1, 3)
+        conv.run_plan()  # a --run the guest cannot run is refused before the work
         for n in prep.notes:
             print(f"vm2c: {n}", file=sys.stderr)
         if not _daemon_up():
