@@ -70,15 +70,12 @@ def _build_log(method: str):
 
 def _write_run_files(outdir: Path | None, tag: str, run) -> None:
     """compose.yaml and kubernetes.yaml for a run mode, beside the image's files."""
-    from vm2c_tui.host.outfile import write_new
-    from vm2c_tui.image.compose import compose_text, k8s_text
+    from vm2c_tui.image.compose import write_run_files
     from vm2c_tui.image.runsmoke import cgroup_version
 
-    if outdir is None or run is None or run.mode == "shell":
-        return
-    write_new(outdir / "compose.yaml", compose_text(tag, run, cgroup_version()).encode(), 0o644)
-    write_new(outdir / "kubernetes.yaml", k8s_text(tag, run).encode(), 0o644)
-    print(f"vm2c: wrote {outdir / 'compose.yaml'} and {outdir / 'kubernetes.yaml'}", file=sys.stderr)
+    if outdir is not None and run is not None and run.mode != "shell":
+        written = write_run_files(outdir, tag, run, cgroup_version())
+        print(f"vm2c: wrote {' and '.join(map(str, written))}", file=sys.stderr)
 
 
 def _report(args, res, smoke, source: dict, run=None) -> None:

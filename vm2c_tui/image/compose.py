@@ -97,3 +97,13 @@ def k8s_text(tag: str, plan: RunPlan) -> str:
                 *[line for p in plan.ports for line in (f"    - name: {_q(f'port-{p}')}", f"      port: {p}",
                                                         f"      targetPort: {p}")]]
     return "\n".join(out) + "\n"
+
+
+def write_run_files(outdir: Path, tag: str, plan: RunPlan, cgroup: str = "1") -> list[Path]:
+    """OUTDIR/compose.yaml and OUTDIR/kubernetes.yaml for PLAN (none for shell mode)."""
+    from vm2c_tui.host.outfile import write_new
+
+    if plan.mode == "shell":
+        return []
+    return [write_new(outdir / "compose.yaml", compose_text(tag, plan, cgroup).encode(), 0o644),
+            write_new(outdir / "kubernetes.yaml", k8s_text(tag, plan).encode(), 0o644)]

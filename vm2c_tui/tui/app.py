@@ -20,7 +20,7 @@ from vm2c_tui.host.run import shell_line
 from vm2c_tui.image import flow
 from vm2c_tui.image.dockerfile import dockerfile_text, image_commands
 from vm2c_tui.image.loadable import write_image_archive
-from vm2c_tui.tui.messages import ArchiveDone, ArchiveProgress, BuildDone, BuildLog, Saved, StatusNote
+from vm2c_tui.tui.messages import ArchiveDone, ArchiveProgress, BuildDone, BuildLog, Saved, ServicesRead, StatusNote
 from vm2c_tui.tui.screens.base import StepScreen
 from vm2c_tui.tui.state import WizardState
 from vm2c_tui.tui.steps import STEPS
@@ -111,7 +111,11 @@ class Vm2cApp(App):
         except Vm2cError as exc:
             return [f"# {exc.message}"]
         shell = s.archive.prepared.shell if s.archive else "/bin/sh"
-        lines += image_commands(str(s.output_dir), s.tag or s.default_tag(), s.method, shell, conv.labels())
+        try:
+            run = s.run_plan(shell)
+        except Vm2cError as exc:
+            return [*lines, f"# {exc.message}"]
+        lines += image_commands(str(s.output_dir), s.tag or s.default_tag(), s.method, shell, conv.labels(), run)
         return lines
 
     def action_help(self) -> None:
@@ -174,6 +178,7 @@ class Vm2cApp(App):
 
     def start_archive(self, screen) -> None:
         self._cancel.clear()
+        self.state.services, self.state.run_mode = None, "shell"  # read again from this archive's tree
         self._archive(screen)
 
     def cancel_archive(self) -> None:
@@ -191,6 +196,7 @@ class Vm2cApp(App):
         try:
             screen.post_message(StatusNote("mounting read-only…"))
             conv, _ = self.prepare_conversion()
+            self._read_services(conv, screen)
             result = conv.write_archive(s.output_dir, progress)
         except Cancelled:
             screen.post_message(ArchiveDone())
@@ -202,23 +208,44 @@ class Vm2cApp(App):
             s.release()
         screen.post_message(ArchiveDone(result))
 
+    @staticmethod
+    def _read_services(conv, screen) -> None:
+        """What the guest runs, read from the tree mounted for the archive (the Build step's run modes)."""
+        from vm2c_tui.convert.services import guest_services
+
+        try:
+            screen.post_message(ServicesRead(guest_services(conv)))
+        except Vm2cError as exc:  # e.g. a machine over SSH: only shell mode then
+            screen.post_message(ServicesRead(error=exc.message))
+
     def start_build(self, screen, shell: str) -> None:
         self._build(screen, shell)
 
     @work(thread=True, exclusive=True, group="build", exit_on_error=False)
     def _build(self, screen, shell: str) -> None:
+        from vm2c_tui.image import runlayer
+        from vm2c_tui.image.compose import write_run_files
+        from vm2c_tui.image.runsmoke import cgroup_version
+
         s = self.state
         res = s.archive
-        recipe = flow.Recipe(s.tag, s.method, shell, res.labels)
         try:
+            run = s.run_plan(shell)
+            recipe = flow.Recipe(s.tag, s.method, shell, res.labels, run=run)
             flow.check(recipe, res.tar.stat().st_size, hint="; or save an image archive instead")
-            if s.method == "dockerfile":  # the shell chosen here, not the one guessed at archive time
-                write_new(res.dockerfile, dockerfile_text(shell, res.labels).encode())
+            if s.method == "dockerfile":  # the shell and run mode chosen here, not those of archive time
+                write_new(res.dockerfile, dockerfile_text(shell, res.labels, run=run).encode())
+                if run.mode == "shell":
+                    runlayer.clear(res.tar.parent)
+                else:
+                    runlayer.write_context(res.tar.parent / runlayer.DIR, run)
             built = flow.make(recipe, tar=res.tar, on_log=lambda line: screen.post_message(BuildLog(line)))
+            for path in write_run_files(res.tar.parent, s.tag, run, cgroup_version() if run.system else "1"):
+                screen.post_message(BuildLog(f"wrote {path}"))
         except Vm2cError as exc:
             screen.post_message(BuildDone(error=exc.message, no_daemon=isinstance(exc, NoDaemon)))
             return
-        screen.post_message(BuildDone(built))
+        screen.post_message(BuildDone(built, run=run))
 
     @work(thread=True, exclusive=True, group="build", exit_on_error=False)
     def start_save(self, screen, shell: str) -> None:

@@ -54,7 +54,8 @@ HELP = {
     "ArchiveScreen": (
         "4 Archive: the tree into img.tar",
         "GNU tar writes the assembled tree to img.tar, with progress: bytes of the expected total, files, "
-        "rate, time left, the current path.",
+        "rate, time left, the current path. While the tree is mounted, vm2c reads what the guest runs (its init, "
+        "enabled services and their ports, data directories): the panel below, the Build step's run modes.",
         "tar keeps owners, modes, xattrs and capabilities, hard links, devices and odd names "
         "(--format=pax --numeric-owner --xattrs); a read-ahead keeps the disk busy ahead of it. The file is "
         "written as img.tar.partial (0600, never through a symlink) and renamed when complete. Cancel stops "
@@ -63,10 +64,14 @@ HELP = {
     "BuildScreen": (
         "5 Build: img.tar into a Docker image",
         "Import (one layer, every xattr kept) or the classic Dockerfile route (FROM scratch, ADD img.tar /), "
-        "the tag and the command, then a smoke test: the image runs with no network and its shell reads "
-        "/etc/os-release. With no Docker daemon, save a docker-load-able archive instead.",
+        "the tag, and how it runs: shell (its shell reads /etc/os-release in the smoke test), system (the "
+        "guest's init as PID 1, booted until systemd says running) or service:NAME (one service as the "
+        "process, reached on its port inside the container). With no Docker daemon, save a docker-load-able "
+        "archive instead (shell mode).",
         "vm2c checks the daemon's data root has room before sending a byte, labels the image with where it "
-        "came from, and prints what to run next. To slim it: run it, delete what it does not need, and "
+        "came from, and prints what to run next. A run mode adds a small layer (masked units, a start script; "
+        "its context is img.tar's run/ folder) and writes compose.yaml and kubernetes.yaml beside img.tar. "
+        "To slim it: run it, delete what it does not need, and "
         "`vm2c export` the container.",
         "tab  next field\nenter  press the focused button"),
 }

@@ -45,6 +45,15 @@ class Estimated(Message):
         self.estimates = estimates
 
 
+class ServicesRead(Message):
+    """What the prepared guest runs (inspect/services), or why it could not be read."""
+
+    def __init__(self, services=None, error: str = "") -> None:
+        super().__init__()
+        self.services = services
+        self.error = error
+
+
 class ArchiveDone(Message):
     """The archive worker ended: RESULT on success, else ERROR (None: cancelled)."""
 
@@ -57,9 +66,10 @@ class ArchiveDone(Message):
 class BuildDone(Message):
     """The image worker ended: the image and its smoke test, or ERROR (NO_DAEMON: offer to save)."""
 
-    def __init__(self, built=None, error: str | None = None, no_daemon: bool = False) -> None:
+    def __init__(self, built=None, error: str | None = None, no_daemon: bool = False, run=None) -> None:
         super().__init__()
         self.built = built
+        self.run = run  # the run mode's plan it was built with
         self.error = error
         self.no_daemon = no_daemon
 

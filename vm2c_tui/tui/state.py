@@ -11,6 +11,7 @@ from vm2c_tui.convert.conversion import ArchiveResult, Conversion, Options
 from vm2c_tui.host.session import Session
 from vm2c_tui.image.daemon import ImageResult, Smoke
 from vm2c_tui.inspect.model import Inspection
+from vm2c_tui.inspect.services import GuestServices
 from vm2c_tui.plan.mounts import plan_mounts
 from vm2c_tui.source.magic import ImageInfo
 from vm2c_tui.source.ssh import is_remote_machine
@@ -33,6 +34,8 @@ class WizardState:
     image: ImageResult | None = None
     smoke: Smoke | None = None
     exclude_sizes: dict[str, int] = field(default_factory=dict)  # explorer's rule -> bytes it leaves out
+    services: GuestServices | None = None  # what the guest runs, read while it is mounted for the archive
+    run_mode: str = "shell"  # the Build step's choice (--run)
     _plan: tuple | None = field(default=None, repr=False)
     _machine: tuple | None = field(default=None, repr=False)  # (source, Session, Machine)
     _machine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -98,6 +101,12 @@ class WizardState:
         if self.conversion is not None:
             conv, self.conversion, self.prepared_for = self.conversion, None, None
             conv.close()
+
+    def run_plan(self, shell: str):
+        """The Build step's run mode as a plan (plan/runplan.py); raises Vm2cError when it cannot be."""
+        from vm2c_tui.plan.runplan import plan_run
+
+        return plan_run(self.run_mode, self.services, shell, self.options.sanitize)
 
     def default_tag(self) -> str:
         from vm2c_tui.image.compose import default_tag

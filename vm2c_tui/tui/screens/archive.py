@@ -9,14 +9,14 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, ProgressBar, Static
 
 from vm2c_tui.text import human, safe
-from vm2c_tui.tui.messages import ArchiveDone, ArchiveProgress, StatusNote
+from vm2c_tui.tui.messages import ArchiveDone, ArchiveProgress, ServicesRead, StatusNote
 from vm2c_tui.tui.screens.base import StepScreen
 from vm2c_tui.tui.screens.confirm import Confirm
 
 
 class ArchiveScreen(StepScreen):
     NAME = "archive"
-    TITLES = {"#progress-box": "Progress"}
+    TITLES = {"#progress-box": "Progress", "#services": "What the guest runs"}
     FORWARD = ("#next", "#start")  # the primary action while there is one, then on
 
     def palette(self) -> list[tuple[str, str, object]]:
@@ -30,6 +30,7 @@ class ArchiveScreen(StepScreen):
             yield Static(id="figures")
             yield Static(id="current")
         yield Static(id="archive-result")
+        yield Static(id="services", classes="hidden")
         with Horizontal(classes="buttons"):
             yield Button("Start", id="start", variant="primary")
             yield Button("Cancel", id="cancel", variant="error", disabled=True)
@@ -42,6 +43,8 @@ class ArchiveScreen(StepScreen):
             f"{safe(state.source, 60)} -> {safe(str(state.output_dir), 60)}/img.tar", style="bold"))
         if state.archive is not None:
             self.finished(ArchiveDone(state.archive))
+        if state.services is not None:
+            self.services_read(ServicesRead(state.services))
 
     @on(Button.Pressed, "#start")
     def start(self) -> None:
@@ -62,6 +65,16 @@ class ArchiveScreen(StepScreen):
 
     def on_status_note(self, msg: StatusNote) -> None:
         self.query_one("#current", Static).update(Text(msg.text, style="dim"))
+
+    @on(ServicesRead)
+    def services_read(self, msg: ServicesRead) -> None:
+        self.app.state.services = msg.services  # shared state is written here, on the UI thread
+        panel = self.query_one("#services", Static)
+        panel.remove_class("hidden")
+        if msg.services is None:
+            panel.update(Text(f"not read: {safe(msg.error, 90)} (the Build step offers shell mode)", style="dim"))
+            return
+        panel.update(services_text(msg.services))
 
     @on(ArchiveDone)
     def finished(self, msg: ArchiveDone) -> None:
@@ -104,3 +117,17 @@ class ArchiveScreen(StepScreen):
     @on(Button.Pressed, "#next")
     def next_step(self) -> None:
         self.app.go("build")
+
+
+def services_text(found) -> Text:
+    """The guest's init, services with their ports, data directories and run modes, in a few lines."""
+    t = Text()
+    t.append(f"init {found.init}", style="bold")
+    t.append(f"  {safe(found.init_path, 40)}\n" if found.init_path else "\n")
+    for s in [s for s in found.services if s.name.endswith(".service")][:6]:
+        ports = " :" + ",".join(map(str, s.ports)) if s.ports else ""
+        t.append(f"  {safe(s.name, 32)}{ports}  {safe(s.user or 'root', 12)}\n")
+    if found.data_dirs:
+        t.append("data: " + ", ".join(f"{safe(p, 30)} {human(b)}" for p, b, _ in found.data_dirs[:5]) + "\n")
+    t.append("run as (Build step): " + ", ".join(found.run_modes), style="cyan")
+    return t

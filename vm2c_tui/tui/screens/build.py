@@ -8,9 +8,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, RichLog, Select, Static
 
+from vm2c_tui.image.dockerfile import run_commands
 from vm2c_tui.text import human, safe
 from vm2c_tui.tui.messages import BuildDone, BuildLog, Saved
 from vm2c_tui.tui.screens.base import StepScreen
+
+RUN_LABELS = {"shell": "shell (a shell, as the classic recipe)", "system": "system (its init as PID 1)"}
 
 
 class BuildScreen(StepScreen):
@@ -30,9 +33,14 @@ class BuildScreen(StepScreen):
                          value=state.method, allow_blank=False, id="method")
             yield Label(" tag ")
             yield Input(state.tag or state.default_tag(), placeholder="REPO:TAG", id="tag")
+        with Horizontal(id="run-row"):
+            yield Label(" run as ")
+            modes = state.services.run_modes if state.services else ["shell"]
+            yield Select([(RUN_LABELS.get(m, m), m) for m in modes], value=state.run_mode if state.run_mode in modes
+                         else "shell", allow_blank=False, id="run")
         with Horizontal(id="cmd-row"):
             yield Label("CMD ")
-            yield Input(shell, id="shell")
+            yield Input(shell, id="shell", disabled=state.run_mode != "shell")
         log = RichLog(id="log", wrap=True, max_lines=2000)
         log.border_title = "What the daemon does"
         yield log
@@ -45,6 +53,12 @@ class BuildScreen(StepScreen):
     @on(Select.Changed, "#method")
     def method(self, event: Select.Changed) -> None:
         self.app.state.method = str(event.value)
+        self.refresh_commands()
+
+    @on(Select.Changed, "#run")
+    def run_mode(self, event: Select.Changed) -> None:
+        self.app.state.run_mode = str(event.value)
+        self.query_one("#shell", Input).disabled = event.value != "shell"  # the run mode sets the process
         self.refresh_commands()
 
     @on(Input.Changed, "#tag")
@@ -89,12 +103,21 @@ class BuildScreen(StepScreen):
         t = Text()
         t.append(f"✓ {res.image_id[:19]}  {', '.join(res.tags)}  {human(res.size)}  {res.layers} layer(s)\n",
                  style="bold green")
-        if smoke and smoke.ok:
+        if smoke and smoke.mode != "shell":
+            ok = "ok" if smoke.ok else "failed (image kept)"
+            t.append(f"smoke test of {smoke.mode} {ok}\n", style="" if smoke.ok else "bold red")
+            for line in (smoke.detail or [smoke.error])[:3]:
+                t.append(f"  {safe(line, 90)}\n")
+        elif smoke and smoke.ok:
             pretty = next((l for l in smoke.os_release.splitlines() if l.startswith("PRETTY_NAME=")), "")
             t.append(f"smoke test ok: {smoke.shell} runs, {safe(pretty, 60)}\n")
         elif smoke:
             t.append(f"smoke test failed: {safe(smoke.error, 80)} (image kept)\n", style="bold red")
-        t.append(f"next: docker run -it --rm {tag} {smoke.shell if smoke else '/bin/sh'}\n")
+        if msg.run is not None and msg.run.mode != "shell":
+            run = run_commands(tag, msg.run, "/bin/sh")[0]
+            t.append(f"next: {safe(run, 200)}\n      compose.yaml and kubernetes.yaml are beside img.tar\n")
+        else:
+            t.append(f"next: docker run -it --rm {tag} {smoke.shell if smoke else '/bin/sh'}\n")
         t.append(f"      docker save -o image.tar {tag}")
         self.query_one("#build-result", Static).update(t)
 

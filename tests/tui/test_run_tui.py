@@ -1,0 +1,40 @@
+"""The wizard's run modes (issue 24): the Archive step shows what the guest runs, the Build
+step's choice becomes the image's process, smoke-tested, with compose.yaml beside img.tar."""
+
+from __future__ import annotations
+
+from conftest import docker_client
+from textual.widgets import Input, Select, Static
+
+from vm2c_tui.tui import tour
+from vm2c_tui.tui.app import Vm2cApp
+from vm2c_tui.tui.tour import press_button, wait_until
+
+
+async def test_wizard_runs_the_guests_nginx_as_the_image(debian_disk, dockerd, tmp_path, no_leaks):
+    out, tag = tmp_path / "out", "vm2c-test/tui:nginx"
+    app = Vm2cApp(browse_root=str(debian_disk.parent))
+    async with app.run_test(size=(100, 34)) as pilot:
+        await tour.to_archive(pilot, str(debian_disk), str(out))
+        await press_button(pilot, "#start")
+        await wait_until(pilot, lambda: app.state.archive is not None, timeout=120)
+        panel = str(app.screen.query_one("#services", Static).render())
+        assert "init systemd" in panel and "nginx.service :80" in panel and "service:nginx" in panel
+        await press_button(pilot, "#next")
+        await tour.reach(pilot, "BuildScreen", "#tag")
+        app.screen.query_one("#tag", Input).value = tag
+        app.screen.query_one("#run", Select).value = "service:nginx"
+        await pilot.pause()
+        assert app.screen.query_one("#shell", Input).disabled  # the service is the process now
+        lines = app.command_lines()
+        assert any(line.startswith(f"docker run -d --name tui -p 80:80 -v tui-var-www:/var/www {tag}")
+                   for line in lines), lines
+        await press_button(pilot, "#build")
+        await wait_until(pilot, lambda: app.state.smoke is not None, timeout=180)
+        assert app.state.smoke.ok and "HTTP/1.1 200" in app.state.smoke.detail[0], app.state.smoke
+        result = str(app.screen.query_one("#build-result", Static).render())
+        assert "smoke test of service:nginx ok" in result and "docker run -d --name tui" in result
+        await pilot.press("q")
+    assert app.return_code == 0
+    assert (out / "compose.yaml").is_file() and (out / "kubernetes.yaml").is_file()
+    assert docker_client().images.get(tag).attrs["Config"]["ExposedPorts"] == {"80/tcp": {}}
