@@ -275,3 +275,18 @@ def test_stop_services_quiesces_the_tar_and_starts_them_again(remote_host, tmp_p
     finally:
         remote_host.exec("sh", "-c", "/etc/init.d/vm2c-writer stop; rm -f /etc/init.d/vm2c-writer "
                          "/var/log/vm2c-writer.log")
+
+
+def test_services_over_ssh_read_like_its_disk(remote_host, debian_disk, tmp_path, no_leaks):
+    """Issue 24 over SSH: the files reading its services needs come over in one tar; the answer
+    is the one its disk image gives (the same Debian tree), its data sized by du there."""
+    doc = validated("services", json.loads(_vm2c(remote_host, "services", remote_host.url, "--json",
+                                                 check=True).stdout))
+    disk = json.loads(vm2c("services", debian_disk, "--json", check=True).stdout)
+    for key in ("init", "init_path", "services", "run_modes", "masks"):
+        assert doc[key] == disk[key], key
+    dirs = {d["path"]: d["bytes"] for d in doc["data_dirs"]}
+    assert dirs["/srv"] > 0 and dirs["/var/www"] > 0  # /srv: the second filesystem mounted there
+    run = json.loads(_vm2c(remote_host, "archive", remote_host.url, "-o", tmp_path / "out", "--preset", "minimal",
+                           "--run", "service:ssh", "--json", check=True).stdout)["run"]
+    assert run["ports"] == [22] and (tmp_path / "out" / "run" / "run.tar").is_file()  # a run layer over SSH

@@ -16,7 +16,6 @@ from typing import Protocol
 from vm2c_tui.archive import gnutar, usertar
 from vm2c_tui.archive.gnutar import Progress, ProgressFn, TarSpec
 from vm2c_tui.archive.treescan import TreeScan
-from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.session import Session
 from vm2c_tui.inspect.guestpath import GuestRoot
 from vm2c_tui.plan import presets
@@ -125,7 +124,10 @@ class RemoteTree:
         return {}
 
     def sizes(self, path: str) -> list[tuple[str, int, bool]]:
-        return []
+        """PATH's entries with their sizes, asked of `du` there."""
+        from vm2c_tui.inspect.services.remote import remote_sizes
+
+        return remote_sizes(self.remote, path)
 
     def whiteouts(self) -> list[str]:
         return []
@@ -134,8 +136,10 @@ class RemoteTree:
         pass
 
     def guest(self):
-        raise Vm2cError(f"{self.remote.url}: reading its services over SSH is not done yet; archive it and read "
-                        f"the tar's tree, or run vm2c on its disk image")
+        """The files reading its services looks at, copied from there (inspect/services/remote.py)."""
+        from vm2c_tui.inspect.services.remote import fetch_guest
+
+        return fetch_guest(self.remote, self.session.tempdir("guest"))
 
     @contextlib.contextmanager
     def quiesced(self):
