@@ -105,3 +105,52 @@ def test_the_dry_run_shows_the_run_line(debian_disk):
     text = vm2c("archive", debian_disk, "-o", "/tmp/never", "--dry-run", "--run", "system", check=True).stdout
     assert "docker build --build-arg BASE=vm2c/debian:latest -t vm2c/debian:latest /tmp/never/run" in text
     assert "docker run -d --name debian -v /sys/fs/cgroup:/sys/fs/cgroup:ro --tmpfs /run --tmpfs /run/lock" in text
+
+
+def _dump(tmp_path, name: str, files: dict[str, str], links: dict[str, str]) -> Path:
+    """An ext4 partition dump of a small guest tree (mkfs.ext4 -d): FILES' texts, LINKS' targets."""
+    import os
+
+    tree = tmp_path / f"{name}.tree"
+    for path, text in files.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_text(text)
+    for path, target in links.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, tree / path)
+    dump = tmp_path / f"{name}.ext4"
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", tree, dump, "16M"], check=True)
+    return dump
+
+
+def test_sysvinit_busybox_and_no_init_guests_on_real_filesystems(disks, dockerd, tmp_path, no_leaks):
+    release = {"etc/os-release": 'NAME="Test"\nID=test\n', "bin/sh": "#!/bin/false\n"}
+    sysv = _dump(tmp_path, "sysv", {**release, "sbin/init": "elf", "etc/inittab": "id:2:initdefault:\n",
+                                    "etc/init.d/nginx": "#!/bin/sh\n",
+                                    "etc/nginx/nginx.conf": "http { server { listen 8080; } }\n"},
+                 {"etc/rc2.d/S01nginx": "../init.d/nginx"})
+    doc = validated("services", json.loads(vm2c("services", sysv, "--json", check=True).stdout))
+    assert doc["init"] == "sysvinit" and [(s["name"], s["manager"], s["ports"]) for s in doc["services"]] == \
+        [("nginx", "sysv", [8080])]
+    bare = _dump(tmp_path, "bare", release, {})
+    doc = validated("services", json.loads(vm2c("services", bare, "--json", check=True).stdout))
+    assert doc["init"] == "none" and doc["run_modes"] == ["shell"]  # no init: only a shell to offer
+    res = vm2c("archive", bare, "-o", tmp_path / "out", "--run", "system")
+    assert res.returncode == 2 and "the guest has no init (this guest offers: shell)" in res.stderr
+    demo = disks.get("demo", "qcow2")  # busybox's init, as Alpine-like guests have
+    assert json.loads(vm2c("services", demo, "--json", check=True).stdout)["init"] == "busybox"
+    res = vm2c("convert", demo, "--tag", "vm2c-test/busybox:system", "--run", "system", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    smoke = json.loads(res.stdout)["smoke"]
+    assert smoke["ok"] and "busybox init" in smoke["detail"][0]
+    assert docker.from_env().images.get("vm2c-test/busybox:system").attrs["Config"]["Cmd"] == ["/sbin/init"]
+
+
+def test_a_failed_smoke_test_is_said_and_the_image_kept(debian_disk, dockerd, no_leaks):
+    """logind needs D-Bus, which a one-service container has not: it exits, the smoke test says so."""
+    tag = "vm2c-test/debian-logind:1"
+    res = vm2c("convert", debian_disk, "--tag", tag, "--run", "service:systemd-logind")
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "smoke test of --run service:systemd-logind: FAILED -- the image is kept" in res.stdout
+    assert "FAILED: exited: Failed to fully start up daemon" in res.stdout or "system bus" in res.stdout
+    assert docker.from_env().images.get(tag)  # kept

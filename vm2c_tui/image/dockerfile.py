@@ -66,7 +66,7 @@ def run_commands(tag: str, plan: RunPlan, shell: str, cgroup: str = "1") -> list
     vols = [a for v in plan.volumes for a in ("-v", f"{volume_of(tag, v)}:{v}")]
     name = name_of(tag)
     line = shell_line(["docker", "run", "-d", "--name", name, *plan.run_args(cgroup), *ports, *vols, tag])
-    after = shell_line(["docker", "exec", name, "systemctl", "is-system-running"]) if plan.system else \
+    after = shell_line(["docker", "exec", name, "systemctl", "is-system-running"]) if plan.init == "systemd" else \
         shell_line(["docker", "logs", name])
     return [line, after]
 
