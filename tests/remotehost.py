@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-PACKAGES = "openssh-server,iputils-ping,libcap2-bin,sudo,zstd,systemd-sysv,nginx-light"
+PACKAGES = "openssh-server,iputils-ping,libcap2-bin,sudo,zstd,systemd-sysv,nginx-light,qemu-utils"
 USERS = {"deploy": "NOPASSWD: ALL", "guest": "ALL"}  # sudo without a password; sudo that wants one
 
 

@@ -135,19 +135,62 @@ def test_sudo_wanting_a_password_is_one_line(remote_host, tmp_path):
     assert "sudo wants a password" in line
 
 
-def test_remote_disk_image_is_copied_then_read(remote_host, disks, tmp_path, no_leaks):
-    """ssh://host/path/disk.qcow2: copied through ssh into a private file, then inspected and
-    archived as a local image; the same tar as from the local copy of that image."""
+def test_remote_disk_image_is_read_in_place(remote_host, disks, tmp_path, no_leaks):
+    """ssh://host/path/disk.qcow2 with qemu-nbd there: served read-only, forwarded through ssh,
+    read here as a raw file (nothing copied); the same tar as from the local image, and nothing
+    left running or made there afterwards."""
     from manifest import tar_manifest
 
     url = remote_host.url + "/srv/images/" + remote_host.disk.name
     doc = json.loads(_vm2c(remote_host, "inspect", url, "--json", check=True).stdout)
-    assert doc["machine"]["kind"] == "ssh-disk" and doc["format"] == "qcow2" and doc["root"] == "fs"
+    assert doc["machine"]["kind"] == "ssh-view" and doc["root"] == "fs"
+    assert any("read in place: qemu-nbd on" in w and "qcow2" in w for w in doc["warnings"]), doc["warnings"]
     _vm2c(remote_host, "archive", url, "-o", tmp_path / "r", "--preset", "none", check=True)
     vm2c("archive", remote_host.disk, "-o", tmp_path / "l", "--preset", "none", check=True)
     assert tar_manifest(tmp_path / "r" / "img.tar") == tar_manifest(tmp_path / "l" / "img.tar")
+    left = remote_host.exec("sh", "-c", "ls -d /tmp/vm2c-nbd-* 2>/dev/null; "
+                            "cat /proc/[0-9]*/comm 2>/dev/null | grep -x qemu-nbd || true").stdout
+    assert left.strip() == b"", left  # its directory removed, qemu-nbd gone
     line = _one_line(_vm2c(remote_host, "inspect", remote_host.url + "/srv/nope.qcow2"))
-    assert "stat failed on the remote" in line and "No such file" in line
+    assert "No such file" in line
+
+
+def test_remote_disk_view_dropped_midway_leaves_nothing(remote_host, tmp_path, no_leaks):
+    """The ssh forward under a mounted view killed while tar reads: one line, exit 2, the view's
+    FUSE file and loop devices released here, qemu-nbd and its directory gone there."""
+    import subprocess
+    import time
+
+    from conftest import VM2C
+
+    out, url = tmp_path / "out", remote_host.url + "/srv/images/" + remote_host.disk.name
+    proc = subprocess.Popen([*VM2C, "--ssh-config", str(remote_host.config), "archive", url, "-o", str(out),
+                             "--preset", "none", "--limit-rate", "1M"], stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if (out / "img.tar.partial").exists() and (out / "img.tar.partial").stat().st_size > (2 << 20):
+            break
+        time.sleep(0.05)
+    # our ssh, its forward with it (the remote container shares this kernel: match only ssh itself)
+    subprocess.run(["pkill", "-KILL", "-f", "^(/usr/bin/)?ssh .*vm2c-nbd-"], check=True)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert "tar failed:" in err.strip().splitlines()[-1] and "error" in err.strip().splitlines()[-1], err
+    assert not (out / "img.tar.partial").exists() and not (out / "img.tar").exists()
+    for _ in range(50):  # the remote side ends on its own once the connection is gone
+        left = remote_host.exec("sh", "-c", "ls -d /tmp/vm2c-nbd-* 2>/dev/null; "
+                                "cat /proc/[0-9]*/comm 2>/dev/null | grep -x qemu-nbd || true").stdout
+        if not left.strip():
+            break
+        time.sleep(0.2)
+    assert left.strip() == b"", left
+
+
+def test_remote_disk_image_is_copied_without_qemu_nbd_there(remote_host, disks, tmp_path, no_leaks):
+    url = remote_host.url + "/srv/images/" + remote_host.disk.name
+    with remote_host.replaced("/usr/bin/qemu-nbd", None):
+        doc = json.loads(_vm2c(remote_host, "inspect", url, "--json", check=True).stdout)
+    assert doc["machine"]["kind"] == "ssh-disk" and doc["format"] == "qcow2" and doc["root"] == "fs"
+    assert any("has no qemu-nbd: the image is copied" in w for w in doc["warnings"]), doc["warnings"]
 
 
 def test_compressed_stream_gives_the_same_tar(remote_host, tmp_path, no_leaks):

@@ -203,8 +203,8 @@ class TarProcess:
             raise self.remote.failed("tar", self._stderr.decode(errors="replace"), rc)
         if rc not in (0, 1):  # 1: a file changed while read (live system), still a complete archive
             err = self._stderr.decode(errors="replace")
-            lines = [l for l in err.splitlines() if l.strip()]
-            tail = lines[-1] if lines else f"exit status {rc}"
+            lines = [l for l in err.splitlines() if l.strip() and "Exiting with failure status" not in l]
+            tail = lines[-1] if lines else f"exit status {rc}"  # the error itself, not tar's summary of it
             if "No space left on device" in err:
                 raise Vm2cError("output filesystem is full: img.tar could not be written (removed the partial file)")
             raise Vm2cError(f"tar failed: {tail}")

@@ -203,7 +203,7 @@ def release_nbd(dev: str) -> None:
 
 
 # what vm2c itself starts: a state file naming any other process is not obeyed
-OUR_PROCESSES = {"qemu-storage-daemon", "nbdfuse", "bwrap", "qemu-nbd"}
+OUR_PROCESSES = {"qemu-storage-daemon", "nbdfuse", "bwrap", "qemu-nbd", "ssh"}  # ssh: a disk's forward
 
 
 def validate(r: dict, tempdirs: list[str]) -> str | None:

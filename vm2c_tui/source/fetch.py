@@ -1,8 +1,8 @@
 """A disk image on a machine over SSH (ssh://host/path/disk.qcow2), copied into a private
 directory to be read: `cat` there, its bytes through ssh into a file created new here (0600,
-O_EXCL|O_NOFOLLOW), with progress. The source is only read; the room is checked first. (qemu's
-own ssh driver would read it in place, but qemu runs confined with no network, and a remote
-NBD server would need qemu installed there: the copy is the way that always works.)"""
+O_EXCL|O_NOFOLLOW), with progress. The source is only read; the room is checked first. The
+fallback where the remote has no qemu-nbd to serve it in place (remoteview.py); qemu's own ssh
+driver is not used: qemu runs confined here, with no network."""
 
 from __future__ import annotations
 

@@ -91,11 +91,14 @@ class Remote:
         """-F FILE for vm2c --ssh-config FILE (ssh itself and ssh -G)."""
         return ["-F", os.environ["VM2C_SSH_CONFIG"]] if os.environ.get("VM2C_SSH_CONFIG") else []
 
-    def argv(self, remote_cmd: list[str]) -> list[str]:
-        """ssh running REMOTE_CMD (each word quoted for the remote shell)."""
+    def argv(self, remote_cmd: list[str], forward: tuple[str, str] | None = None) -> list[str]:
+        """ssh running REMOTE_CMD (each word quoted for the remote shell); FORWARD: (a local unix
+        socket, the remote one it reaches), refused at once if ssh cannot set it up."""
         opts = [*self.config_args(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                 "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
                 "-T", "-x", "-a", *self.port_args]
+        if forward:
+            opts += ["-o", "ExitOnForwardFailure=yes", "-L", f"{forward[0]}:{forward[1]}"]
         if self.user:
             opts += ["-l", self.user]
         if self.sudo:

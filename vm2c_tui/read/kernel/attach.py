@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import glob
 import os
-import subprocess
-import time
 from dataclasses import dataclass
-from pathlib import Path
-
-import psutil
 
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.host.confine import Sandbox
-from vm2c_tui.host.run import run, signals_held, spawn, which
-from vm2c_tui.host.session import Session, release_loop, release_nbd, release_process
+from vm2c_tui.host.daemon import fuse_mounted, nbdfuse_cmd, start_daemon
+from vm2c_tui.host.run import run, signals_held, which
+from vm2c_tui.host.session import Session, release_loop, release_nbd
 from vm2c_tui.read.kernel.flatten import WHY as FLATTEN_WHY
 from vm2c_tui.read.kernel.flatten import flatten_vdi
 from vm2c_tui.source import diskset
@@ -124,41 +120,11 @@ def _fuse(session: Session, info: ImageInfo) -> str:
     sock, view, pidfile = work / "nbd.sock", work / "view", work / "nbdfuse.pid"
     view.mkdir(mode=0o700)
     raw = view / "raw"
-    _daemon(session, qsd_cmd(str(info.path), info.format, str(sock)), work / "qsd.log",
+    start_daemon(session, qsd_cmd(str(info.path), info.format, str(sock)), work / "qsd.log",
             lambda: sock.is_socket(), "qemu-storage-daemon (raw view)", sandbox=Sandbox.for_image(info.path, write=[work]))
-    _daemon(session, nbdfuse_cmd(str(raw), str(sock), str(pidfile)), work / "nbdfuse.log",
-            lambda: pidfile.exists() and _fuse_mounted(view), "nbdfuse (raw view)", fuse_file=view)
+    start_daemon(session, nbdfuse_cmd(str(raw), str(sock), str(pidfile)), work / "nbdfuse.log",
+            lambda: pidfile.exists() and fuse_mounted(view), "nbdfuse (raw view)", fuse_file=view)
     return str(raw)
-
-
-def _daemon(session: Session, cmd: list[str], log: Path, ready, what: str, *, sandbox=None,
-            fuse_file: Path | None = None, timeout: float = 30) -> None:
-    """CMD started, recorded on SESSION (pid, start time, name: what `vm2c cleanup` checks) and
-    waited for until READY. Its stderr goes to LOG in our private directory, not a pipe: a
-    daemon that lives as long as the conversion would block once an undrained pipe filled."""
-    with signals_held(), open(log, "wb") as err:
-        proc = spawn(cmd, sandbox=sandbox, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                     start_new_session=True)
-        p = psutil.Process(proc.pid)
-        started = p.create_time()
-        extra = {"fuse_file": str(fuse_file)} if fuse_file else {}
-        session.track("process", str(proc.pid), lambda: _stop(proc, started, fuse_file), started=started,
-                      name=cmd[0], exe=p.name(), **extra)
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()
-            raise Vm2cError(f"{what} failed: {tail[-1] if tail else f'exit status {proc.returncode}'}")
-        if time.monotonic() > deadline:
-            raise Vm2cError(f"{what}: not ready after {timeout:.0f} s")
-        time.sleep(0.01)
-
-
-def _stop(proc: subprocess.Popen, started: float, fuse_file: Path | None) -> None:
-    release_process(proc.pid, started)
-    proc.poll()  # reaped: no zombie under a subreaper
-    if fuse_file and _fuse_mounted(fuse_file):
-        run(["umount", "-l", str(fuse_file)], check=False)
 
 
 def _qemu_value(text: str) -> str:
@@ -177,11 +143,6 @@ def qsd_cmd(image: str, fmt: str, sock: str) -> list[str]:
     ]
 
 
-def nbdfuse_cmd(raw: str, sock: str, pidfile: str) -> list[str]:
-    """RAW (VIEWDIR/raw) as a read-only file over the export 'd' on SOCK."""
-    return ["nbdfuse", "-r", "-P", pidfile, raw, f"nbd+unix:///d?socket={sock}"]
-
-
 def nbd_cmd(image: str, fmt: str, dev: str) -> list[str]:
     return ["qemu-nbd", "-r", "-f", fmt, "-c", dev, image]
 
@@ -197,11 +158,6 @@ def losetup_cmd(raw: str, offset: int, size: int, direct_io: bool = False) -> li
     # does not fit that, the kernel quietly reads buffered
     dio = ["--direct-io=on", "--sector-size", "512"] if direct_io else []
     return ["losetup", "-f", "--show", "-r", *dio, "-o", str(offset), "--sizelimit", str(size), raw]
-
-
-def _fuse_mounted(path: Path) -> bool:
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == str(path) for line in f)
 
 
 def _nbd(session: Session, info: ImageInfo) -> str:

@@ -37,7 +37,7 @@ def pick(snaps: list[tuple[Snapshot, object]], name: str, definition) -> object:
 
 @dataclass
 class Machine:
-    kind: str  # disk, disks, vbox, vmx, ovf, ova, libvirt, ssh-disk
+    kind: str  # disk, disks, vbox, vmx, ovf, ova, libvirt, ssh-disk (copied), ssh-view (read in place)
     definition: str  # the file that defines it (the disk image itself for kind disk)
     name: str
     disks: list[VmDisk]

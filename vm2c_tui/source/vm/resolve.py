@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.source.fetch import fetch
+from vm2c_tui.source.remoteview import open_view
 from vm2c_tui.source.ssh import Remote, is_remote
 from vm2c_tui.source.vm import libvirt as virt
 from vm2c_tui.source.vm import ova, vbox, vmx
@@ -128,8 +129,15 @@ def _ovf(path: Path, snapshot: str | None) -> Machine:
 
 
 def open_machine(path: str | os.PathLike, session, snapshot: str | None = None) -> Machine:
-    """describe(), an OVA's disks unpacked into a private directory of SESSION (removed with it)."""
+    """describe(), an OVA's disks unpacked into a private directory of SESSION (removed with it);
+    a disk image over SSH read in place where the remote serves it (remoteview.py), else copied."""
     vm = describe(path, snapshot)
+    notes: list[str] = []
+    if vm.kind == "ssh-disk" and snapshot is None:  # qemu-nbd there would need -l: copied, read here
+        where = open_view(Remote.parse(vm.definition), session, notes.append)
+        if where is not None:
+            return Machine("ssh-view", vm.definition, vm.name, [VmDisk(where, "disk")], warnings=notes)
     if vm.needs_unpack:
         vm = describe(path, snapshot, unpack_to=session.tempdir("ova" if vm.kind == "ova" else "fetch"))
+    vm.warnings += notes
     return vm
