@@ -188,7 +188,9 @@ def test_remote_disk_view_dropped_midway_leaves_nothing(remote_host, tmp_path, n
 def test_remote_disk_image_is_copied_without_qemu_nbd_there(remote_host, disks, tmp_path, no_leaks):
     url = remote_host.url + "/srv/images/" + remote_host.disk.name
     with remote_host.replaced("/usr/bin/qemu-nbd", None):
-        doc = json.loads(_vm2c(remote_host, "inspect", url, "--json", check=True).stdout)
+        res = _vm2c(remote_host, "inspect", url, "--json", check=True)
+    doc = json.loads(res.stdout)
+    assert f"vm2c: copied {remote_host.disk.name} from 127.0.0.1:" in res.stderr  # the copy says how far
     assert doc["machine"]["kind"] == "ssh-disk" and doc["format"] == "qcow2" and doc["root"] == "fs"
     assert any("has no qemu-nbd: the image is copied" in w for w in doc["warnings"]), doc["warnings"]
 

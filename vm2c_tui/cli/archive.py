@@ -6,7 +6,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from vm2c_tui.cli.common import ProgressLine, conversion_args, options, require_root, sources
+from vm2c_tui.cli.common import NoteLine, ProgressLine, conversion_args, options, require_root, sources
 from vm2c_tui.text import human
 
 
@@ -23,7 +23,8 @@ def _cmd_archive(args) -> int:
     out = Path(args.output)
     if not args.dry_run:
         require_root("archive", args)
-    with (nullcontext() if args.dry_run else made_first(out)), Conversion(sources(args), options(args)) as conv:
+    with (nullcontext() if args.dry_run else made_first(out)), Conversion(sources(args), options(args),
+                                                                                        on_note=NoteLine()) as conv:
         if args.dry_run:
             conv.inspect()
             print("\n".join(render_commands(conv, str(out))))

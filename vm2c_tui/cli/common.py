@@ -95,6 +95,20 @@ class ProgressLine:
             self.stream.write("\n")
 
 
+class NoteLine:
+    """A note that updates (a copy's progress) as a line every 5 s: other lines come between."""
+
+    def __init__(self, stream=sys.stderr, every: float = 5):
+        self.stream, self.every, self.last = stream, every, -every
+
+    def __call__(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every or text.startswith("copied "):
+            self.last = now
+            self.stream.write(f"vm2c: {text}\n")
+            self.stream.flush()
+
+
 def require_root(what: str, args) -> None:
     """Early, before any work: the kernel route needs root (the user-space engine does not)."""
 

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from vm2c_tui.cli.common import ProgressLine, conversion_args, options, require_root, sources
+from vm2c_tui.cli.common import NoteLine, ProgressLine, conversion_args, options, require_root, sources
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.text import human, safe
 
@@ -137,7 +137,7 @@ def _cmd_convert(args) -> int:
         require_dir(args.workdir, "--workdir")
     if args.compose:
         require_dir(args.compose, "--compose")
-    with Conversion(sources(args), options(args)) as conv:
+    with Conversion(sources(args), options(args), on_note=NoteLine()) as conv:
         insp = conv.inspect()
         conv.plan()
         timings["inspect"] = round(time.monotonic() - t0, 3)

@@ -14,11 +14,12 @@ from vm2c_tui.errors import Vm2cError
 
 
 def _cmd_inspect(args) -> int:
-    from vm2c_tui.cli.common import sources
+    from vm2c_tui.cli.common import NoteLine, sources
     from vm2c_tui.read import engine
     from vm2c_tui.text import render_inspection, render_remote
 
-    insp = engine.inspect(sources(args), args.engine, method=args.view, snapshot=args.snapshot, sudo=args.sudo)
+    insp = engine.inspect(sources(args), args.engine, method=args.view, snapshot=args.snapshot, sudo=args.sudo,
+                          note=NoteLine())
     if args.json:
         print(json.dumps(insp.to_json(), indent=2))
     else:
@@ -27,13 +28,13 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_services(args) -> int:
-    from vm2c_tui.cli.common import options, require_root, sources
+    from vm2c_tui.cli.common import NoteLine, options, require_root, sources
     from vm2c_tui.convert.conversion import Conversion
     from vm2c_tui.convert.services import guest_services
     from vm2c_tui.text import render_services
 
     require_root("services", args)
-    with Conversion(sources(args), options(args)) as conv:
+    with Conversion(sources(args), options(args), on_note=NoteLine()) as conv:
         found = guest_services(conv)
     print(json.dumps(found.to_json(), indent=2) if args.json else render_services(found), end="\n" if args.json else "")
     return 0

@@ -71,10 +71,11 @@ class ArchiveResult:
 
 class Conversion:
     def __init__(self, source: str | os.PathLike | list, options: Options | None = None,
-                 inspection: Inspection | None = None, machine: Machine | None = None):
+                 inspection: Inspection | None = None, machine: Machine | None = None, on_note=None):
         """SOURCE: a disk image, a VM (definition, OVA, folder), a live tree, or a list of one
         machine's disk images."""
         self.options = options or Options()
+        self.on_note = on_note  # a disk image copied from a machine over SSH says how far, once a second
         # ssh://[user@]host[:port], through sudo -n there when asked
         self.remote = Remote.parse(source, self.options.sudo) if is_remote_machine(source) else None
         if self.remote is not None or is_remote(source):  # a disk image there: copied by the machine layer
@@ -125,7 +126,7 @@ class Conversion:
         OVA's unpacked into this conversion's private directory)."""
         if self.machine is None:
             self.machine = open_machine(self.sources if len(self.sources) > 1 else self.source, self.session,
-                                        self.options.snapshot)
+                                        self.options.snapshot, self.on_note)
         return [d.path for d in self.machine.disks]
 
     # -- steps -------------------------------------------------------------

@@ -50,7 +50,8 @@ def require_kernel_root(engine: str, what: str) -> None:
 
 
 def inspect(source, engine: str | None = None, *, method: str | None = None, progress=None, look_inside=True,
-            joined=None, machine: Machine | None = None, snapshot: str | None = None, sudo: bool = False):
+            joined=None, machine: Machine | None = None, snapshot: str | None = None, sudo: bool = False,
+            note=None):
     """SOURCE: a disk image, or a VM (definition, OVA, folder: source/vm) whose disk is read;
     MACHINE: SOURCE already resolved by a caller that keeps its unpacked files (a conversion)."""
     if is_remote_machine(source):  # a running machine over SSH: its mount table, not a disk's
@@ -59,7 +60,7 @@ def inspect(source, engine: str | None = None, *, method: str | None = None, pro
         machine = describe(source, snapshot)
         if machine.needs_unpack:  # its disks, copied here for as long as the inspection reads them
             with Session("unpack", str(source)) as session:
-                return _inspect_machine(open_machine(source, session, snapshot), engine, method, progress,
+                return _inspect_machine(open_machine(source, session, snapshot, note), engine, method, progress,
                                         look_inside, joined)
     return _inspect_machine(machine, engine, method, progress, look_inside, joined)
 

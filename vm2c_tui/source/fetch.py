@@ -43,6 +43,8 @@ def fetch(remote: Remote, dest_dir: Path, note=lambda msg: None) -> str:
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     finally:
         os.close(fd)
+    if proc.returncode == 0 and os.path.getsize(dest) == size:
+        note(f"copied {os.path.basename(remote.path)} from {remote.host}: {size >> 20} MiB")
     if proc.returncode == 255:
         raise remote.explain(err)
     if proc.returncode != 0 or os.path.getsize(dest) != size:

@@ -61,7 +61,8 @@ def definition_in(folder: Path) -> Path | None:
     return None
 
 
-def describe(path: str | os.PathLike | list, snapshot: str | None = None, unpack_to: Path | None = None) -> Machine:
+def describe(path: str | os.PathLike | list, snapshot: str | None = None, unpack_to: Path | None = None,
+             note=None) -> Machine:
     """The Machine PATH is (a list: one machine's disk images, in order). An OVA's disks are
     member names unless UNPACK_TO (a private directory) is given, where they are copied to be read."""
     if isinstance(path, list) and len(path) > 1:
@@ -69,7 +70,7 @@ def describe(path: str | os.PathLike | list, snapshot: str | None = None, unpack
     path = path[0] if isinstance(path, list) else path
     if is_remote(str(path)):  # a disk image on a machine over SSH: copied to be read
         remote = Remote.parse(str(path))
-        where = fetch(remote, unpack_to) if unpack_to else remote.url
+        where = fetch(remote, unpack_to, note or (lambda msg: None)) if unpack_to else remote.url
         return Machine("ssh-disk", remote.url, os.path.basename(remote.path), [VmDisk(where, "disk")],
                        state=snapshot or "current")
     path = Path(os.path.abspath(path))
@@ -128,9 +129,10 @@ def _ovf(path: Path, snapshot: str | None) -> Machine:
     return vm
 
 
-def open_machine(path: str | os.PathLike, session, snapshot: str | None = None) -> Machine:
+def open_machine(path: str | os.PathLike, session, snapshot: str | None = None, note=None) -> Machine:
     """describe(), an OVA's disks unpacked into a private directory of SESSION (removed with it);
-    a disk image over SSH read in place where the remote serves it (remoteview.py), else copied."""
+    a disk image over SSH read in place where the remote serves it (remoteview.py), else copied
+    (NOTE(text): how the copy goes, once a second)."""
     vm = describe(path, snapshot)
     notes: list[str] = []
     if vm.kind == "ssh-disk" and snapshot is None:  # qemu-nbd there would need -l: copied, read here
@@ -138,6 +140,6 @@ def open_machine(path: str | os.PathLike, session, snapshot: str | None = None) 
         if where is not None:
             return Machine("ssh-view", vm.definition, vm.name, [VmDisk(where, "disk")], warnings=notes)
     if vm.needs_unpack:
-        vm = describe(path, snapshot, unpack_to=session.tempdir("ova" if vm.kind == "ova" else "fetch"))
+        vm = describe(path, snapshot, unpack_to=session.tempdir("ova" if vm.kind == "ova" else "fetch"), note=note)
     vm.warnings += notes
     return vm
