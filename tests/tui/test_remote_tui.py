@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tarfile
 
-from textual.widgets import Input, Static
+from textual.widgets import Input, Static, Switch
 
 from vm2c_tui.tui import tour
 from vm2c_tui.tui.app import Vm2cApp
@@ -26,17 +26,25 @@ async def test_wizard_archives_a_machine_over_ssh(remote_host, tmp_path, monkeyp
         await wait_until(pilot, lambda: "/srv" in str(line.render()))
         assert "nothing is written" in str(line.render())
         app.screen.query_one("#outdir", Input).value = str(tmp_path / "out")
-        await _archive_and_quit(pilot)
+        app.screen.query_one("#compress", Switch).value = True  # zstd on the wire: the remote has it
+        await pilot.pause()
+        assert app.state.options.compress == "zstd"
+        assert any("--zstd" in line for line in app.command_lines())
+        await _archive_and_quit(pilot, services=True)
     names = _names(app, tmp_path / "out")
     assert "./srv/site/index.html" in names and "./usr/bin/ping" in names
 
 
-async def _archive_and_quit(pilot) -> None:
-    """From the Mount step: on to the Archive step, archive, quit."""
+async def _archive_and_quit(pilot, services: bool = False) -> None:
+    """From the Mount step: on to the Archive step, archive, quit; SERVICES: what the machine
+    runs is in the Archive step's panel (read over SSH)."""
     await press_button(pilot, "#next")
     await tour.reach(pilot, "ArchiveScreen", "#start")
     await press_button(pilot, "#start")
     await wait_until(pilot, lambda: pilot.app.state.archive is not None, timeout=120)
+    if services:
+        panel = str(pilot.app.screen.query_one("#services", Static).render())
+        assert "init systemd" in panel and "nginx.service :80" in panel, panel
     await pilot.press("q")
 
 

@@ -76,7 +76,7 @@ class WizardState:
         # the preset and an exclude are part of the tar's spec, made when the tree is (a preset
         # chosen after the estimate was ignored before); services to stop belong to the tree too
         return (self.source, o.root, o.use_fstab, tuple(sorted(o.disabled)), o.sanitize, o.engine,
-                tuple(o.excludes), o.preset, tuple(o.stop_services))
+                tuple(o.excludes), o.preset, tuple(o.stop_services), o.compress)
 
     def mount_plan(self) -> tuple[list, list[str]]:
         """The mount plan for the current choices: what the Mount step shows and the conversion

@@ -60,6 +60,11 @@ class MountScreen(StepScreen):
                             yield Label("read in user space (no mounts)")
                     yield Static(id="estimate")
             if is_remote_machine(state.source or "") and state.inspection is not None:
+                tool = next(iter(state.inspection.compressors), "")
+                with Horizontal(classes="switch-row", id="compress-row"):
+                    yield Switch(value=bool(state.options.compress), id="compress", disabled=not tool)
+                    yield Label(f"compress on the wire ({tool} there, unpacked here; for a slow link)" if tool
+                                else "compress on the wire (neither zstd nor gzip there)")
                 running = ", ".join(state.inspection.services[:8]) or "none seen"
                 with Horizontal(id="stop-row"):
                     yield Label("Stop while tar reads ")
@@ -146,6 +151,12 @@ class MountScreen(StepScreen):
         self.app.state.options.preset = event.pressed.name
         self.refresh_commands()
         self.show_estimates()
+
+    @on(Switch.Changed, "#compress")
+    def compress(self, event: Switch.Changed) -> None:
+        tools = self.app.state.inspection.compressors
+        self.app.state.options.compress = tools[0] if event.value and tools else ""
+        self.refresh_commands()
 
     @on(Switch.Changed, "#sanitize")
     def sanitize(self, event: Switch.Changed) -> None:
