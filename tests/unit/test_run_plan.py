@@ -4,6 +4,7 @@ script is checked by a real sh, compose/k8s text by reading it back. No root, no
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -83,11 +84,13 @@ def test_service_mode_folds_the_unit_into_a_start_script(tmp_path):
 
 def test_systemd_words_keep_their_expansions():
     assert sh_word("$SSHD_OPTS") == "$SSHD_OPTS"  # split into words, as systemd does
-    assert sh_word("--dir=${DATA}") == '"--dir=${DATA}"'  # one word
+    assert sh_word("--dir=${DATA}") == '--dir="${DATA}"'  # one word
     assert sh_word("it's") == "'it'\"'\"'s'"
-    out = subprocess.run(["sh", "-c", f"A='x y'; DATA=/d; printf '[%s]' {sh_word('$A')} {sh_word('--d=${DATA}')}"],
+    words = " ".join(sh_word(w) for w in ("$A", "--d=${DATA}", "$(touch /tmp/vm2c-pwned)", "`id`", "*", "a$DATA/b"))
+    out = subprocess.run(["sh", "-c", f"A='x y'; DATA=/d; printf '[%s]' {words}"],
                          capture_output=True, text=True, check=True).stdout
-    assert out == "[x][y][--d=/d]"
+    assert out == "[x][y][--d=/d][$(touch /tmp/vm2c-pwned)][`id`][*][a/d/b]"  # only systemd's expansions
+    assert not os.path.exists("/tmp/vm2c-pwned")
 
 
 @pytest.mark.parametrize(("unit", "why"), [
@@ -95,6 +98,8 @@ def test_systemd_words_keep_their_expansions():
     ("[Service]\nExecStart=@/usr/bin/thing thing-name\n", r"argv\[0\]"),
     ("[Service]\nExecStart=/usr/bin/thing --instance %i\n", "specifier"),
     ("[Service]\nExecStart=/usr/bin/thing 'unclosed\n", "cannot read"),
+    ("[Service]\nUser=a b\nExecStart=/usr/bin/thing\n", "not a user or group name"),
+    ("[Service]\nWorkingDirectory=/srv/x\\y\nExecStart=/usr/bin/thing\n", "not a plain absolute path"),
 ])
 def test_service_mode_refuses_what_it_cannot_fold(tmp_path, unit, why):
     root = systemd_guest(tmp_path / "g")

@@ -32,6 +32,9 @@ def _print_result(res, smoke, out=sys.stdout, run=None, cgroup: str = "1") -> No
     if run is not None and run.mode != "shell":
         for i, line in enumerate(run_commands(tag, run, "/bin/sh", cgroup)):
             print(f"{'next: ' if i == 0 else '      '}{line}", file=out)
+        if run.system and run.init == "systemd":
+            print(f"      (the cgroup flags are those of this daemon's cgroup v{cgroup}"
+                  + ("; on v2 they are untried by vm2c's tests, whose host has v1)" if cgroup == "2" else ")"), file=out)
     else:
         print(f"next: docker run -it --rm {tag} {safe(smoke.shell) if smoke else '/bin/sh'}", file=out)
     print(f"      docker save -o image.tar {tag}", file=out)

@@ -26,7 +26,7 @@ def default_tag(source: str) -> str:
 
 
 def volume_of(tag: str, path: str) -> str:
-    return f"{name_of(tag)}-{re.sub(r'[^a-z0-9]+', '-', path.lower()).strip('-') or 'root'}"
+    return f"{name_of(tag)}-{re.sub(r'[^a-z0-9]+', '-', path.lower()).strip('-') or 'root'}"[:63].rstrip("-")
 
 
 def _q(value) -> str:

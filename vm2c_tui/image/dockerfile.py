@@ -22,8 +22,9 @@ def dockerfile_text(shell: str, labels: dict[str, str], tar_name: str = "img.tar
 
     plan = run or shell_plan(shell)
     lines = ["FROM scratch", f"ADD {tar_name} /", *([f"ADD {DIR}/{NAME} /"] if plan.files else [])]
+    lines += [c for c in plan.config if c.startswith("ENV ")]  # the classic order: ENV, LABELs, the rest
     lines += [f"LABEL {k}={json.dumps(v)}" for k, v in labels.items()]
-    lines += plan.config
+    lines += [c for c in plan.config if not c.startswith("ENV ")]
     return "\n".join(lines) + "\n"
 
 

@@ -138,12 +138,21 @@ def _still_running(container, what: str) -> list[str]:
     return [f"FAILED: exited: {_tail(container)}"]
 
 
+def _ours(pid: int, container_id: str) -> bool:
+    """PID here is that container's process (a daemon elsewhere gives a pid of its machine's)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return pid > 0 and container_id in f.read() and os.path.exists(f"/proc/{pid}/ns/net")
+    except OSError:
+        return False
+
+
 def _service(container, plan: RunPlan) -> list[str]:
     if not plan.ports:
         return _still_running(container, "no port declared")
     container.reload()  # the attributes run() returned predate the start
     pid = int(container.attrs.get("State", {}).get("Pid") or 0)
-    if not pid or not os.path.exists(f"/proc/{pid}/ns/net"):
+    if not _ours(pid, container.id):
         return ["started; its port was not checked (the daemon is not on this machine)"]
     port, last, deadline = plan.ports[0], "", time.monotonic() + ANSWER_SECONDS
     while time.monotonic() < deadline:

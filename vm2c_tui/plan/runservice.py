@@ -16,6 +16,8 @@ from vm2c_tui.plan.runsystem import KEYGEN
 
 SCRIPT = "/usr/local/sbin/vm2c-start"
 VAR = re.compile(r"\$(\w+|\{\w+\})")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10}")  # a user or group, or its number
+PLAIN = re.compile(r"/[\w./@+-]*")  # a WORKDIR that needs no Dockerfile escape
 
 
 def _nginx(argv: list[str]) -> list[str]:
@@ -55,12 +57,19 @@ def words(line: str, name: str, unit: Service) -> tuple[list[str], bool]:
 
 
 def sh_word(word: str) -> str:
-    """A word for sh, keeping systemd's $VAR (split into words) and ${VAR} (one word) expansions."""
+    """A word for sh, keeping systemd's $VAR (split into words) and ${VAR} (one word) expansions
+    and nothing else: $(...), backquotes and globs stay the literal text they are to systemd."""
     if re.fullmatch(r"\$\w+", word):
         return word
-    if "$" in word:
-        return '"' + re.sub(r'(["\\`])', r"\\\1", word) + '"'
-    return shlex.quote(word)
+    out, pos = [], 0
+    for m in VAR.finditer(word):
+        if m.start() > pos:
+            out.append(shlex.quote(word[pos:m.start()]))
+        out.append('"${' + m.group(1).strip("{}") + '}"')
+        pos = m.end()
+    if pos < len(word) or not out:
+        out.append(shlex.quote(word[pos:]))
+    return "".join(out)
 
 
 def _main(unit: Service, name: str) -> list[str]:
@@ -106,17 +115,24 @@ def _environment(unit: Service) -> list[str]:
     return out
 
 
+def _user_and_dir(unit: Service, name: str) -> list[str]:
+    """USER and WORKDIR, written only when they need no escaping (a Dockerfile line has none)."""
+    for what, value in (("User", unit.user), ("Group", unit.group)):
+        if value and not NAME.fullmatch(value):
+            raise Vm2cError(f"--run service:{name}: {what}={value!r} is not a user or group name")
+    out = [f"USER {unit.user}" + (f":{unit.group}" if unit.group else "")] if unit.user else []
+    workdir = unit.working_directory.lstrip("-")
+    if workdir and not PLAIN.fullmatch(workdir):
+        raise Vm2cError(f"--run service:{name}: WorkingDirectory={workdir!r} is not a plain absolute path")
+    return [*out, f"WORKDIR {workdir}"] if workdir else out
+
+
 def plan(guest: GuestServices, name: str, shell: str, sanitized: bool) -> RunPlan:
     unit = next(s for s in guest.services if s.name in (name, f"{name}.service"))
     base = name.split("@")[0]
     keygen = next((k for k in KEYGEN if k in guest.tools), "") if base in ("ssh", "sshd") and sanitized else ""
     text = script(unit, name, keygen)
-    config = [f"ENV PATH={DEFAULT_PATH}", *_environment(unit)]
-    if unit.user:
-        config.append(f"USER {unit.user}" + (f":{unit.group}" if unit.group else ""))
-    workdir = unit.working_directory.lstrip("-")
-    if workdir.startswith("/"):
-        config.append(f"WORKDIR {workdir}")
+    config = [f"ENV PATH={DEFAULT_PATH}", *_environment(unit), *_user_and_dir(unit, name)]
     config += [f"EXPOSE {p}" for p in unit.ports]
     volumes = [d for d, _, why in guest.data_dirs if why.startswith(f"{base}'s")]
     config += [f"VOLUME {json.dumps(volumes)}"] if volumes else []
