@@ -68,7 +68,7 @@ def test_service_mode_folds_the_unit_into_a_start_script(tmp_path):
     assert 'VOLUME ["/var/lib/app"]' in plan.config
     assert plan.config[-2:] == ['ENTRYPOINT ["/bin/sh", "/usr/local/sbin/vm2c-start"]', "CMD []"]
     script = plan.files[0].text
-    assert "if [ -r /etc/default/app ]; then set -a; . /etc/default/app; set +a; fi" in script
+    assert "if [ -r /etc/default/app ]; then envfile /etc/default/app; fi" in script
     assert script.rstrip().endswith("exec /srv/app/run2")
     subprocess.run(["sh", "-n", "-c", script], check=True)  # a real shell parses it
 
@@ -80,6 +80,18 @@ def test_service_mode_folds_the_unit_into_a_start_script(tmp_path):
 
     ssh = plan_run("service:ssh", guest, "/bin/sh").files[0].text
     assert "/usr/bin/ssh-keygen -A" in ssh and ssh.rstrip().endswith("exec /usr/sbin/sshd -D $SSHD_OPTS")
+
+
+def test_an_environment_file_is_read_not_run(tmp_path):
+    from vm2c_tui.plan.runservice import ENVFILE
+
+    env = tmp_path / "app.env"
+    env.write_text('# comment\nA=one two\nB="quoted value"\nC=$(touch ' + str(tmp_path / "ran") + ')\n'
+                   "bad-key=x\n;other\nD='single'")  # no final newline
+    out = subprocess.run(["sh", "-c", ENVFILE + '\nenvfile "$1"; printf "[%s]" "$A" "$B" "$C" "$D"', "sh", env],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == f"[one two][quoted value][$(touch {tmp_path / 'ran'})][single]"
+    assert not (tmp_path / "ran").exists()
 
 
 def test_systemd_words_keep_their_expansions():

@@ -88,12 +88,25 @@ def _main(unit: Service, name: str) -> list[str]:
     return argv
 
 
+# systemd's EnvironmentFile: KEY=VALUE lines, # and ; comments, a value's outer quotes dropped;
+# read, never run (sourcing it as sh would run what a value holds)
+ENVFILE = r"""envfile() {
+  while IFS= read -r line || [ -n "$line" ]; do
+    case "$line" in ''|'#'*|';'*|*[!A-Za-z0-9_]*=*) continue;; *=*) ;; *) continue;; esac
+    k=${line%%=*}; v=${line#*=}
+    case "$v" in \"*\") v=${v#\"}; v=${v%\"};; \'*\') v=${v#\'}; v=${v%\'};; esac
+    export "$k=$v"
+  done < "$1"
+}"""
+
+
 def script(unit: Service, name: str, keygen: str) -> str:
-    lines = ["#!/bin/sh", f"# vm2c: {unit.name} ({unit.unit}) as this container's process", "set -e"]
+    shown = re.sub(r"[^\x20-\x7e]", "?", f"{unit.name} ({unit.unit})")  # a name's newline stays in the comment
+    lines = ["#!/bin/sh", f"# vm2c: {shown} as this container's process", "set -e"]
+    lines += [ENVFILE] if unit.environment_files else []
     for f in unit.environment_files:
-        path = f.lstrip("-")
-        load = f"set -a; . {shlex.quote(path)}; set +a"
-        lines.append(f"if [ -r {shlex.quote(path)} ]; then {load}; fi" if f.startswith("-") else load)
+        path = shlex.quote(f.lstrip("-"))
+        lines.append(f"if [ -r {path} ]; then envfile {path}; fi" if f.startswith("-") else f"envfile {path}")
     for d in unit.runtime_directory:
         lines.append(f"mkdir -p {shlex.quote('/run/' + d)}")
     if keygen:
