@@ -73,6 +73,10 @@ def checks(workdir: str = ".") -> list[Check]:
         v = _version(cmd)
         out.append(Check(tool, bool(v), v or "not found", "" if v else "install it (scripts/setup does)"))
     out += _docker()
+    for tool, why in (("nsenter", "--run service:NAME's smoke test reaches the service's port inside its container"),
+                      ("docker-compose", "reads the compose.yaml vm2c writes (`docker-compose config`); optional")):
+        found = which(tool)
+        out.append(Check(tool, bool(found), found or "not found", why))
     free = free_space(workdir)
     out.append(Check("work dir space", free > 1 << 30, f"{free / (1 << 30):.1f} GiB free in {os.path.abspath(workdir)}",
                      "img.tar needs about the used size of the guest filesystems"))
@@ -85,7 +89,7 @@ def _docker() -> list[Check]:
         import docker
 
         client = docker.from_env(timeout=5)
-        v = client.version()
+        v, info = client.version(), client.info()
         root = local_data_root(client, host)
         client.close()
     except Exception as exc:  # any failure means: no usable daemon
@@ -93,6 +97,11 @@ def _docker() -> list[Check]:
                       "vm2c can still write img.tar and a loadable image archive (--save)")]
     out = [Check("docker", True, f"{host}: Docker {v.get('Version')} (API {v.get('ApiVersion')})",
                  "vm2c build/convert can import and run images")]
+    cgroup = str(info.get("CgroupVersion") or "1")
+    out.append(Check("cgroup", True, f"v{cgroup} ({info.get('CgroupDriver', '?')} driver)",
+                     "--run system boots systemd with -v /sys/fs/cgroup:/sys/fs/cgroup:ro" if cgroup != "2" else
+                     "--run system boots systemd with --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw "
+                     "(untried by vm2c's tests, whose host has v1)"))
     if root is not None:
         out.append(_data_root(root))
     return out
