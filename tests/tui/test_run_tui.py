@@ -37,4 +37,5 @@ async def test_wizard_runs_the_guests_nginx_as_the_image(debian_disk, dockerd, t
         await pilot.press("q")
     assert app.return_code == 0
     assert (out / "compose.yaml").is_file() and (out / "kubernetes.yaml").is_file()
+    assert (out / "run" / "run.tar").is_file()  # the context the commands panel's docker build names
     assert docker_client().images.get(tag).attrs["Config"]["ExposedPorts"] == {"80/tcp": {}}

@@ -231,16 +231,18 @@ class Vm2cApp(App):
         res = s.archive
         try:
             run = s.run_plan(shell)
-            recipe = flow.Recipe(s.tag, s.method, shell, res.labels, run=run)
+            outdir = res.tar.parent  # the run layer's context lands there for either route, as the panel shows
+            recipe = flow.Recipe(s.tag, s.method, shell, res.labels, run=run,
+                                 run_context=None if run.mode == "shell" else outdir / runlayer.DIR)
             flow.check(recipe, res.tar.stat().st_size, hint="; or save an image archive instead")
+            if run.mode == "shell":
+                runlayer.clear(outdir)
+            else:
+                runlayer.write_context(outdir / runlayer.DIR, run)
             if s.method == "dockerfile":  # the shell and run mode chosen here, not those of archive time
                 write_new(res.dockerfile, dockerfile_text(shell, res.labels, run=run).encode())
-                if run.mode == "shell":
-                    runlayer.clear(res.tar.parent)
-                else:
-                    runlayer.write_context(res.tar.parent / runlayer.DIR, run)
             built = flow.make(recipe, tar=res.tar, on_log=lambda line: screen.post_message(BuildLog(line)))
-            for path in write_run_files(res.tar.parent, s.tag, run, cgroup_version() if run.system else "1"):
+            for path in write_run_files(outdir, s.tag, run, cgroup_version() if run.system else "1"):
                 screen.post_message(BuildLog(f"wrote {path}"))
         except Vm2cError as exc:
             screen.post_message(BuildDone(error=exc.message, no_daemon=isinstance(exc, NoDaemon)))
