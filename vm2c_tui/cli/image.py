@@ -61,8 +61,8 @@ def _cmd_build(args) -> int:
         _warn_dropped_xattrs(tar)
     built = flow.make(recipe, tar=tar, on_log=_build_log(args.method))
     built.result.timings["total"] = round(time.monotonic() - t0, 3)
-    _write_run_files(ctx, args.tag, run)
-    _report(args, built.result, built.smoke, {"source": str(tar), "labels": labels}, run)
+    _write_run_files(ctx, args.tag, run, built.cgroup)
+    _report(args, built, {"source": str(tar), "labels": labels}, run)
     return 0 if built.smoke is None or built.smoke.ok else 3
 
 
@@ -71,27 +71,25 @@ def _build_log(method: str):
     return (lambda line: print(line, file=sys.stderr)) if method == "dockerfile" else None
 
 
-def _write_run_files(outdir: Path | None, tag: str, run) -> None:
+def _write_run_files(outdir: Path | None, tag: str, run, cgroup: str) -> None:
     """compose.yaml and kubernetes.yaml for a run mode, beside the image's files."""
     from vm2c_tui.image.compose import write_run_files
-    from vm2c_tui.image.runsmoke import cgroup_version
 
     if outdir is not None and run is not None and run.mode != "shell":
-        written = write_run_files(outdir, tag, run, cgroup_version())
+        written = write_run_files(outdir, tag, run, cgroup)
         print(f"vm2c: wrote {' and '.join(map(str, written))}", file=sys.stderr)
 
 
-def _report(args, res, smoke, source: dict, run=None) -> None:
+def _report(args, built, source: dict, run=None) -> None:
     """--json: one document (the same keys for build and convert); else the lines to read."""
+    res, smoke = built.result, built.smoke
     if args.json:
         print(json.dumps({"image_id": res.image_id, "tags": res.tags, "size": res.size, "method": args.method,
                           **source, "layers": res.layers, "smoke": smoke.to_json() if smoke else None,
                           **({"run": run.to_json()} if run and run.mode != "shell" else {}),
                           "timings": res.timings}, indent=2))
     else:
-        from vm2c_tui.image.runsmoke import cgroup_version
-
-        _print_result(res, smoke, run=run, cgroup=cgroup_version() if run and run.system else "1")
+        _print_result(res, smoke, run=run, cgroup=built.cgroup)
         print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in res.timings.items()))
 
 
@@ -163,8 +161,8 @@ def _cmd_convert(args) -> int:
     root = getattr(insp, "root_volume", None)
     found = root.os if root else getattr(insp, "os", None)  # a disk's root filesystem, or a remote machine's
     os_info = found.to_json() if found else None
-    _write_run_files(Path(args.compose) if args.compose else None, args.tag, run)
-    _report(args, built.result, built.smoke, {"source": conv.source, "root": root_id, "os": os_info}, run)
+    _write_run_files(Path(args.compose) if args.compose else None, args.tag, run, built.cgroup)
+    _report(args, built, {"source": conv.source, "root": root_id, "os": os_info}, run)
     return 0 if built.smoke is None or built.smoke.ok else 3
 
 

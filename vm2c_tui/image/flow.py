@@ -38,6 +38,7 @@ class Recipe:
 class Built:
     result: ImageResult  # its timings: each step's seconds
     smoke: Smoke | None
+    cgroup: str = "1"  # the daemon's cgroup version, asked once for a system mode: its docker run flags
 
 
 def check(recipe: Recipe, image_bytes: int, hint: str = "") -> None:
@@ -69,13 +70,14 @@ def make(recipe: Recipe, *, tar: Path | None = None, stream: Body | None = None,
         image_id = _run_layer(recipe, image_id, log)
         timings["run layer"] = round(time.monotonic() - start, 3)
     result = daemon.describe(image_id, recipe.method)
+    cgroup = runsmoke.cgroup_version() if recipe.plan.system else "1"
     smoke = None
     if recipe.smoke:
         start = time.monotonic()
-        smoke = _smoke(recipe, image_id, log)
+        smoke = _smoke(recipe, image_id, log, cgroup)
         timings["smoke"] = round(time.monotonic() - start, 3)
     result.timings = timings
-    return Built(result, smoke)
+    return Built(result, smoke, cgroup)
 
 
 def _run_layer(recipe: Recipe, base: str, log: LogFn) -> str:
@@ -86,10 +88,10 @@ def _run_layer(recipe: Recipe, base: str, log: LogFn) -> str:
         return runlayer.build(base, recipe.tag, runlayer.write_context(Path(ctx), recipe.plan), log)
 
 
-def _smoke(recipe: Recipe, image_id: str, log: LogFn) -> Smoke:
+def _smoke(recipe: Recipe, image_id: str, log: LogFn, cgroup: str) -> Smoke:
     plan = recipe.plan
     if plan.mode == "shell":
         log(f"image {image_id}; smoke test: {recipe.shell} -c 'cat /etc/os-release'")
         return daemon.smoke_test(image_id, recipe.shell)
     log(f"image {image_id}; smoke test of --run {plan.mode}")
-    return runsmoke.run(image_id, plan, runsmoke.cgroup_version())
+    return runsmoke.run(image_id, plan, cgroup)

@@ -225,7 +225,6 @@ class Vm2cApp(App):
     def _build(self, screen, shell: str) -> None:
         from vm2c_tui.image import runlayer
         from vm2c_tui.image.compose import write_run_files
-        from vm2c_tui.image.runsmoke import cgroup_version
 
         s = self.state
         res = s.archive
@@ -242,7 +241,7 @@ class Vm2cApp(App):
             if s.method == "dockerfile":  # the shell and run mode chosen here, not those of archive time
                 write_new(res.dockerfile, dockerfile_text(shell, res.labels, run=run).encode())
             built = flow.make(recipe, tar=res.tar, on_log=lambda line: screen.post_message(BuildLog(line)))
-            for path in write_run_files(outdir, s.tag, run, cgroup_version() if run.system else "1"):
+            for path in write_run_files(outdir, s.tag, run, built.cgroup):
                 screen.post_message(BuildLog(f"wrote {path}"))
         except Vm2cError as exc:
             screen.post_message(BuildDone(error=exc.message, no_daemon=isinstance(exc, NoDaemon)))
