@@ -75,10 +75,10 @@ class Conversion:
         """SOURCE: a disk image, a VM (definition, OVA, folder), a live tree, or a list of one
         machine's disk images."""
         self.options = options or Options()
-        self.on_note = on_note  # a disk image copied from a machine over SSH says how far, once a second
+        self.on_note = on_note  # a disk image copied from a machine over SSH says how far
         # ssh://[user@]host[:port], through sudo -n there when asked
         self.remote = Remote.parse(source, self.options.sudo) if is_remote_machine(source) else None
-        if self.remote is not None or is_remote(source):  # a disk image there: copied by the machine layer
+        if self.remote is not None or is_remote(source):  # a disk image there: the machine layer opens it
             self.sources = [self.remote.url if self.remote else source]
         else:
             self.sources = [os.path.abspath(s) for s in (source if isinstance(source, list) else [source])]
