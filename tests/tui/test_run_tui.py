@@ -23,8 +23,15 @@ async def test_wizard_runs_the_guests_nginx_as_the_image(debian_disk, dockerd, t
         await press_button(pilot, "#next")
         await tour.reach(pilot, "BuildScreen", "#tag")
         app.screen.query_one("#tag", Input).value = tag
-        app.screen.query_one("#run", Select).value = "service:nginx"
+        run = app.screen.query_one("#run", Select)
+        run.focus()
+        await pilot.press("enter")  # opens on one line's select as on any: keys only
+        modes = app.state.services.run_modes  # the select's options, shell last
+        for _ in range(len(modes) - 1 - modes.index("service:nginx")):
+            await pilot.press("up")  # from shell up to service:nginx
+        await pilot.press("enter")
         await pilot.pause()
+        assert run.value == "service:nginx"
         assert app.screen.query_one("#shell", Input).disabled  # the service is the process now
         lines = app.command_lines()
         assert any(line.startswith(f"docker run -d --name tui -p 80:80 -v tui-var-www:/var/www {tag}")

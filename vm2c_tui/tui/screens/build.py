@@ -13,7 +13,7 @@ from vm2c_tui.text import human, safe
 from vm2c_tui.tui.messages import BuildDone, BuildLog, Saved
 from vm2c_tui.tui.screens.base import StepScreen
 
-RUN_LABELS = {"shell": "shell (a shell, as the classic recipe)", "system": "system (its init as PID 1)"}
+RUN_LABELS = {"shell": "shell (the classic recipe)", "system": "system (its init as PID 1)"}
 
 
 class BuildScreen(StepScreen):
@@ -33,13 +33,12 @@ class BuildScreen(StepScreen):
                          value=state.method, allow_blank=False, id="method")
             yield Label(" tag ")
             yield Input(state.tag or state.default_tag(), placeholder="REPO:TAG", id="tag")
-        with Horizontal(id="run-row"):
-            yield Label(" run as ")
+        with Horizontal(id="cmd-row"):
+            yield Label("run as ")
             modes = state.services.run_modes if state.services else ["shell"]
             yield Select([(RUN_LABELS.get(m, m), m) for m in modes], value=state.run_mode if state.run_mode in modes
                          else "shell", allow_blank=False, id="run")
-        with Horizontal(id="cmd-row"):
-            yield Label("CMD ")
+            yield Label(" CMD ")
             yield Input(shell, id="shell", disabled=state.run_mode != "shell")
         log = RichLog(id="log", wrap=True, max_lines=2000)
         log.border_title = "What the daemon does"
