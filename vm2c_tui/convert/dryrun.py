@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from vm2c_tui import __version__
 from vm2c_tui.archive import gnutar as arc
+from vm2c_tui.host.daemon import nbdfuse_cmd
 from vm2c_tui.host.run import shell_line
 from vm2c_tui.plan.mounts import mount_steps
 from vm2c_tui.plan.presets import SANITIZE, live_rules, rules
@@ -23,7 +24,6 @@ from vm2c_tui.read.kernel.attach import (
     available_methods,
     copy_cmd,
     nbd_cmd,
-    nbdfuse_cmd,
     qsd_cmd,
 )
 from vm2c_tui.source.identify import identify

@@ -41,10 +41,6 @@ class RunPlan:
     def system(self) -> bool:
         return self.mode == "system"
 
-    @property
-    def service(self) -> str:
-        return self.mode.partition(":")[2]
-
     def run_args(self, cgroup: str = "1") -> list[str]:
         """`docker run` flags this mode needs on a daemon with cgroup version CGROUP ("1" or "2")."""
         if not self.system:
@@ -87,7 +83,7 @@ def plan_run(mode: str, guest: GuestServices | None, shell: str, sanitized: bool
             "starts with an ExecStart"
         raise Vm2cError(f"--run {mode}: {why} (this guest offers: {offered})")
     if mode == "system":
-        return runsystem.plan(guest, shell, sanitized)
+        return runsystem.plan(guest, sanitized)
     return runservice.plan(guest, mode.partition(":")[2], shell, sanitized)
 
 

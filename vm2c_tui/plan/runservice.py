@@ -12,7 +12,6 @@ import shlex
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.inspect.services import GuestServices, Service
 from vm2c_tui.plan.runplan import DEFAULT_PATH, RunFile, RunPlan
-from vm2c_tui.plan.runsystem import KEYGEN
 
 SCRIPT = "/usr/local/sbin/vm2c-start"
 VAR = re.compile(r"\$(\w+|\{\w+\})")
@@ -143,7 +142,7 @@ def _user_and_dir(unit: Service, name: str) -> list[str]:
 def plan(guest: GuestServices, name: str, shell: str, sanitized: bool) -> RunPlan:
     unit = next(s for s in guest.services if s.name in (name, f"{name}.service"))
     base = name.split("@")[0]
-    keygen = next((k for k in KEYGEN if k in guest.tools), "") if base in ("ssh", "sshd") and sanitized else ""
+    keygen = guest.keygen if base in ("ssh", "sshd") and sanitized else ""
     text = script(unit, name, keygen)
     config = [f"ENV PATH={DEFAULT_PATH}", *_environment(unit), *_user_and_dir(unit, name)]
     config += [f"EXPOSE {p}" for p in unit.ports]

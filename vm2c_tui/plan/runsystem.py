@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 
-from vm2c_tui.inspect.services import GuestServices
+from vm2c_tui.inspect.services import KEYGEN, GuestServices
 from vm2c_tui.plan.runplan import DEFAULT_PATH, RunFile, RunPlan
 
 UNITS = "/etc/systemd/system"
 HOSTKEYS = "vm2c-ssh-hostkeys.service"
-KEYGEN = ("/usr/bin/ssh-keygen", "/bin/ssh-keygen")
 
 
 def hostkeys_unit(keygen: str) -> str:
@@ -28,7 +27,7 @@ def _sshd(guest: GuestServices) -> bool:
     return any(s.name.split(".")[0] in ("ssh", "sshd") for s in guest.services)
 
 
-def plan(guest: GuestServices, shell: str, sanitized: bool) -> RunPlan:
+def plan(guest: GuestServices, sanitized: bool) -> RunPlan:
     config = [f"ENV PATH={DEFAULT_PATH}"]
     if guest.init != "systemd":  # by its name: busybox is init only when called so
         return RunPlan("system", [*config, 'CMD ["/sbin/init"]'], init=guest.init,
@@ -46,8 +45,7 @@ def plan(guest: GuestServices, shell: str, sanitized: bool) -> RunPlan:
     p.notes.append("/etc/machine-id empty: each container gets its own")
     services = [s for s in guest.services if s.name.endswith(".service")]
     if _sshd(guest) and sanitized:
-        keygen = next((k for k in KEYGEN if k in guest.tools), KEYGEN[0])
-        p.files += [RunFile(f"{UNITS}/{HOSTKEYS}", hostkeys_unit(keygen)),
+        p.files += [RunFile(f"{UNITS}/{HOSTKEYS}", hostkeys_unit(guest.keygen or KEYGEN[0])),
                     RunFile(f"{UNITS}/multi-user.target.wants/{HOSTKEYS}", link=f"{UNITS}/{HOSTKEYS}")]
         p.notes.append("SSH host keys made at each container's first boot (left out of the image)")
     p.active = [s.name for s in services if s.type != "oneshot"]  # a oneshot is inactive once done

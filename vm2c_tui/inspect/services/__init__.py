@@ -20,7 +20,8 @@ CONTAINERLESS = ("getty@.service", "serial-getty@.service", "console-getty.servi
                  "NetworkManager-wait-online.service", "networking.service", "systemd-resolved.service",
                  "systemd-timesyncd.service", "chrony.service", "ntp.service",
                  "systemd-modules-load.service", "kmod-static-nodes.service")
-TOOLS = ("/usr/bin/ssh-keygen", "/bin/ssh-keygen")  # what a run mode may call at the start
+KEYGEN = ("/usr/bin/ssh-keygen", "/bin/ssh-keygen")  # makes the SSH host keys sanitising left out
+TOOLS = (*KEYGEN,)  # what a run mode may call at the start
 GENERATORS = ("/lib/systemd/system-generators/systemd-fstab-generator",
               "/usr/lib/systemd/system-generators/systemd-fstab-generator")
 
@@ -57,6 +58,11 @@ class GuestServices:
     data_dirs: list[tuple[str, int, str]]  # (path, bytes, why)
     masks: list[str] = field(default_factory=list)  # CONTAINERLESS units (and the fstab generator) it has
     tools: list[str] = field(default_factory=list)  # the TOOLS it holds
+
+    @property
+    def keygen(self) -> str:
+        """The guest's ssh-keygen ("" when it has none)."""
+        return next((k for k in KEYGEN if k in self.tools), "")
 
     @property
     def run_modes(self) -> list[str]:
