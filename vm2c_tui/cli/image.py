@@ -145,13 +145,12 @@ def _cmd_convert(args) -> int:
         t1 = time.monotonic()
         prep = conv.prepare()
         timings["mount"] = round(time.monotonic() - t1, 3)
-        conv.run_plan()  # a --run the guest cannot run is refused before the work
+        run = conv.run_plan()  # a --run the guest cannot run is refused before the work
         for n in prep.notes:
             print(f"vm2c: {n}", file=sys.stderr)
         if not _daemon_up():
             return _save_without_daemon(conv, prep, args, save, timings)
         built = _convert_image(conv, prep, args, timings)
-        run = conv.run_plan()
         root_id = conv.plans[0].fs_id if conv.plans else "/"
     if save:
         t5 = time.monotonic()
