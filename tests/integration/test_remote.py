@@ -112,7 +112,7 @@ def test_connection_dropped_midway_leaves_nothing(remote_host, tmp_path, no_leak
     subprocess.run(["docker", "exec", remote_host.name, "pkill", "-KILL", "-f", "sshd: root"], env=remote_host.env)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "Traceback" not in err, err
-    assert "closed by remote host" in err.strip().splitlines()[-1], err  # the error is the last line
+    assert "connection was lost midway" in err.strip().splitlines()[-1], err  # the error is the last line
     assert not (out / "img.tar.partial").exists() and not (out / "img.tar").exists()
 
 
@@ -252,7 +252,7 @@ def test_convert_dropped_midway_tags_no_image(remote_host, tmp_path, no_leaks):
     subprocess.run(["docker", "exec", remote_host.name, "pkill", "-KILL", "-f", "sshd: root"], env=remote_host.env)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "Traceback" not in err, err
-    assert "closed by remote host" in err.strip().splitlines()[-1], err
+    assert "connection was lost midway" in err.strip().splitlines()[-1], err
     assert not docker_client().images.list(name=tag)
 
 

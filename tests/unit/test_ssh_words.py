@@ -58,3 +58,21 @@ def test_bad_addresses_are_one_line(url, words):
 
     with pytest.raises(Vm2cError, match=words):
         Remote.parse(url)
+
+
+@pytest.mark.parametrize("stderr", ["Connection to 127.0.0.1 closed by remote host.\n",
+                                    "client_loop: send disconnect: Broken pipe\n",
+                                    "Read from remote host h: Connection reset by peer\n"])
+def test_a_dropped_link_is_one_line_whichever_side_noticed(stderr):
+    """ssh words a dropped session by who noticed first (CI saw both of the first two for one kill)."""
+    from vm2c_tui.source.ssh import Remote
+
+    error = Remote.parse("ssh://root@host").explain(stderr)
+    assert str(error).startswith("ssh://root@host: the connection was lost midway (ssh: ") and error.exit_code == 2
+
+
+def test_a_refused_connection_is_not_called_dropped():
+    from vm2c_tui.source.ssh import Remote
+
+    error = Remote.parse("ssh://root@host").explain("ssh: connect to host host port 22: Connection refused\n")
+    assert "Connection refused" in str(error) and "lost midway" not in str(error)

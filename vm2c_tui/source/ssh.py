@@ -23,6 +23,8 @@ from vm2c_tui.host.run import run, which
 URL = re.compile(r"^ssh://(?:(?P<user>[^@/:\s]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>\d{1,5}))?"
                  r"(?P<path>/[^\0]*)?$")
 CONNECT_TIMEOUT = 15
+# What ssh prints when an open session's link goes: which one depends on who notices first.
+DROPPED = ("closed by remote host", "Broken pipe", "Connection reset", "server not responding")
 SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._:+-]{0,254}$")  # a unit or init script's name
 
 # stop|start each named service with what the remote has: systemd, SysV's service (also an init
@@ -151,6 +153,8 @@ class Remote:
         if "Permission denied" in text:
             return SshError(f"{self.url}: authentication refused ({lines[-1]}); vm2c uses your ssh keys and agent, "
                             f"never a password")
+        if any(sign in text for sign in DROPPED):
+            return SshError(f"{self.url}: the connection was lost midway (ssh: {lines[-1]})")
         return SshError(f"{self.url}: ssh failed: {lines[-1] if lines else 'exit status 255'}")
 
     def fingerprint(self) -> str:
