@@ -154,3 +154,17 @@ def test_a_failed_smoke_test_is_said_and_the_image_kept(debian_disk, dockerd, no
     assert "smoke test of --run service:systemd-logind: FAILED -- the image is kept" in res.stdout
     assert "FAILED: exited: Failed to fully start up daemon" in res.stdout or "system bus" in res.stdout
     assert docker.from_env().images.get(tag)  # kept
+
+
+def test_data_on_their_own_filesystems_are_seen_by_both_engines(disks, no_leaks):
+    """/home on its own LV: the user-space engine enters it as the kernel route's mounted tree
+    does (it read the root filesystem alone, whose /home is an empty mount point)."""
+    disk = str(disks.get("full"))
+    kernel = json.loads(vm2c("services", disk, "--json", "--engine", "kernel", check=True).stdout)
+    user = json.loads(vm2c("services", disk, "--json", "--engine", "userspace", check=True).stdout)
+    for doc in (kernel, user):
+        home = {d["path"]: d for d in doc["data_dirs"]}.get("/home")
+        assert home and home["bytes"] > 0, doc["data_dirs"]
+    # sizes differ by design: the kernel route counts allocated blocks (du), user space file sizes
+    assert [d["path"] for d in user.pop("data_dirs")] == [d["path"] for d in kernel.pop("data_dirs")]
+    assert user == kernel

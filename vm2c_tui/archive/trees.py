@@ -92,8 +92,8 @@ class ReaderTree:
         return self.tree.filters.whiteouts
 
     def guest(self):
-        """The root filesystem through the GuestRoot interface (read, listdir ...)."""
-        return ReaderRoot(self.tree.mounts[0].reader)
+        """The assembled guest (its mounts entered) through the GuestRoot interface."""
+        return ReaderRoot(self.tree.mounts[0].reader, {m.mountpoint: m.reader for m in self.tree.mounts[1:]})
 
     def settle(self) -> None:
         pass

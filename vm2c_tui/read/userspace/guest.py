@@ -11,61 +11,76 @@ def _b(s: str) -> bytes:
     return s.encode("utf-8", "surrogateescape")
 
 
-class ReaderRoot:
-    def __init__(self, reader):
-        self.r = reader
+def node_at(readers: dict[str, object], parts: list[str]):
+    """(reader, node) of guest /PARTS, entering the filesystems mounted on the way (READERS:
+    mount point -> reader, "/" among them), following no symlinks; None when it is not there."""
+    reader = readers["/"]
+    node, cur = reader.root(), ""
+    for part in parts:
+        if reader.meta(node).kind != "dir":
+            return None
+        node = reader.lookup(node, _b(part))
+        if node is None:
+            return None
+        cur += "/" + part
+        inner = readers.get(cur)
+        if inner is not None and reader.meta(node).kind == "dir":
+            reader, node = inner, inner.root()
+    return reader, node
 
-    def _node(self, parts: list[str]):
-        node = self.r.root()
-        for p in parts:
-            if self.r.meta(node).kind != "dir":
-                return None
-            node = self.r.lookup(node, _b(p))
-            if node is None:
-                return None
-        return node
+
+class ReaderRoot:
+    """READER's filesystem as the guest root, with MOUNTS (mount point -> reader) entered where
+    the guest mounts them, so /srv or /home on their own filesystems are seen as in the VM."""
+
+    def __init__(self, reader, mounts: dict[str, object] | None = None):
+        self.readers = {**(mounts or {}), "/": reader}
+
+    def _found(self, parts: list[str]):
+        return node_at(self.readers, parts) or (None, None)
 
     def _is_link(self, parts: list[str]) -> bool | None:
-        node = self._node(parts)
-        return None if node is None else self.r.meta(node).kind == "symlink"
+        r, node = self._found(parts)
+        return None if node is None else r.meta(node).kind == "symlink"
 
     def _readlink(self, parts: list[str]) -> str:
-        return self.r.meta(self._node(parts)).link.decode("utf-8", "surrogateescape")
+        r, node = self._found(parts)
+        return r.meta(node).link.decode("utf-8", "surrogateescape")
 
     def _resolved(self, path: str):
         try:
-            return self._node(walk(path, self._is_link, self._readlink))
+            return self._found(walk(path, self._is_link, self._readlink))
         except (GuestPathError, NotADirectoryError):
-            return None
+            return None, None
 
     def read(self, path: str, limit: int = MAX_READ) -> bytes | None:
-        node = self._resolved(path)
-        if node is None or self.r.meta(node).kind != "file":
+        r, node = self._resolved(path)
+        if node is None or r.meta(node).kind != "file":
             return None
         out = bytearray()
-        for chunk in self.r.chunks(node):
+        for chunk in r.chunks(node):
             out += chunk
             if len(out) >= limit:
                 break
         return bytes(out[:limit])
 
     def exists(self, path: str) -> bool:
-        return self._resolved(path) is not None
+        return self._resolved(path)[1] is not None
 
     def is_executable(self, path: str) -> bool:
-        node = self._resolved(path)
+        r, node = self._resolved(path)
         if node is None:
             return False
-        m = self.r.meta(node)
+        m = r.meta(node)
         return m.kind == "file" and bool(m.mode & 0o111)
 
     def listdir(self, path: str = "/", limit: int = 200) -> list[str]:
-        node = self._resolved(path)
-        if node is None or self.r.meta(node).kind != "dir":
+        r, node = self._resolved(path)
+        if node is None or r.meta(node).kind != "dir":
             return []
         names = []
-        for name, child in self.r.children(node):
-            names.append(name.decode("utf-8", "replace") + ("/" if self.r.meta(child).kind == "dir" else ""))
+        for name, child in r.children(node):
+            names.append(name.decode("utf-8", "replace") + ("/" if r.meta(child).kind == "dir" else ""))
             if len(names) >= limit:
                 break
         return sorted(names)

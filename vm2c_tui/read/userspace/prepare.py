@@ -11,7 +11,7 @@ from vm2c_tui.host.session import Session
 from vm2c_tui.inspect.guestinfo import read_facts
 from vm2c_tui.plan.excludes import Filters
 from vm2c_tui.plan.presets import PRESETS, SANITIZE, rules
-from vm2c_tui.read.userspace.guest import ReaderRoot
+from vm2c_tui.read.userspace.guest import ReaderRoot, node_at
 from vm2c_tui.read.userspace.readers import open_reader
 from vm2c_tui.read.userspace.tree import Mounted, UserspaceTree
 from vm2c_tui.source.diskimage import open_image, volume_disk
@@ -75,21 +75,7 @@ def _placeable(mounts: list[Mounted], notes: list[str]) -> list[Mounted]:
 
 def _node_at(mounts: list[Mounted], path: str):
     """(reader, node) of a guest path, entering mounts, following no symlinks."""
-    by_point = {m.mountpoint: m for m in mounts}
-    reader = by_point["/"].reader
-    node = reader.root()
-    cur = ""
-    for part in [p for p in path.split("/") if p]:
-        if reader.meta(node).kind != "dir":
-            return None
-        node = reader.lookup(node, part.encode("utf-8", "surrogateescape"))
-        if node is None:
-            return None
-        cur += "/" + part
-        m = by_point.get(cur)
-        if m is not None and reader.meta(node).kind == "dir":
-            reader, node = m.reader, m.reader.root()
-    return reader, node
+    return node_at({m.mountpoint: m.reader for m in mounts}, [p for p in path.split("/") if p])
 
 
 def _size(reader, node, seen: set) -> int:
