@@ -174,7 +174,9 @@ def test_remote_disk_view_dropped_midway_leaves_nothing(remote_host, tmp_path, n
     subprocess.run(["pkill", "-KILL", "-f", "^(/usr/bin/)?ssh .*vm2c-nbd-"], check=True)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "Traceback" not in err, err
-    assert "tar failed:" in err.strip().splitlines()[-1] and "error" in err.strip().splitlines()[-1], err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("vm2c: the ssh link to qemu-nbd on 127.0.0.1") and "ended midway" in last, err
+    assert "tar failed:" in last, err  # what failed, after what caused it
     assert not (out / "img.tar.partial").exists() and not (out / "img.tar").exists()
     for _ in range(50):  # the remote side ends on its own once the connection is gone
         left = remote_host.exec("sh", "-c", "ls -d /tmp/vm2c-nbd-* 2>/dev/null; "

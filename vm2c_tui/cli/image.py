@@ -181,8 +181,11 @@ def _convert_image(conv, prep, args, timings: dict[str, float]):
         timings["archive"] = round(time.monotonic() - t2, 3)
         _warn_dropped_xattrs(res.tar)
         return flow.make(recipe, tar=res.tar, on_log=_build_log(args.method), timings=timings)
-    built = flow.make(recipe, stream=conv.stream(bar), after_body=conv.release, timings=timings,
-                      timed_as="archive+import")
+    try:
+        built = flow.make(recipe, stream=conv.stream(bar), after_body=conv.release, timings=timings,
+                          timed_as="archive+import")
+    except Vm2cError as err:
+        raise conv.explain(err) from err
     bar.done()
     wh = prep.whiteout_note()
     if wh:

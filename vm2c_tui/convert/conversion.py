@@ -209,7 +209,10 @@ class Conversion:
             refuse_odd(name)
         runlayer.refuse_odd(outdir)
         run = self.run_plan()  # a mode the guest cannot run is refused before the work too
-        final = p.tree.write(tar, total=p.expected_bytes, on_progress=on_progress)
+        try:
+            final = p.tree.write(tar, total=p.expected_bytes, on_progress=on_progress)
+        except Vm2cError as err:
+            raise self.explain(err) from err
         wh = p.whiteout_note()
         if wh and wh not in p.notes:
             p.notes.append(wh)
@@ -223,6 +226,15 @@ class Conversion:
             else:
                 runlayer.write_context(outdir / runlayer.DIR, run)
         return ArchiveResult(tar, dockerfile, final.bytes_done, final.files_done, final.elapsed, p, labels)
+
+    def explain(self, err: Vm2cError) -> Vm2cError:
+        """ERR said as what it is when a helper it read through had ended first (tar's I/O error
+        on a view whose ssh link dropped is the link, not the disk)."""
+        lost = self.session.lost()
+        if not lost:
+            return err
+        return Vm2cError(f"{', '.join(lost)}: ended midway, so the read failed ({err.message})",
+                         exit_code=err.exit_code)
 
     def stream(self, on_progress: ProgressFn | None = None):
         if self.options.sparse:

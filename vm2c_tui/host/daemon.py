@@ -28,8 +28,14 @@ def start_daemon(session: Session, cmd: list[str], log: Path, ready, what: str, 
         p = psutil.Process(proc.pid)
         started = p.create_time()
         extra = {"fuse_file": str(fuse_file)} if fuse_file else {}
-        session.track("process", str(proc.pid), lambda: stop_daemon(proc, started, fuse_file), started=started,
-                      name=cmd[0], exe=p.name(), **extra)
+        state = {"stopping": False, "lost": False}
+
+        def stop() -> None:
+            state["lost"], state["stopping"] = proc.poll() is not None, True
+            stop_daemon(proc, started, fuse_file)
+
+        session.track("process", str(proc.pid), stop, started=started, name=cmd[0], exe=p.name(), **extra)
+        session.helpers[what] = lambda: state["lost"] or (not state["stopping"] and proc.poll() is not None)
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:

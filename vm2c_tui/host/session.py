@@ -79,6 +79,7 @@ class Session(contextlib.ExitStack):
         self.purpose = purpose
         self.source = source
         self._written = False
+        self.helpers: dict[str, Callable[[], bool]] = {}  # what a helper serves -> "it ended on its own"
 
     # -- state file --------------------------------------------------------
     def _save(self) -> None:
@@ -129,6 +130,11 @@ class Session(contextlib.ExitStack):
             return
         self.resources.remove(res)
         self._save()
+
+    def lost(self) -> list[str]:
+        """The helper processes (host/daemon.py) that ended before vm2c stopped them: what a
+        read that failed midway was reading through (an ssh link to a remote disk, most often)."""
+        return [what for what, ended in self.helpers.items() if ended()]
 
     # -- common resources --------------------------------------------------
     def tempdir(self, label: str = "work", base: str | None = None) -> Path:

@@ -64,10 +64,9 @@ def open_view(remote: Remote, session, note=lambda msg: None) -> str | None:
     view.mkdir(mode=0o700)
     remote_dir = f"/tmp/vm2c-nbd-{secrets.token_hex(8)}"
     log = work / "ssh.log"
-    start_daemon(session, remote.argv(serve_cmd(fmt, remote.path, remote_dir), forward=(str(local), remote_dir +
-                                                                                         "/nbd.sock")),
-                 log, lambda: b"vm2c-ready" in log.read_bytes(), f"qemu-nbd on {remote.host}", hold_stdin=True,
-                 timeout=60)
+    serve = remote.argv(serve_cmd(fmt, remote.path, remote_dir), forward=(str(local), remote_dir + "/nbd.sock"))
+    start_daemon(session, serve, log, lambda: b"vm2c-ready" in log.read_bytes(),
+                 f"the ssh link to qemu-nbd on {remote.host}", hold_stdin=True, timeout=60)
     pidfile = work / "nbdfuse.pid"
     start_daemon(session, nbdfuse_cmd(str(view / "raw"), str(local), str(pidfile)), work / "nbdfuse.log",
                  lambda: pidfile.exists() and fuse_mounted(view), "nbdfuse (the remote disk)", fuse_file=view)
