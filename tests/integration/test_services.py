@@ -94,6 +94,40 @@ def test_service_mode_answers_on_its_port(debian_disk, dockerd, tmp_path, no_lea
     _check_k8s(tmp_path / "kubernetes.yaml", [80])
 
 
+def test_service_mode_saved_without_a_daemon_runs_once_loaded(debian_disk, dockerd, tmp_path, no_leaks):
+    """No daemon: --save writes the run layer as the archive's second layer and the mode's config
+    into its image config; loaded later, nginx answers as from the daemon's build."""
+    import os
+    import time
+
+    tag, dest = "vm2c-test/debian-nginx:saved", tmp_path / "nginx.tar"
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
+    res = vm2c("convert", debian_disk, "--tag", tag, "--run", "service:nginx", "--save", dest, "--compose", tmp_path,
+               env=env)
+    assert res.returncode == 0 and "not smoke-tested (no daemon)" in res.stderr, res.stdout + res.stderr
+    assert (tmp_path / "compose.yaml").is_file() and (tmp_path / "kubernetes.yaml").is_file()
+    client = docker.from_env()
+    with open(dest, "rb") as f:
+        client.images.load(f.read())
+    image = client.images.get(tag)
+    cfg = image.attrs["Config"]
+    assert cfg["Entrypoint"] == ["/bin/bash", "/usr/local/sbin/vm2c-start"] and "80/tcp" in cfg["ExposedPorts"]
+    assert "/var/www" in cfg["Volumes"] and any(e.startswith("PATH=") for e in cfg["Env"])
+    assert len(image.attrs["RootFS"]["Layers"]) == 2
+    box = client.containers.run(tag, detach=True, network_mode="none")
+    try:
+        probe = ["bash", "-c", 'exec 3<>/dev/tcp/127.0.0.1/80; printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3; head -1 <&3']
+        for _ in range(50):
+            out = box.exec_run(probe).output
+            if out.startswith(b"HTTP/1.1 200"):
+                break
+            time.sleep(0.2)
+        assert out.startswith(b"HTTP/1.1 200"), out
+    finally:
+        box.remove(force=True)
+        client.images.remove(tag, force=True)
+
+
 @pytest.mark.parametrize(("mode", "says"), [("service:nope", "no service 'nope'"), ("daemon", "one of system")])
 def test_a_mode_the_guest_cannot_run_is_one_line(debian_disk, tmp_path, mode, says, no_leaks):
     res = vm2c("archive", debian_disk, "-o", tmp_path / "out", "--run", mode)

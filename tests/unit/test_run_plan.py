@@ -148,3 +148,19 @@ def test_compose_and_kubernetes_say_the_same(tmp_path):
     run = run_commands("registry.example/vm2c/web:1", plan, "/bin/sh")[0]
     assert "--tmpfs /run/lock" in run and "-v web-var-www:/var/www" in run and "-p 80:80" in run
     assert json.loads(compose.splitlines()[3].split(": ", 1)[1]) == "registry.example/vm2c/web:1"
+
+
+def test_the_daemonless_image_config_says_what_the_dockerfile_says():
+    """--save without a daemon turns the plan's instructions into the config a build would make."""
+    from vm2c_tui.image.loadable import image_config
+
+    lines = ['ENV PATH=/usr/bin:/bin', 'ENV GREETING="a b \\"c\\""', "USER www-data:www-data", "WORKDIR /srv",
+             "EXPOSE 80", "EXPOSE 443", 'VOLUME ["/var/www", "/srv"]', 'ENTRYPOINT ["/bin/sh", "/s"]', "CMD []",
+             "STOPSIGNAL SIGRTMIN+3"]
+    cfg = image_config(lines, {"a": "b"})
+    assert cfg["Env"] == ["PATH=/usr/bin:/bin", 'GREETING=a b "c"'] and cfg["User"] == "www-data:www-data"
+    assert cfg["WorkingDir"] == "/srv" and cfg["ExposedPorts"] == {"80/tcp": {}, "443/tcp": {}}
+    assert cfg["Volumes"] == {"/var/www": {}, "/srv": {}} and cfg["Entrypoint"] == ["/bin/sh", "/s"]
+    assert cfg["Cmd"] is None and cfg["StopSignal"] == "SIGRTMIN+3" and cfg["Labels"] == {"a": "b"}
+    with pytest.raises(ValueError, match="not an instruction"):
+        image_config(["RUN rm -rf /"], {})

@@ -195,21 +195,24 @@ def _convert_image(conv, prep, args, timings: dict[str, float]):
 
 def _save_without_daemon(conv, prep, args, save: Path | None, timings: dict[str, float]) -> int:
     """No daemon answers: with --save, the tar becomes a loadable image archive; else say why not."""
+    from vm2c_tui.host.system import cgroup_version
     from vm2c_tui.image import daemon as image
     from vm2c_tui.image.loadable import write_image_archive
 
     if save is None:
         image.client(hint=image.SAVE_HINT)  # raises the clear "no daemon" error
-    if conv.run_plan().mode != "shell":
-        raise Vm2cError(f"--run {conv.options.run}: its run layer is built by a Docker daemon, and none answers "
-                        f"(--save without a daemon writes a shell-mode image; drop --run)")
     bar = ProgressLine()
     t2 = time.monotonic()
     res = conv.write_archive(conv.session.tempdir("tar", base=str(save.parent)), bar)
     bar.done()
-    load = write_image_archive(res.tar, save, args.tag, prep.shell, conv.labels())
+    run = conv.run_plan()
+    load = write_image_archive(res.tar, save, args.tag, prep.shell, conv.labels(), run)
     timings["archive"] = round(time.monotonic() - t2, 3)
     print(f"no Docker daemon answered: wrote {save} ({human(save.stat().st_size)}); load it with: {load}")
+    if run.mode != "shell":  # not smoke-tested: there is no daemon to run it
+        print(f"vm2c: --run {run.mode}: not smoke-tested (no daemon); the run flags assume this machine's "
+              f"cgroup v{cgroup_version()}", file=sys.stderr)
+        _write_run_files(Path(args.compose) if args.compose else None, args.tag, run, cgroup_version())
     return 0
 
 

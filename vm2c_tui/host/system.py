@@ -130,3 +130,9 @@ def can_mount(fstype: str) -> bool:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def cgroup_version() -> str:
+    """This machine's cgroup version ("2": the unified hierarchy alone), for the run flags
+    written when no daemon answers to say its own."""
+    return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
