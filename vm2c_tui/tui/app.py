@@ -250,14 +250,20 @@ class Vm2cApp(App):
 
     @work(thread=True, exclusive=True, group="build", exit_on_error=False)
     def start_save(self, screen, shell: str) -> None:
+        from vm2c_tui.host.system import cgroup_version
+        from vm2c_tui.image.compose import write_run_files
+
         s = self.state
         dest = s.archive.tar.parent / "image-archive.tar"
         try:
-            load = write_image_archive(s.archive.tar, dest, s.tag, shell, s.archive.labels)
+            run = s.run_plan(shell)  # the chosen mode goes into the archive too (its second layer)
+            load = write_image_archive(s.archive.tar, dest, s.tag, shell, s.archive.labels, run)
+            written = write_run_files(dest.parent, s.tag, run, cgroup_version())
         except Vm2cError as exc:
             screen.post_message(Saved(error=exc.message))
             return
-        screen.post_message(Saved(f"✓ wrote {dest}; load it with: {load}"))
+        also = f" (and {', '.join(p.name for p in written)})" if written else ""
+        screen.post_message(Saved(f"✓ wrote {dest}{also}; load it with: {load}"))
 
 
 def run_app(source: str | None = None, engine: str | None = None) -> int:
