@@ -93,3 +93,28 @@ async def test_wizard_ssh_form_asks_about_an_unknown_host_key(remote_host, tmp_p
         await _archive_and_quit(pilot)
     names = _names(app, tmp_path / "out")
     assert "./usr/bin/ping" in names and not any(n.startswith("./usr/share/doc/") for n in names)
+
+
+async def test_wizard_shows_how_far_a_remote_disk_copy_is(remote_host, tmp_path, monkeypatch, no_leaks):
+    """A disk image on a machine without qemu-nbd is copied to be read: the Partitions step's
+    status line says how far (it said nothing for the copy's whole time), then shows its table."""
+    from vm2c_tui.tui.screens.partitions import PartitionsScreen
+
+    monkeypatch.setenv("VM2C_SSH_CONFIG", str(remote_host.config))
+    said: list[str] = []
+    shown = PartitionsScreen._status
+    monkeypatch.setattr(PartitionsScreen, "_status", lambda self, msg: (said.append(msg), shown(self, msg)))
+    app = Vm2cApp(browse_root=str(tmp_path))
+    with remote_host.replaced("/usr/bin/qemu-nbd", None):
+        async with app.run_test(size=(120, 40)) as pilot:
+            await tour.reach(pilot, "SourceScreen", "#path")
+            path = app.screen.query_one("#path", Input)
+            path.value = remote_host.url + "/srv/images/" + remote_host.disk.name
+            path.focus()
+            await pilot.press("enter")  # checked (a remote image is opened later, like an OVA), then step 2
+            await tour.reach(pilot, "PartitionsScreen", "DataTable")
+            await wait_until(pilot, lambda: app.state.inspection is not None, timeout=120)
+            assert app.state.inspection.root == "fs"
+            await pilot.press("q")
+    assert any(m.startswith(f"copying {remote_host.disk.name} from 127.0.0.1") and "% (" in m for m in said), said
+    assert any(m.startswith(f"copied {remote_host.disk.name}") for m in said), said

@@ -40,10 +40,11 @@ class WizardState:
     _machine: tuple | None = field(default=None, repr=False)  # (source, Session, Machine)
     _machine_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def machine(self) -> Machine | None:
+    def machine(self, note=lambda msg: None) -> Machine | None:
         """The VM (or lone disk) the source is, resolved once per source: an OVA's disks are
         unpacked once, into a private directory held until the source changes or the wizard
-        ends, and the inspection, the commands panel and the conversion all read them there."""
+        ends, and the inspection, the commands panel and the conversion all read them there.
+        NOTE: how far a disk image copied from a machine over SSH is (the first call's)."""
         if not self.source or self.source == "/" or is_remote_machine(self.source):
             return None
         with self._machine_lock:
@@ -53,7 +54,7 @@ class WizardState:
             session = Session("wizard", self.source)
             session.__enter__()
             try:
-                vm = open_machine(self.source, session, self.options.snapshot)
+                vm = open_machine(self.source, session, self.options.snapshot, note)
             except BaseException:
                 session.close()
                 raise

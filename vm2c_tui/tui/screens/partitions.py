@@ -54,8 +54,8 @@ class PartitionsScreen(StepScreen):
     def inspect(self) -> None:
         state = self.app.state
         try:
-            insp = engine.inspect(state.source, state.options.engine, machine=state.machine(),
-                                  progress=lambda m: self.app.call_from_thread(self._status, m))
+            status = lambda m: self.app.call_from_thread(self._status, m)  # noqa: E731
+            insp = engine.inspect(state.source, state.options.engine, machine=state.machine(status), progress=status)
         except Vm2cError as exc:
             self.app.call_from_thread(self._failed, exc.message)
             return
