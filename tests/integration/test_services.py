@@ -5,6 +5,7 @@ answering HTTP inside its container, compose.yaml read by docker-compose."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from pathlib import Path
@@ -57,13 +58,54 @@ def _check_k8s(path: Path, ports: list[int]) -> None:
     assert [p["port"] for p in service["spec"]["ports"]] == ports
 
 
+@contextlib.contextmanager
+def _port_held(port: int):
+    """PORT listened on here for the block's time (when something else already does, it is taken anyway)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections' TIME_WAIT
+        try:
+            sock.bind(("0.0.0.0", port))
+            sock.listen()
+        except OSError:
+            pass
+        yield
+
+
+def _compose_up_boots(path: Path, service: dict) -> None:
+    """`docker-compose up` of the written file: systemd boots, nginx answers on the published
+    port from this machine, the data volume holds the guest's /home; `down -v` after."""
+    import time
+    import urllib.request
+
+    project = ["docker-compose", "-p", "vm2ctest", "-f", path]
+    subprocess.run([*project, "up", "-d"], check=True, capture_output=True, timeout=120)
+    try:
+        box = docker.from_env().containers.list(filters={"label": "com.docker.compose.project=vm2ctest"})[0]
+        for _ in range(100):
+            state = box.exec_run(["systemctl", "is-system-running"]).output.strip()
+            if state in (b"running", b"degraded"):
+                break
+            time.sleep(0.2)
+        assert state in (b"running", b"degraded"), state
+        host = next(int(p.split(":")[0]) for p in service["ports"] if p.endswith(":80"))
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy's answer
+        with direct.open(f"http://127.0.0.1:{host}/", timeout=10) as answer:
+            assert answer.status == 200
+        assert b"deploy" in box.exec_run(["ls", "/home"]).output  # the volume starts as the image's /home
+    finally:
+        subprocess.run([*project, "down", "-v"], capture_output=True, timeout=120)
+
+
 def test_system_mode_boots_the_guests_init(debian_disk, dockerd, tmp_path, no_leaks):
     out, tag = tmp_path / "out", "vm2c-test/debian-system:1"
     doc = validated("archive", json.loads(vm2c("archive", debian_disk, "-o", out, "--run", "system", "--json",
                                                check=True).stdout))
     assert doc["run"]["mode"] == "system" and "/etc/machine-id" in doc["run"]["files"]
     assert (out / "run" / "run.tar").is_file() and "ADD run/run.tar /" in (out / "Dockerfile").read_text()
-    built = vm2c("build", out, "--tag", tag, "--json")
+    with _port_held(80):  # this machine's own web server: compose.yaml publishes the guest's elsewhere
+        built = vm2c("build", out, "--tag", tag, "--json")
     assert built.returncode == 0, built.stdout + built.stderr
     smoke = validated("build", json.loads(built.stdout))["smoke"]
     assert smoke["ok"] and smoke["mode"] == "system", smoke
@@ -75,7 +117,9 @@ def test_system_mode_boots_the_guests_init(debian_disk, dockerd, tmp_path, no_le
     subprocess.run(["docker-compose", "-f", out / "compose.yaml", "config", "-q"], check=True)  # the real reader
     compose = _yaml(out / "compose.yaml")[0]["services"]["debian-system"]
     assert compose["stop_signal"] == "SIGRTMIN+3" and "/run/lock" in compose["tmpfs"]
-    assert "/sys/fs/cgroup:/sys/fs/cgroup:ro" in compose["volumes"] and "80:80" in compose["ports"]
+    assert "/sys/fs/cgroup:/sys/fs/cgroup:ro" in compose["volumes"]
+    assert "10080:80" in compose["ports"] and "# 80 is taken here" in (out / "compose.yaml").read_text()
+    _compose_up_boots(out / "compose.yaml", compose)
     _check_k8s(out / "kubernetes.yaml", [22, 80])
     vm2c("build", out, "--tag", tag + "-df", "--method", "dockerfile", "--no-smoke", check=True)  # ADD run/run.tar
     assert docker.from_env().images.get(tag + "-df").attrs["Config"]["StopSignal"] == "SIGRTMIN+3"

@@ -164,3 +164,20 @@ def test_the_daemonless_image_config_says_what_the_dockerfile_says():
     assert cfg["Cmd"] is None and cfg["StopSignal"] == "SIGRTMIN+3" and cfg["Labels"] == {"a": "b"}
     with pytest.raises(ValueError, match="not an instruction"):
         image_config(["RUN rm -rf /"], {})
+
+
+def test_a_port_this_machine_listens_on_is_published_elsewhere():
+    """The guest's sshd wants 22 where the host's own sshd listens: compose.yaml and the run line
+    move the host side (a real listening socket stands for the host's service)."""
+    import socket
+
+    from vm2c_tui.host.system import publish
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        free = next(p for p in range(40000, 40100) if p not in {port} and p + 10000 != port)
+        moved = publish([port, free])
+        assert moved[1] == (free, free) and moved[0][1] == port and moved[0][0] not in (port, free)
+    assert publish([port]) == [(port, port)]  # nothing listens there any more

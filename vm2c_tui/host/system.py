@@ -136,3 +136,27 @@ def cgroup_version() -> str:
     """This machine's cgroup version ("2": the unified hierarchy alone), for the run flags
     written when no daemon answers to say its own."""
     return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+
+
+def listening_ports() -> set[int]:
+    """TCP ports something on this machine (this network namespace) listens on."""
+    try:
+        return {c.laddr.port for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr}
+    except (psutil.Error, OSError):
+        return set()
+
+
+def publish(ports: list[int]) -> list[tuple[int, int]]:
+    """(host port, container port) for PORTS: the same port here, unless something on this
+    machine listens there already (its own sshd on 22, most often): then 10000 above it, or
+    the next port free above that."""
+    taken, out = listening_ports(), []
+    for port in ports:
+        host = port
+        if host in taken:
+            host = port + 10000 if port + 10000 < 65536 else 20000
+            while host in taken and host < 65535:
+                host += 1
+        taken.add(host)
+        out.append((host, port))
+    return out

@@ -29,6 +29,13 @@ def volume_of(tag: str, path: str) -> str:
     return f"{name_of(tag)}-{re.sub(r'[^a-z0-9]+', '-', path.lower()).strip('-') or 'root'}"[:63].rstrip("-")
 
 
+def published(plan: RunPlan) -> list[tuple[int, int]]:
+    """(host port, container port) of PLAN's ports, as compose.yaml and the `docker run` line say."""
+    from vm2c_tui.host.system import publish
+
+    return publish(plan.ports)
+
+
 def _q(value) -> str:
     return json.dumps(value)
 
@@ -49,8 +56,9 @@ def compose_text(tag: str, plan: RunPlan, cgroup: str = "1") -> str:
         out += ["    volumes:", *[f"      - {_q(b)}" for b in binds],
                 *[f"      - {_q(volume_of(tag, v) + ':' + v)}" for v in plan.volumes]]
     if plan.ports:
-        out += ["    ports:  # host side first: change it where the host's port is taken",
-                *[f"      - {_q(f'{p}:{p}')}" for p in plan.ports]]
+        out += ["    ports:  # host side first (moved where this machine's own port is taken)",
+                *[f"      - {_q(f'{h}:{p}')}" + (f"  # {p} is taken here" if h != p else "")
+                  for h, p in published(plan)]]
     if plan.volumes:
         out += ["volumes:", *[f"  {volume_of(tag, v)}: {{}}" for v in plan.volumes]]
     return "\n".join(out) + "\n"

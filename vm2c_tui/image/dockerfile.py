@@ -57,13 +57,13 @@ def image_commands(outdir: str, tag: str, method: str, shell: str, labels: dict[
 def run_commands(tag: str, plan: RunPlan, shell: str, cgroup: str = "1") -> list[str]:
     """The smoke test's and the operator's `docker run` lines for PLAN's mode."""
     from vm2c_tui.host.run import shell_line
-    from vm2c_tui.image.compose import name_of, volume_of
+    from vm2c_tui.image.compose import name_of, published, volume_of
 
     if plan.mode == "shell":
         return [shell_line(["docker", "run", "--rm", "--network", "none", "--entrypoint", shell, tag, "-c",
                             "cat /etc/os-release"]),
                 shell_line(["docker", "run", "-it", "--rm", tag, shell])]
-    ports = [a for p in plan.ports for a in ("-p", f"{p}:{p}")]
+    ports = [a for h, p in published(plan) for a in ("-p", f"{h}:{p}")]
     vols = [a for v in plan.volumes for a in ("-v", f"{volume_of(tag, v)}:{v}")]
     name = name_of(tag)
     line = shell_line(["docker", "run", "-d", "--name", name, *plan.run_args(cgroup), *ports, *vols, tag])
