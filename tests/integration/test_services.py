@@ -125,6 +125,26 @@ def test_system_mode_boots_the_guests_init(debian_disk, dockerd, tmp_path, no_le
     assert docker.from_env().images.get(tag + "-df").attrs["Config"]["StopSignal"] == "SIGRTMIN+3"
 
 
+def test_export_keeps_what_the_run_mode_set(debian_disk, dockerd, tmp_path, no_leaks):
+    """The slimming loop on a system-mode image: the one-layer result still stops with
+    SIGRTMIN+3 and keeps its ports, volumes and environment (import's changes cannot set the
+    signal; a build on top does, adding no layer)."""
+    tag = "vm2c-test/debian-system:export"
+    vm2c("convert", debian_disk, "--tag", tag, "--run", "system", "--no-smoke", check=True)
+    client = docker.from_env()
+    box = client.containers.create(tag, network_mode="none")
+    try:
+        doc = validated("export", json.loads(vm2c("export", box.id, "--tag", tag + "-slim", "--json",
+                                                  check=True).stdout))
+        assert doc["layers"] == 1
+        before, after = client.images.get(tag).attrs["Config"], client.images.get(tag + "-slim").attrs["Config"]
+        for key in ("StopSignal", "Env", "Cmd", "ExposedPorts", "Volumes", "Labels"):
+            assert after.get(key) == before.get(key), key
+        assert after["StopSignal"] == "SIGRTMIN+3"
+    finally:
+        box.remove(force=True)
+
+
 def test_service_mode_answers_on_its_port(debian_disk, dockerd, tmp_path, no_leaks):
     tag = "vm2c-test/debian-nginx:1"
     res = vm2c("convert", debian_disk, "--tag", tag, "--run", "service:nginx", "--compose", tmp_path, "--json")

@@ -181,3 +181,37 @@ def test_a_port_this_machine_listens_on_is_published_elsewhere():
         moved = publish([port, free])
         assert moved[1] == (free, free) and moved[0][1] == port and moved[0][0] not in (port, free)
     assert publish([port]) == [(port, port)]  # nothing listens there any more
+
+
+def test_an_environment_value_reaches_the_image_as_written(tmp_path):
+    """Non-ASCII stays itself (Docker reads no \\u escapes); a control character is refused, never
+    written into a Dockerfile line."""
+    from vm2c_tui.image.loadable import image_config
+
+    root = systemd_guest(tmp_path / "g")
+    unit = root / "lib/systemd/system/app.service"
+    unit.write_text(unit.read_text().replace('"GREETING=hello world"', '"GREETING=grüß dich \\"du\\""'))
+    plan = plan_run("service:app", read_services(GuestRoot(str(root))), "/bin/sh")
+    assert 'ENV GREETING="grüß dich \\"du\\""' in plan.config
+    assert 'GREETING=grüß dich "du"' in image_config(plan.config, {})["Env"]
+    unit.write_text(unit.read_text().replace('"GREETING=grüß dich \\"du\\""', '"GREETING=a\tb"'))  # a real tab
+    with pytest.raises(Vm2cError, match="Environment GREETING holds a control character"):
+        plan_run("service:app", read_services(GuestRoot(str(root))), "/bin/sh")
+
+
+def test_an_image_config_survives_its_instructions():
+    """`vm2c export` re-creates an image's config from instructions: each value comes back as it
+    was ($ not expanded, quotes, backslashes and non-ASCII kept)."""
+    from vm2c_tui.image.loadable import image_config
+    from vm2c_tui.plan.runplan import config_lines, dq, undq
+
+    cfg = {"Env": ["PATH=/usr/bin:/bin", 'MOTD=grüß "$USER" \\o/'], "Labels": {"org.vm2c.os": "Débian $(id)"},
+           "User": "www-data", "WorkingDir": "/srv", "StopSignal": "SIGRTMIN+3",
+           "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/var/www": {}}, "Entrypoint": ["/bin/sh", "/s"],
+           "Cmd": ["-x"]}
+    lines = config_lines(cfg)
+    assert 'ENV MOTD="grüß \\"\\$USER\\" \\\\o/"' in lines and "EXPOSE 80/tcp" in lines
+    labels = {k: undq(v) for k, _, v in (line[6:].partition("=") for line in lines if line.startswith("LABEL "))}
+    back = image_config([line for line in lines if not line.startswith("LABEL ")], labels)
+    assert back == cfg
+    assert dq("a\nb") == '"a b"'  # no line break ever reaches a Dockerfile line

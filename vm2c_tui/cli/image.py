@@ -94,6 +94,8 @@ def _report(args, built, source: dict, run=None) -> None:
 
 
 def _dockerfile_settings(dockerfile: Path) -> tuple[str, dict[str, str]]:
+    from vm2c_tui.plan.runplan import undq
+
     shell, labels = "/bin/sh", {}
     if dockerfile.is_file():
         for line in dockerfile.read_text().splitlines():
@@ -104,10 +106,7 @@ def _dockerfile_settings(dockerfile: Path) -> tuple[str, dict[str, str]]:
                     pass
             elif line.startswith("LABEL "):
                 k, _, v = line[6:].partition("=")
-                try:
-                    labels[k] = json.loads(v)
-                except ValueError:
-                    labels[k] = v
+                labels[k] = undq(v)
     return shell, labels
 
 

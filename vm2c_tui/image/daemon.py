@@ -16,6 +16,7 @@ from vm2c_tui.errors import NoDaemon, Vm2cError
 from vm2c_tui.host.run import spawn
 from vm2c_tui.image import upload
 from vm2c_tui.image.upload import Body
+from vm2c_tui.plan.runplan import config_lines
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 # a first component is a registry host only with a dot, a port, or "localhost" (as Docker decides)
@@ -266,8 +267,8 @@ def save(image: str, dest: Path) -> int:
 
 
 def export_container(container: str, ref: str) -> tuple[ImageResult, int]:
-    """The slimming loop: `docker export` a container and import it as one layer,
-    keeping its image's Env, Cmd, WorkingDir, Entrypoint and Labels."""
+    """The slimming loop: `docker export` a container and import it as one layer, keeping its
+    image's config (Env, Cmd, Entrypoint, User, WorkingDir, ports, volumes, labels, stop signal)."""
     parse_reference(ref)
     with daemon("docker export") as c:
         try:
@@ -277,15 +278,13 @@ def export_container(container: str, ref: str) -> tuple[ImageResult, int]:
         img = c.images.get(ctr.image.id)
         before = int(img.attrs.get("Size", 0))
         cfg = img.attrs.get("Config", {})  # the image's, not the command the container ran
-        changes = [f"ENV {e}" for e in cfg.get("Env") or []]
-        if cfg.get("Cmd"):
-            changes.append(f"CMD {json.dumps(cfg['Cmd'])}")
-        if cfg.get("Entrypoint"):
-            changes.append(f"ENTRYPOINT {json.dumps(cfg['Entrypoint'])}")
-        if cfg.get("WorkingDir"):
-            changes.append(f"WORKDIR {cfg['WorkingDir']}")
-        for k, v in (cfg.get("Labels") or {}).items():
-            changes.append(f"LABEL {k}={json.dumps(v)}")
+        lines = config_lines(cfg)
+        changes = [line for line in lines if not line.startswith("STOPSIGNAL ")]  # import refuses it
+        later = [line for line in lines if line not in changes]
         stream = ctr.export(chunk_size=1 << 20)
         image_id = import_stream(stream, ref, changes)
+    if later:  # a system image's SIGRTMIN+3: set by the builder, no layer added
+        with tempfile.TemporaryDirectory(prefix="vm2c-export-") as context:  # 0700
+            Path(context, "Dockerfile").write_text("\n".join([f"FROM {image_id}", *later]) + "\n")
+            image_id = build_dockerfile(Path(context), ref)
     return describe(image_id, "export"), before

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import json
-
-from vm2c_tui.plan.runplan import DEFAULT_PATH, RunPlan, shell_plan
+from vm2c_tui.plan.runplan import DEFAULT_PATH, RunPlan, dq, shell_plan
 
 __all__ = ["DEFAULT_PATH", "changes", "dockerfile_text", "image_commands", "pick_shell"]
 
@@ -23,7 +21,7 @@ def dockerfile_text(shell: str, labels: dict[str, str], tar_name: str = "img.tar
     plan = run or shell_plan(shell)
     lines = ["FROM scratch", f"ADD {tar_name} /", *([f"ADD {DIR}/{NAME} /"] if plan.files else [])]
     lines += [c for c in plan.config if c.startswith("ENV ")]  # the classic order: ENV, LABELs, the rest
-    lines += [f"LABEL {k}={json.dumps(v)}" for k, v in labels.items()]
+    lines += [f"LABEL {k}={dq(v)}" for k, v in labels.items()]
     lines += [c for c in plan.config if not c.startswith("ENV ")]
     return "\n".join(lines) + "\n"
 
@@ -31,7 +29,7 @@ def dockerfile_text(shell: str, labels: dict[str, str], tar_name: str = "img.tar
 def changes(shell: str, labels: dict[str, str]) -> list[str]:
     """The shell mode's settings as `docker import --change` lines (a run mode's are built on top)."""
     out = list(shell_plan(shell).config)
-    out += [f"LABEL {k}={json.dumps(v)}" for k, v in labels.items()]
+    out += [f"LABEL {k}={dq(v)}" for k, v in labels.items()]
     return out
 
 

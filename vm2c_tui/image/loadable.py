@@ -19,7 +19,7 @@ from pathlib import Path
 from vm2c_tui.host.outfile import OutputFile
 from vm2c_tui.image import runlayer
 from vm2c_tui.image.daemon import parse_reference
-from vm2c_tui.plan.runplan import RunPlan, shell_plan
+from vm2c_tui.plan.runplan import RunPlan, shell_plan, undq
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 
@@ -31,7 +31,7 @@ def _sha256(path: Path) -> str:
 
 def image_config(lines: list[str], labels: dict[str, str]) -> dict:
     """The image config a daemon would make of LINES, a run plan's instructions (runplan.py
-    writes them: ENV K=V or K="json", USER, WORKDIR, EXPOSE, VOLUME/ENTRYPOINT/CMD as JSON,
+    writes them: ENV K=V or K=dq(V), USER, WORKDIR, EXPOSE, VOLUME/ENTRYPOINT/CMD as JSON,
     STOPSIGNAL), for the archive no daemon builds."""
     env: dict[str, str] = {}
     out: dict = {"Labels": labels}
@@ -39,11 +39,12 @@ def image_config(lines: list[str], labels: dict[str, str]) -> dict:
         word, _, rest = line.partition(" ")
         if word == "ENV":
             key, _, value = rest.partition("=")
-            env[key] = json.loads(value) if value.startswith('"') else value
+            env[key] = undq(value)
         elif word in ("USER", "WORKDIR", "STOPSIGNAL"):
             out[{"USER": "User", "WORKDIR": "WorkingDir", "STOPSIGNAL": "StopSignal"}[word]] = rest
         elif word == "EXPOSE":
-            out.setdefault("ExposedPorts", {})[f"{int(rest)}/tcp"] = {}
+            port, _, proto = rest.partition("/")
+            out.setdefault("ExposedPorts", {})[f"{int(port)}/{proto or 'tcp'}"] = {}
         elif word == "VOLUME":
             out["Volumes"] = {path: {} for path in json.loads(rest)}
         elif word in ("ENTRYPOINT", "CMD"):

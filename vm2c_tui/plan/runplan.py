@@ -7,6 +7,7 @@ smoke test need. Pure decisions: nothing here writes or runs."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from vm2c_tui.errors import Vm2cError
@@ -62,6 +63,39 @@ class RunPlan:
         are in run.tar already)."""
         return cls(doc["mode"], doc["config"], [], doc.get("ports", []), doc.get("volumes", []),
                    doc.get("active", []), doc.get("notes", []), doc.get("init") or "")
+
+
+def dq(value: str) -> str:
+    """VALUE as one double-quoted Dockerfile word that Docker reads back as VALUE (ENV, LABEL,
+    and import's --change): backslash, quote and `$` escaped (Docker expands $VAR there), no
+    \\u escapes (it reads none); a control character, which no line can carry, becomes a space."""
+    clean = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in value)
+    return '"' + clean.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def undq(word: str) -> str:
+    """dq's word read back (a bare word as it is)."""
+    if len(word) >= 2 and word[0] == word[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", word[1:-1])
+    return word
+
+
+def config_lines(cfg: dict) -> list[str]:
+    """A Docker image config (`Config` of an inspect) as the instructions that make it again."""
+    out = []
+    for pair in cfg.get("Env") or []:
+        key, _, value = pair.partition("=")
+        out.append(f"ENV {key}={dq(value)}")
+    out += [f"LABEL {k}={dq(v)}" for k, v in (cfg.get("Labels") or {}).items()]
+    for key, word in (("User", "USER"), ("WorkingDir", "WORKDIR"), ("StopSignal", "STOPSIGNAL")):
+        if cfg.get(key):
+            out.append(f"{word} {cfg[key]}")
+    out += [f"EXPOSE {port}" for port in cfg.get("ExposedPorts") or {}]
+    out += [f"VOLUME {json.dumps(sorted(cfg['Volumes']))}"] if cfg.get("Volumes") else []
+    for key, word in (("Entrypoint", "ENTRYPOINT"), ("Cmd", "CMD")):
+        if cfg.get(key):
+            out.append(f"{word} {json.dumps(cfg[key])}")
+    return out
 
 
 def shell_plan(shell: str) -> RunPlan:

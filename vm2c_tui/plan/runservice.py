@@ -11,7 +11,7 @@ import shlex
 
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.inspect.services import GuestServices, Service
-from vm2c_tui.plan.runplan import DEFAULT_PATH, RunFile, RunPlan
+from vm2c_tui.plan.runplan import DEFAULT_PATH, RunFile, RunPlan, dq
 
 SCRIPT = "/usr/local/sbin/vm2c-start"
 VAR = re.compile(r"\$(\w+|\{\w+\})")
@@ -122,8 +122,11 @@ def _environment(unit: Service) -> list[str]:
     for line in unit.environment:
         for pair in shlex.split(line):
             key, sep, value = pair.partition("=")
-            if sep and re.fullmatch(r"\w+", key):
-                out.append(f"ENV {key}={json.dumps(value)}")
+            if not (sep and re.fullmatch(r"\w+", key)):
+                continue
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):  # a Dockerfile line cannot carry one
+                raise Vm2cError(f"--run service:{unit.name}: Environment {key} holds a control character")
+            out.append(f"ENV {key}={dq(value)}")
     return out
 
 
