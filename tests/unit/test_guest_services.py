@@ -138,3 +138,18 @@ def test_no_configuration_no_port(tmp_path):
     _put(root, "/etc/postgresql/15/main/postgresql.conf", "#port = 1\nport = 5433\t# moved\n")
     by = {s.name: s for s in read_services(GuestRoot(str(root))).services}
     assert by["postgresql.service"].ports == [5433]
+
+
+def test_ports_of_a_daemon_known_by_its_program_and_its_own_config(tmp_path):
+    """A unit not named for its daemon, running nginx -c FILE: FILE's ports, not /etc/nginx's."""
+    root = systemd_guest(tmp_path / "g")
+    units = "/etc/systemd/system"
+    _put(root, f"{units}/web.service", "[Service]\nUser=deploy\nExecStart=/usr/sbin/nginx -c /etc/web.conf\n")
+    _put(root, f"{units}/alt-ssh.service", "[Service]\nExecStart=/usr/sbin/sshd -D -f /etc/ssh/alt_config\n")
+    for name in ("web.service", "alt-ssh.service"):
+        _link(root, f"{units}/multi-user.target.wants/{name}", f"{units}/{name}")
+    _put(root, "/etc/web.conf", "events {}\nhttp { server { listen 8080; } }\n")
+    _put(root, "/etc/ssh/alt_config", "Port 2200\n")
+    by = {s.name: s for s in read_services(GuestRoot(str(root))).services}
+    assert (by["web.service"].ports, by["web.service"].ports_from) == ([8080], "/etc/web.conf")
+    assert by["alt-ssh.service"].ports == [2200] and by["nginx.service"].ports == [80, 8443]

@@ -21,7 +21,8 @@ CONTAINERLESS = ("getty@.service", "serial-getty@.service", "console-getty.servi
                  "systemd-timesyncd.service", "chrony.service", "ntp.service",
                  "systemd-modules-load.service", "kmod-static-nodes.service")
 KEYGEN = ("/usr/bin/ssh-keygen", "/bin/ssh-keygen")  # makes the SSH host keys sanitising left out
-TOOLS = (*KEYGEN,)  # what a run mode may call at the start
+SETPRIV = ("/usr/bin/setpriv", "/bin/setpriv")  # util-linux: drops to a unit's User= and execs, as systemd
+TOOLS = (*KEYGEN, *SETPRIV)  # what a run mode may call at the start
 GENERATORS = ("/lib/systemd/system-generators/systemd-fstab-generator",
               "/usr/lib/systemd/system-generators/systemd-fstab-generator")
 
@@ -65,6 +66,11 @@ class GuestServices:
         return next((k for k in KEYGEN if k in self.tools), "")
 
     @property
+    def setpriv(self) -> str:
+        """The guest's setpriv ("" when it has none)."""
+        return next((k for k in SETPRIV if k in self.tools), "")
+
+    @property
     def run_modes(self) -> list[str]:
         """system (the guest's init as PID 1), service:NAME (one unit's ExecStart), shell."""
         modes = ["system"] if self.init != "none" else []
@@ -87,7 +93,8 @@ def _systemd(guest, name: str) -> Service:
                 one("User"), one("Group"), one("WorkingDirectory"), keys.get("Environment", []),
                 keys.get("EnvironmentFile", []))
     s.runtime_directory = " ".join(keys.get("RuntimeDirectory", [])).split()
-    s.ports, s.ports_from = ports.declared(guest, name.rsplit(".", 1)[0].split("@")[0], keys.get("ListenStream", []))
+    s.ports, s.ports_from = ports.declared(guest, name.rsplit(".", 1)[0].split("@")[0], keys.get("ListenStream", []),
+                                           s.exec_start)
     return s
 
 

@@ -1,6 +1,6 @@
 """What a machine over SSH runs, read by the same code as a disk's guest: the few files that
 reading looks at (unit files, init scripts and runlevels, daemons' configuration) come over in
-one tar made there, and are unpacked into a private directory that GuestRoot reads; binaries
+one tar made there (and a second for the files an ExecStart names, `nginx -c FILE`), and are unpacked into a private directory that GuestRoot reads; binaries
 and data directories are only said to exist (an empty stand-in each), their sizes asked of `du`
 there. Unpacking resolves every member's directory inside that copy (a guest link such as
 lib -> usr/lib is followed there, never out of it) and writes nothing through a link."""
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vm2c_tui.errors import Vm2cError
 from vm2c_tui.inspect.guestpath import MAX_LINKS, GuestPathError, GuestRoot
-from vm2c_tui.inspect.services import GENERATORS, TOOLS
+from vm2c_tui.inspect.services import GENERATORS, TOOLS, ports, read_services
 from vm2c_tui.inspect.services.init import SYSTEMD
 
 TOP = ("bin", "sbin", "lib", "lib64")  # merged /usr: links there, whose targets the copy follows
@@ -137,25 +137,32 @@ def _stand_in(root: GuestRoot, path: str, name: str = "") -> None:
         pass
 
 
+def _fetch(remote, root: GuestRoot, members: list[str], budget: list[int]) -> None:
+    """MEMBERS (paths under / there) in one tar, unpacked into the copy at ROOT."""
+    blob = remote.run(["tar", "-C", "/", "-cf", "-", "--ignore-failed-read", "--no-wildcards", "--", *members],
+                      timeout=300, what="tar of its unit files")
+    if len(blob) > MAX_TOTAL * 2:
+        raise Vm2cError(f"{remote.url}: its service configuration is {len(blob) >> 20} MiB; not read")
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as tar:
+        for m in tar:
+            _unpack_one(root, tar, m, budget)
+
+
 def fetch_guest(remote, into: Path) -> GuestRoot:
     """The copy of REMOTE's service files under INTO, read as a GuestRoot."""
     found = _sections(remote.run(["sh", "-c", SCRIPT, "sh", *PRESENT, *("/" + c for c in CONFIG)],
                                  what="listing its services' files").decode("utf-8", "surrogateescape"))
     present = set(found.get("present", []))
     names = [c for c in CONFIG if "/" + c in present]
-    top = ["--no-recursion", *TOP, "--recursion", *names]
-    blob = remote.run(["tar", "-C", "/", "-cf", "-", "--ignore-failed-read", "--no-wildcards", "--", *top],
-                      timeout=300, what="tar of its unit files")
-    if len(blob) > MAX_TOTAL * 2:
-        raise Vm2cError(f"{remote.url}: its service configuration is {len(blob) >> 20} MiB; not read")
-    root = GuestRoot(str(into))
-    budget = [MAX_TOTAL]
-    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as tar:
-        for m in tar:
-            _unpack_one(root, tar, m, budget)
+    root, budget = GuestRoot(str(into)), [MAX_TOTAL]
+    _fetch(remote, root, ["--no-recursion", *TOP, "--recursion", *names], budget)
     for p in present - {"/" + c for c in CONFIG}:
         _stand_in(root, p)
     for d in found.get("nonempty", []):
         _stand_in(root, d, ".vm2c-not-empty")
+    named = {f.lstrip("/") for s in read_services(root).services for f in ports.config_files(s.exec_start)}
+    missing = sorted(f for f in named if not root.exists("/" + f))
+    if missing:  # `nginx -c /etc/web.conf`: read where the unit files say, a second, small tar
+        _fetch(remote, root, missing, budget)
 
     return root
