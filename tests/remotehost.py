@@ -19,9 +19,36 @@ PACKAGES = "openssh-server,iputils-ping,libcap2-bin,sudo,zstd,systemd-sysv,nginx
 USERS = {"deploy": "NOPASSWD: ALL", "guest": "ALL"}  # sudo without a password; sudo that wants one
 
 
+# A service with User= (issue 24's service mode runs it as that user): nginx as deploy on 8080,
+# its pid and temp files in its RuntimeDirectory, its config checked by an ExecStartPre.
+WEB_UNIT = """[Unit]
+Description=vm2c test: a web server run as a user
+[Service]
+User=deploy
+Group=deploy
+RuntimeDirectory=vm2c-web
+ExecStartPre=/usr/sbin/nginx -t -q -e stderr -c /etc/vm2c-web.conf
+ExecStart=/usr/sbin/nginx -e stderr -c /etc/vm2c-web.conf -g 'daemon off;'
+[Install]
+WantedBy=multi-user.target
+"""
+WEB_CONF = """pid /run/vm2c-web/nginx.pid;
+events {}
+http {
+    access_log off;
+    client_body_temp_path /run/vm2c-web/body;
+    proxy_temp_path /run/vm2c-web/proxy;
+    fastcgi_temp_path /run/vm2c-web/fastcgi;
+    uwsgi_temp_path /run/vm2c-web/uwsgi;
+    scgi_temp_path /run/vm2c-web/scgi;
+    server { listen 8080; root /var/www/html; }
+}
+"""
+
+
 def _key() -> str:
     """The tree's cache key: what builds it (not the rest of this file, whose edits need no new tree)."""
-    recipe = inspect.getsource(debian_tree) + PACKAGES + repr(USERS)
+    recipe = inspect.getsource(debian_tree) + PACKAGES + repr(USERS) + WEB_UNIT + WEB_CONF
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
@@ -58,6 +85,9 @@ def debian_tree(cache: Path) -> Path:
     (tree / "home/deploy/notes.txt").write_text("the operator's notes\n")
     os.chown(tree / "home/deploy/notes.txt", 1000, 1000)
     (tree / "root/.ssh").mkdir(mode=0o700, exist_ok=True)
+    (tree / "etc/systemd/system/vm2c-web.service").write_text(WEB_UNIT)
+    (tree / "etc/vm2c-web.conf").write_text(WEB_CONF)
+    os.symlink("/etc/systemd/system/vm2c-web.service", tree / "etc/systemd/system/multi-user.target.wants/vm2c-web.service")
     for junk in tree.glob("var/cache/apt/archives/*.deb"):
         junk.unlink()
     (root / ".done").touch()

@@ -23,6 +23,7 @@ def test_services_of_a_debian_guest(debian_disk, no_leaks):
     assert doc["init"] == "systemd" and doc["init_path"] == "/usr/lib/systemd/systemd"  # merged /usr
     by = {s["name"]: s for s in doc["services"]}
     assert by["nginx.service"]["ports"] == [80] and by["ssh.service"]["ports"] == [22]
+    assert by["vm2c-web.service"]["ports"] == [8080] and by["vm2c-web.service"]["user"] == "deploy"
     assert by["nginx.service"]["exec_start"][0].startswith("/usr/sbin/nginx")
     assert by["ssh.service"]["exec_start_pre"] == ["/usr/sbin/sshd -t"]
     assert by["ssh.service"]["runtime_directory"] == ["sshd"]
@@ -120,7 +121,7 @@ def test_system_mode_boots_the_guests_init(debian_disk, dockerd, tmp_path, no_le
     assert "/sys/fs/cgroup:/sys/fs/cgroup:ro" in compose["volumes"]
     assert "10080:80" in compose["ports"] and "# 80 is taken here" in (out / "compose.yaml").read_text()
     _compose_up_boots(out / "compose.yaml", compose)
-    _check_k8s(out / "kubernetes.yaml", [22, 80])
+    _check_k8s(out / "kubernetes.yaml", [22, 80, 8080])
     vm2c("build", out, "--tag", tag + "-df", "--method", "dockerfile", "--no-smoke", check=True)  # ADD run/run.tar
     assert docker.from_env().images.get(tag + "-df").attrs["Config"]["StopSignal"] == "SIGRTMIN+3"
 
@@ -156,6 +157,31 @@ def test_service_mode_answers_on_its_port(debian_disk, dockerd, tmp_path, no_lea
     assert "/var/www" in cfg["Volumes"]
     subprocess.run(["docker-compose", "-f", tmp_path / "compose.yaml", "config", "-q"], check=True)
     _check_k8s(tmp_path / "kubernetes.yaml", [80])
+
+
+def test_a_users_service_runs_as_that_user(debian_disk, dockerd, tmp_path, no_leaks):
+    """User=deploy with a RuntimeDirectory and an ExecStartPre: the image starts as root (no
+    USER), makes /run/vm2c-web for deploy, and nginx answers on 8080 as uid 1000 (as the image's
+    USER, the mkdir would have failed and the service never started)."""
+    tag = "vm2c-test/debian-web:user"
+    doc = validated("convert", json.loads(vm2c("convert", debian_disk, "--tag", tag, "--run", "service:vm2c-web",
+                                               "--json", check=True).stdout))
+    assert doc["smoke"]["ok"] and doc["smoke"]["detail"][0].startswith("port 8080 answers"), doc["smoke"]
+    client = docker.from_env()
+    assert not client.images.get(tag).attrs["Config"].get("User")
+    box = client.containers.run(tag, detach=True, network_mode="none")
+    try:
+        import time
+
+        for _ in range(50):
+            status = box.exec_run(["cat", "/proc/1/status"]).output.decode()
+            if "nginx" in status.splitlines()[0]:
+                break
+            time.sleep(0.1)
+        uid = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+        assert "nginx" in status.splitlines()[0] and uid == ["1000"] * 4, status  # PID 1 is nginx, as deploy
+    finally:
+        box.remove(force=True)
 
 
 def test_service_mode_saved_without_a_daemon_runs_once_loaded(debian_disk, dockerd, tmp_path, no_leaks):

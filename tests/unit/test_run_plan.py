@@ -215,3 +215,22 @@ def test_an_image_config_survives_its_instructions():
     back = image_config([line for line in lines if not line.startswith("LABEL ")], labels)
     assert back == cfg
     assert dq("a\nb") == '"a b"'  # no line break ever reaches a Dockerfile line
+
+
+def test_a_users_service_starts_as_root_and_runs_as_the_user(tmp_path):
+    """With setpriv in the guest: no USER in the image; the runtime directory is made and given
+    to the user as root, ExecStartPre and ExecStart run as the user, a '+' step as root."""
+    root = systemd_guest(tmp_path / "g")
+    _put(root, "/usr/bin/setpriv", "elf")
+    unit = root / "lib/systemd/system/app.service"
+    unit.write_text(unit.read_text() + "RuntimeDirectory=app\nExecStartPre=/srv/app/check\n"
+                    "ExecStartPre=+/srv/app/prepare-as-root\n")
+    plan = plan_run("service:app", read_services(GuestRoot(str(root))), "/bin/sh")
+    assert not any(c.startswith("USER ") for c in plan.config) and "WORKDIR /srv/app" in plan.config
+    lines = plan.files[0].text.splitlines()
+    drop = '/usr/bin/setpriv --reuid=app --regid="$vm2c_group" --init-groups --'
+    assert "vm2c_group=app" in lines and 'mkdir -p /run/app && chown app:"$vm2c_group" /run/app' in lines
+    assert f"{drop} /srv/app/check" in lines and "/srv/app/prepare-as-root" in lines
+    assert lines[-1] == f"exec {drop} /srv/app/run2"
+    assert any("runs the service as app (setpriv)" in n for n in plan.notes)
+    subprocess.run(["sh", "-n", "-c", plan.files[0].text], check=True)

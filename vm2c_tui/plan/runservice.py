@@ -39,7 +39,7 @@ FOREGROUND = {"nginx": _nginx, "apachectl": _apache, "apache2ctl": _apache}
 
 
 def words(line: str, name: str, unit: Service) -> tuple[list[str], bool]:
-    """One Exec line as argv and whether its failure is ignored (a leading '-')."""
+    """One Exec line as argv and whether its failure is ignored (a leading '-'); see privileged()."""
     prefix = re.match(r"[-@:+!]*", line).group(0)
     if "@" in prefix:
         raise Vm2cError(f"--run service:{name}: '{line}' sets its own argv[0] (@): not folded; use --run system")
@@ -53,6 +53,11 @@ def words(line: str, name: str, unit: Service) -> tuple[list[str], bool]:
         return shlex.split(text), "-" in prefix
     except ValueError as e:
         raise Vm2cError(f"--run service:{name}: cannot read '{line}' ({e})") from None
+
+
+def privileged(line: str) -> bool:
+    """An Exec line systemd runs with full privileges whatever User= says ('+' or '!')."""
+    return bool(set(re.match(r"[-@:+!]*", line).group(0)) & {"+", "!"})
 
 
 def sh_word(word: str) -> str:
@@ -99,21 +104,36 @@ ENVFILE = r"""envfile() {
 }"""
 
 
-def script(unit: Service, name: str, keygen: str) -> str:
+def _drop(unit: Service, setpriv: str) -> tuple[list[str], str]:
+    """Lines that name the unit's group, and the words before a command that run it as User=
+    (none without User= or setpriv: the image's USER says it then)."""
+    if not (unit.user and setpriv):
+        return [], ""
+    group = shlex.quote(unit.group) if unit.group else f"\"$(id -g -- {shlex.quote(unit.user)})\""
+    return [f"vm2c_group={group}"], f'{setpriv} --reuid={shlex.quote(unit.user)} --regid="$vm2c_group" --init-groups --'
+
+
+def script(unit: Service, name: str, keygen: str, setpriv: str = "") -> str:
+    """The start script: as root what systemd does as root (runtime directories owned by the
+    user, host keys), then ExecStartPre and ExecStart as User= through SETPRIV when it is set."""
     shown = re.sub(r"[^\x20-\x7e]", "?", f"{unit.name} ({unit.unit})")  # a name's newline stays in the comment
     lines = ["#!/bin/sh", f"# vm2c: {shown} as this container's process", "set -e"]
+    named, drop = _drop(unit, setpriv)
+    lines += named
     lines += [ENVFILE] if unit.environment_files else []
     for f in unit.environment_files:
         path = shlex.quote(f.lstrip("-"))
         lines.append(f"if [ -r {path} ]; then envfile {path}; fi" if f.startswith("-") else f"envfile {path}")
     for d in unit.runtime_directory:
-        lines.append(f"mkdir -p {shlex.quote('/run/' + d)}")
+        path = shlex.quote('/run/' + d)
+        lines.append(f"mkdir -p {path}" + (f' && chown {shlex.quote(unit.user)}:"$vm2c_group" {path}' if drop else ""))
     if keygen:
         lines.append(f"{keygen} -A  # host keys: left out of the image, made by each container")
     for pre in unit.exec_start_pre:
         argv, ignore = words(pre, name, unit)
-        lines.append(" ".join(map(sh_word, argv)) + (" || true" if ignore else ""))
-    lines.append("exec " + " ".join(map(sh_word, _main(unit, name))))
+        as_user = f"{drop} " if drop and not privileged(pre) else ""
+        lines.append(as_user + " ".join(map(sh_word, argv)) + (" || true" if ignore else ""))
+    lines.append("exec " + (f"{drop} " if drop else "") + " ".join(map(sh_word, _main(unit, name))))
     return "\n".join(lines) + "\n"
 
 
@@ -130,12 +150,14 @@ def _environment(unit: Service) -> list[str]:
     return out
 
 
-def _user_and_dir(unit: Service, name: str) -> list[str]:
-    """USER and WORKDIR, written only when they need no escaping (a Dockerfile line has none)."""
+def _user_and_dir(unit: Service, name: str, setpriv: str) -> list[str]:
+    """USER (when the start script cannot drop to it itself) and WORKDIR, written only when they
+    need no escaping (a Dockerfile line has none)."""
     for what, value in (("User", unit.user), ("Group", unit.group)):
         if value and not NAME.fullmatch(value):
             raise Vm2cError(f"--run service:{name}: {what}={value!r} is not a user or group name")
-    out = [f"USER {unit.user}" + (f":{unit.group}" if unit.group else "")] if unit.user else []
+    by_docker = unit.user and not setpriv
+    out = [f"USER {unit.user}" + (f":{unit.group}" if unit.group else "")] if by_docker else []
     workdir = unit.working_directory.lstrip("-")
     if workdir and not PLAIN.fullmatch(workdir):
         raise Vm2cError(f"--run service:{name}: WorkingDirectory={workdir!r} is not a plain absolute path")
@@ -146,14 +168,16 @@ def plan(guest: GuestServices, name: str, shell: str, sanitized: bool) -> RunPla
     unit = next(s for s in guest.services if s.name in (name, f"{name}.service"))
     base = name.split("@")[0]
     keygen = guest.keygen if base in ("ssh", "sshd") and sanitized else ""
-    text = script(unit, name, keygen)
-    config = [f"ENV PATH={DEFAULT_PATH}", *_environment(unit), *_user_and_dir(unit, name)]
+    text = script(unit, name, keygen, guest.setpriv)
+    config = [f"ENV PATH={DEFAULT_PATH}", *_environment(unit), *_user_and_dir(unit, name, guest.setpriv)]
     config += [f"EXPOSE {p}" for p in unit.ports]
     volumes = [d for d, _, why in guest.data_dirs if why.startswith(f"{base}'s")]
     config += [f"VOLUME {json.dumps(volumes)}"] if volumes else []
     config += [f"ENTRYPOINT {json.dumps([shell, SCRIPT])}", 'CMD []']
     notes = [f"{unit.name}: its start folded into {SCRIPT}"]
-    if unit.user and (unit.exec_start_pre or unit.runtime_directory or keygen):
-        notes.append(f"{SCRIPT} runs as {unit.user}: its steps that need root may fail")
+    if unit.user and guest.setpriv:
+        notes.append(f"{SCRIPT} starts as root and runs the service as {unit.user} (setpriv), as systemd does")
+    elif unit.user and (unit.exec_start_pre or unit.runtime_directory or keygen):
+        notes.append(f"{SCRIPT} runs as {unit.user} (the guest has no setpriv): its steps that need root may fail")
     return RunPlan(f"service:{name}", config, [RunFile(SCRIPT, text, mode=0o755)], list(unit.ports), volumes,
                    notes=notes)
