@@ -280,6 +280,31 @@ def test_a_failed_smoke_test_is_said_and_the_image_kept(debian_disk, dockerd, no
     assert docker.from_env().images.get(tag)  # kept
 
 
+def test_a_service_that_exits_at_once_fails_its_smoke_test(debian_disk, dockerd, tmp_path, no_leaks):
+    """nginx with a broken configuration: its ExecStartPre check ends the start script before the
+    smoke test looks; gone before its pid was read, it had been "started; port not checked"."""
+    from diskbuilder import build as b
+    from vm2c_tui.read.kernel.inspect import inspect_image
+
+    raw = tmp_path / "broken.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", debian_disk, raw], check=True)
+    root = next(v for v in inspect_image(raw, look_inside=False).filesystems() if v.fstype == "ext4")
+    with b.loop(raw, root.offset, root.size) as dev:
+        mnt = tmp_path / "mnt"
+        mnt.mkdir()
+        b.sh("mount", dev, str(mnt))
+        try:
+            with open(mnt / "etc/nginx/nginx.conf", "a") as f:
+                f.write("this is not nginx;\n")
+        finally:
+            b.sh("umount", str(mnt))
+    res = vm2c("convert", raw, "--tag", "vm2c-test/debian-nginx:broken", "--run", "service:nginx", "--json")
+    assert res.returncode == 3, res.stdout + res.stderr
+    smoke = json.loads(res.stdout)["smoke"]
+    assert not smoke["ok"] and smoke["detail"][0].startswith("FAILED: exited"), smoke
+    assert "nginx.conf test failed" in smoke["detail"][0], smoke  # its last words, whichever check saw it go
+
+
 def test_data_on_their_own_filesystems_are_seen_by_both_engines(disks, no_leaks):
     """/home on its own LV: the user-space engine enters it as the kernel route's mounted tree
     does (it read the root filesystem alone, whose /home is an empty mount point)."""

@@ -151,9 +151,11 @@ def _service(container, plan: RunPlan) -> list[str]:
     if not plan.ports:
         return _still_running(container, "no port declared")
     container.reload()  # the attributes run() returned predate the start
+    if container.status != "running":  # gone already: no pid to look at, and nothing started
+        return [f"FAILED: exited: {_tail(container)}"]
     pid = int(container.attrs.get("State", {}).get("Pid") or 0)
     if not _ours(pid, container.id):
-        return ["started; its port was not checked (the daemon is not on this machine)"]
+        return _still_running(container, "its port not checked: the daemon is not on this machine")
     port, last, deadline = plan.ports[0], "", time.monotonic() + ANSWER_SECONDS
     while time.monotonic() < deadline:
         done = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c", PROBE, str(port)],
