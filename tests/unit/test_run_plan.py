@@ -108,7 +108,7 @@ def test_systemd_words_keep_their_expansions():
 @pytest.mark.parametrize(("unit", "why"), [
     ("[Service]\nType=forking\nExecStart=/usr/sbin/mydaemon\n", "Type=forking"),
     ("[Service]\nExecStart=@/usr/bin/thing thing-name\n", r"argv\[0\]"),
-    ("[Service]\nExecStart=/usr/bin/thing --instance %i\n", "specifier"),
+    ("[Service]\nExecStart=/usr/bin/thing --home %h\n", "specifier"),  # a passwd lookup: not resolved
     ("[Service]\nExecStart=/usr/bin/thing 'unclosed\n", "cannot read"),
     ("[Service]\nUser=a b\nExecStart=/usr/bin/thing\n", "not a user or group name"),
     ("[Service]\nWorkingDirectory=/srv/x\\y\nExecStart=/usr/bin/thing\n", "not a plain absolute path"),
@@ -234,3 +234,13 @@ def test_a_users_service_starts_as_root_and_runs_as_the_user(tmp_path):
     assert lines[-1] == f"exec {drop} /srv/app/run2"
     assert any("runs the service as app (setpriv)" in n for n in plan.notes)
     subprocess.run(["sh", "-n", "-c", plan.files[0].text], check=True)
+
+
+def test_a_template_instance_has_its_specifiers_resolved(tmp_path):
+    """postgresql@15-main-style units: %i the instance, %I unescaped ('-' is '/'), %t /run."""
+    root = systemd_guest(tmp_path / "g")
+    _put(root, "/lib/systemd/system/pg@.service", "[Service]\nUser=postgres\n"
+                                                   "ExecStart=/usr/bin/pg --cluster %I --pid %t/pg-%i.pid --as %u\n")
+    _link(root, "/etc/systemd/system/multi-user.target.wants/pg@15-main.service", "/lib/systemd/system/pg@.service")
+    plan = plan_run("service:pg@15-main", read_services(GuestRoot(str(root))), "/bin/sh")
+    assert plan.files[0].text.rstrip().endswith("exec /usr/bin/pg --cluster 15/main --pid /run/pg-15-main.pid --as postgres")

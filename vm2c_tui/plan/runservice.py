@@ -38,14 +38,28 @@ def _apache(argv: list[str]) -> list[str]:
 FOREGROUND = {"nginx": _nginx, "apachectl": _apache, "apache2ctl": _apache}
 
 
+def _unescape(text: str) -> str:
+    """systemd-escape -u: '-' is '/', \\xNN a byte."""
+    raw = re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes([int(m.group(1), 16)]), text.replace("-", "/").encode())
+    return raw.decode("utf-8", "replace")
+
+
+def _specifiers(unit: Service) -> dict[str, str]:
+    """The specifiers of a system unit vm2c resolves (systemd.unit(5)): its names, a template's
+    instance, the system manager's directories and its user."""
+    stem = unit.name.rsplit(".", 1)[0]
+    instance = stem.split("@", 1)[1] if "@" in stem else ""
+    return {"%n": unit.name, "%N": stem, "%p": stem.split("@")[0], "%i": instance, "%I": _unescape(instance),
+            "%t": "/run", "%S": "/var/lib", "%C": "/var/cache", "%L": "/var/log", "%E": "/etc", "%T": "/tmp",
+            "%V": "/var/tmp", "%u": unit.user or "root", "%%": "%"}
+
+
 def words(line: str, name: str, unit: Service) -> tuple[list[str], bool]:
     """One Exec line as argv and whether its failure is ignored (a leading '-'); see privileged()."""
     prefix = re.match(r"[-@:+!]*", line).group(0)
     if "@" in prefix:
         raise Vm2cError(f"--run service:{name}: '{line}' sets its own argv[0] (@): not folded; use --run system")
-    spec = {"%n": unit.name, "%N": unit.name.rsplit(".", 1)[0], "%p": unit.name.split("@")[0].split(".")[0],
-            "%%": "%"}
-    text = re.sub(r"%[nNp%]", lambda m: spec[m.group(0)], line[len(prefix):])
+    text = re.sub(r"%[nNpiItSCLETVu%]", lambda m: _specifiers(unit)[m.group(0)], line[len(prefix):])
     if "%" in text:
         raise Vm2cError(f"--run service:{name}: '{line}' uses a systemd specifier vm2c does not resolve; "
                         f"use --run system")
