@@ -244,3 +244,15 @@ def test_a_template_instance_has_its_specifiers_resolved(tmp_path):
     _link(root, "/etc/systemd/system/multi-user.target.wants/pg@15-main.service", "/lib/systemd/system/pg@.service")
     plan = plan_run("service:pg@15-main", read_services(GuestRoot(str(root))), "/bin/sh")
     assert plan.files[0].text.rstrip().endswith("exec /usr/bin/pg --cluster 15/main --pid /run/pg-15-main.pid --as postgres")
+
+
+def test_specifiers_resolve_inside_their_word():
+    """%I's unescaped space stays in its word (systemd resolves after splitting); %% is a percent."""
+    from vm2c_tui.inspect.services import Service
+    from vm2c_tui.plan.runservice import words
+
+    unit = Service("vpn@my\\x20net.service", "systemd", "/lib/systemd/system/vpn@.service")
+    assert words("/usr/bin/vpn --name %I --rate 50%% %i", "vpn", unit) == (
+        ["/usr/bin/vpn", "--name", "my net", "--rate", "50%", "my\\x20net"], False)
+    with pytest.raises(Vm2cError, match=r"does not resolve \(%h\)"):
+        words("/usr/bin/vpn --home %h", "vpn", unit)

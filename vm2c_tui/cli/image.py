@@ -209,9 +209,10 @@ def _save_without_daemon(conv, prep, args, save: Path | None, timings: dict[str,
     timings["archive"] = round(time.monotonic() - t2, 3)
     print(f"no Docker daemon answered: wrote {save} ({human(save.stat().st_size)}); load it with: {load}")
     if run.mode != "shell":  # not smoke-tested: there is no daemon to run it
+        cgroup = cgroup_version()
         print(f"vm2c: --run {run.mode}: not smoke-tested (no daemon); the run flags assume this machine's "
-              f"cgroup v{cgroup_version()}", file=sys.stderr)
-        _write_run_files(Path(args.compose) if args.compose else None, args.tag, run, cgroup_version())
+              f"cgroup v{cgroup}", file=sys.stderr)
+        _write_run_files(Path(args.compose) if args.compose else None, args.tag, run, cgroup)
     return 0
 
 

@@ -35,7 +35,7 @@ def start_daemon(session: Session, cmd: list[str], log: Path, ready, what: str, 
             stop_daemon(proc, started, fuse_file)
 
         session.track("process", str(proc.pid), stop, started=started, name=cmd[0], exe=p.name(), **extra)
-        session.helpers[what] = lambda: state["lost"] or (not state["stopping"] and proc.poll() is not None)
+        session.helpers.append((what, lambda: state["lost"] or (not state["stopping"] and proc.poll() is not None)))
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:

@@ -79,7 +79,7 @@ class Session(contextlib.ExitStack):
         self.purpose = purpose
         self.source = source
         self._written = False
-        self.helpers: dict[str, Callable[[], bool]] = {}  # what a helper serves -> "it ended on its own"
+        self.helpers: list[tuple[str, Callable[[], bool]]] = []  # (what a helper serves, "it ended on its own")
 
     # -- state file --------------------------------------------------------
     def _save(self) -> None:
@@ -134,7 +134,7 @@ class Session(contextlib.ExitStack):
     def lost(self) -> list[str]:
         """The helper processes (host/daemon.py) that ended before vm2c stopped them: what a
         read that failed midway was reading through (an ssh link to a remote disk, most often)."""
-        return [what for what, ended in self.helpers.items() if ended()]
+        return list(dict.fromkeys(what for what, ended in self.helpers if ended()))
 
     # -- common resources --------------------------------------------------
     def tempdir(self, label: str = "work", base: str | None = None) -> Path:

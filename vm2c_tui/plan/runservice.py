@@ -59,14 +59,20 @@ def words(line: str, name: str, unit: Service) -> tuple[list[str], bool]:
     prefix = re.match(r"[-@:+!]*", line).group(0)
     if "@" in prefix:
         raise Vm2cError(f"--run service:{name}: '{line}' sets its own argv[0] (@): not folded; use --run system")
-    text = re.sub(r"%[nNpiItSCLETVu%]", lambda m: _specifiers(unit)[m.group(0)], line[len(prefix):])
-    if "%" in text:
-        raise Vm2cError(f"--run service:{name}: '{line}' uses a systemd specifier vm2c does not resolve; "
-                        f"use --run system")
     try:
-        return shlex.split(text), "-" in prefix
+        argv = shlex.split(line[len(prefix):])
     except ValueError as e:
         raise Vm2cError(f"--run service:{name}: cannot read '{line}' ({e})") from None
+    spec = _specifiers(unit)
+
+    def resolve(m: re.Match) -> str:
+        if m.group(0) not in spec:
+            raise Vm2cError(f"--run service:{name}: '{line}' uses a systemd specifier vm2c does not resolve "
+                            f"({m.group(0)}); use --run system")
+        return spec[m.group(0)]
+
+    # per word, after the split, as systemd does: an instance's escaped space stays in its word
+    return [re.sub(r"%.?", resolve, w) for w in argv], "-" in prefix
 
 
 def privileged(line: str) -> bool:
