@@ -153,3 +153,17 @@ def test_ports_of_a_daemon_known_by_its_program_and_its_own_config(tmp_path):
     by = {s.name: s for s in read_services(GuestRoot(str(root))).services}
     assert (by["web.service"].ports, by["web.service"].ports_from) == ([8080], "/etc/web.conf")
     assert by["alt-ssh.service"].ports == [2200] and by["nginx.service"].ports == [80, 8443]
+
+
+def test_environment_words_as_systemd_splits_them():
+    import pytest
+
+    from vm2c_tui.inspect.services.units import words
+
+    assert words('MODE=prod "GREETING=hello world"') == ["MODE=prod", "GREETING=hello world"]
+    assert words(r'A=x\x41\101\u00fc "B=say \"hi\"" C=one\stwo' + " 'D=$HOME'") == \
+        ["A=xAAü", 'B=say "hi"', "C=one two", "D=$HOME"]
+    assert words("  ") == [] and words('E=""') == ["E="]
+    for bad in ('"open', r"F=\q"):
+        with pytest.raises(ValueError):
+            words(bad)

@@ -10,7 +10,7 @@ import re
 import shlex
 
 from vm2c_tui.errors import Vm2cError
-from vm2c_tui.inspect.services import GuestServices, Service
+from vm2c_tui.inspect.services import GuestServices, Service, units
 from vm2c_tui.plan.runplan import DEFAULT_PATH, RunFile, RunPlan, dq
 
 SCRIPT = "/usr/local/sbin/vm2c-start"
@@ -160,7 +160,11 @@ def script(unit: Service, name: str, keygen: str, setpriv: str = "") -> str:
 def _environment(unit: Service) -> list[str]:
     out = []
     for line in unit.environment:
-        for pair in shlex.split(line):
+        try:
+            pairs = units.words(line)
+        except ValueError as e:
+            raise Vm2cError(f"--run service:{unit.name}: cannot read Environment={line} ({e})") from None
+        for pair in pairs:
             key, sep, value = pair.partition("=")
             if not (sep and re.fullmatch(r"\w+", key)):
                 continue

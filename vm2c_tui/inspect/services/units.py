@@ -62,3 +62,47 @@ def port_of_listen(value: str) -> int | None:
     """ListenStream=80, 0.0.0.0:80, [::]:80 -> 80; a path (a unix socket) -> None."""
     m = re.search(r"(?:^|:)(\d{1,5})$", value.strip())
     return int(m.group(1)) if m and 0 < int(m.group(1)) < 65536 else None
+
+
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "s": " ",
+            "\\": "\\", '"': '"', "'": "'"}
+_NUMERIC = re.compile(r"x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|([0-7]{3})")
+
+
+def words(line: str) -> list[str]:
+    """LINE split as systemd splits Environment= (quotes removed, C escapes resolved, in or out of
+    quotes); an unknown escape or an open quote: ValueError."""
+    out, word, quote, i, started = [], [], "", 0, False
+    while i < len(line):
+        c = line[i]
+        if c == "\\":
+            nxt = line[i + 1:i + 2]
+            m = _NUMERIC.match(line, i + 1)
+            if nxt in _ESCAPES:
+                word.append(_ESCAPES[nxt])
+                i += 2
+            elif m:
+                word.append(chr(int(next(g for g in m.groups() if g), 8 if m.group(4) else 16)))
+                i = m.end()
+            else:
+                raise ValueError(f"an unknown escape \\{nxt} in {line!r}")
+            started = True
+            continue
+        if quote:
+            if c == quote:
+                quote = ""
+            else:
+                word.append(c)
+        elif c in "\"'":
+            quote, started = c, True
+        elif c.isspace():
+            if started:
+                out.append("".join(word))
+            word, started = [], False
+        else:
+            word.append(c)
+            started = True
+        i += 1
+    if quote:
+        raise ValueError(f"an open quote in {line!r}")
+    return [*out, "".join(word)] if started else out
