@@ -54,8 +54,11 @@ class ExploreScreen(Screen):
 
     @work(thread=True, exclusive=True, group="du")
     def load(self, path: str) -> None:
-        self.app.call_from_thread(self.query_one("#explore-where", Static).update, f"sizing {safe(path, 70)}…")
+        self.app.call_from_thread(self._sizing, path)  # the DOM is the main thread's to read
         self.post_message(Sized(path, self.guest.sizes(path)))
+
+    def _sizing(self, path: str) -> None:
+        self.query_one("#explore-where", Static).update(f"sizing {safe(path, 70)}…")
 
     @on(Sized)
     def sized(self, msg: Sized) -> None:

@@ -180,7 +180,7 @@ class MountScreen(StepScreen):
     @work(thread=True, exclusive=True, group="prepare")
     def estimate(self) -> None:
         """Mount (read-only) now, so the presets' savings are real figures."""
-        self.app.call_from_thread(self.query_one("#estimate", Static).update, "estimating…")
+        self.app.call_from_thread(self._estimating)  # the DOM is the main thread's to read
         conv = None
         try:
             conv, _ = self.app.prepare_conversion()
@@ -193,6 +193,10 @@ class MountScreen(StepScreen):
             self.app.call_from_thread(self.show_error, exc.message)
             return
         self.post_message(Estimated(estimates))
+
+    def _estimating(self) -> None:
+        for line in self.query("#estimate").results(Static):
+            line.update("estimating…")
 
     @on(Estimated)
     def estimated(self, msg: Estimated) -> None:
