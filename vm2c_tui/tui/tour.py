@@ -35,8 +35,10 @@ def on(pilot: Pilot, name: str):
 
 
 async def reach(pilot: Pilot, name: str, selector: str) -> None:
-    """Wait for screen NAME to be active and composed (SELECTOR is in it)."""
+    """Wait for screen NAME to be active and composed (SELECTOR is in it), then for the app to go
+    idle: the widgets composed after SELECTOR may still be mounting when it appears."""
     await wait_until(pilot, lambda: on(pilot, name)() and bool(pilot.app.screen.query(selector)))
+    await pilot.pause()
 
 
 async def choose_source(pilot: Pilot, source: str) -> None:
