@@ -56,7 +56,7 @@ def _specifiers(unit: Service) -> dict[str, str]:
 
 def words(line: str, name: str, unit: Service) -> tuple[list[str], bool]:
     """One Exec line as argv and whether its failure is ignored (a leading '-'); see privileged()."""
-    prefix = re.match(r"[-@:+!]*", line).group(0)
+    prefix = units.EXEC_PREFIX.match(line).group(0)
     if "@" in prefix:
         raise Vm2cError(f"--run service:{name}: '{line}' sets its own argv[0] (@): not folded; use --run system")
     try:
@@ -77,7 +77,7 @@ def words(line: str, name: str, unit: Service) -> tuple[list[str], bool]:
 
 def privileged(line: str) -> bool:
     """An Exec line systemd runs with full privileges whatever User= says ('+' or '!')."""
-    return bool(set(re.match(r"[-@:+!]*", line).group(0)) & {"+", "!"})
+    return bool(set(units.EXEC_PREFIX.match(line).group(0)) & {"+", "!"})
 
 
 def sh_word(word: str) -> str:

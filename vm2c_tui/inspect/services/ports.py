@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from vm2c_tui.inspect.services.units import port_of_listen
+from vm2c_tui.inspect.services.units import EXEC_PREFIX, port_of_listen
 
 
 def _lines(guest, paths: list[str]) -> list[str]:
@@ -87,7 +87,7 @@ DATA = {"postgresql": "/var/lib/postgresql", "mysql": "/var/lib/mysql", "mariadb
 
 
 def _argv(exec_start: list[str]) -> list[str]:
-    line = re.sub(r"^[-@:+!]*", "", exec_start[-1]) if exec_start else ""
+    line = exec_start[-1][EXEC_PREFIX.match(exec_start[-1]).end():] if exec_start else ""
     try:
         return shlex.split(line)
     except ValueError:

@@ -10,6 +10,8 @@ KEYS = {"ExecStart", "ExecStartPre", "User", "Group", "WorkingDirectory", "Envir
         "ListenStream", "Service", "RuntimeDirectory"}
 LIST_KEYS = {"ExecStart", "ExecStartPre", "Environment", "EnvironmentFile", "ListenStream", "RuntimeDirectory"}
 
+EXEC_PREFIX = re.compile(r"[-@:+!]*")  # an Exec line's special prefixes (systemd.service(5))
+
 
 def parse(text: str, into: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """The [Service]/[Socket] keys of one unit file (or drop-in) over INTO; an empty
